@@ -1,0 +1,239 @@
+//! buildx: builds one platform by running `docker buildx build` as a child process (an
+//! argument vector, never a shell), streaming its progress and reading the result from
+//! buildx's `--metadata-file`.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+
+use super::{BuildError, BuildSpec, Builder, Built, Destination, LineSink};
+use crate::oci::Descriptor;
+use crate::platform::Platform;
+
+/// Lines of a failed build's output repeated in its error.
+const TAIL_LINES: usize = 25;
+
+pub struct Buildx {
+    /// The `docker` executable.
+    pub docker: PathBuf,
+    /// A `DOCKER_CONFIG` to run buildx with (holds credentials archway was given), if any.
+    pub docker_config: Option<PathBuf>,
+}
+
+impl Buildx {
+    /// The argument vector for one platform (without the program).
+    pub fn args(
+        spec: &BuildSpec,
+        platform: &Platform,
+        dest: &Destination,
+        metadata_file: &Path,
+    ) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "buildx".into(),
+            "build".into(),
+            "--platform".into(),
+            platform.to_string(),
+            "--progress".into(),
+            "plain".into(),
+            "--metadata-file".into(),
+            metadata_file.display().to_string(),
+            "--file".into(),
+            spec.dockerfile.display().to_string(),
+        ];
+        for (k, v) in &spec.build_args {
+            a.push("--build-arg".into());
+            a.push(format!("{k}={v}"));
+        }
+        if let Some(t) = &spec.target {
+            a.push("--target".into());
+            a.push(t.clone());
+        }
+        a.push("--output".into());
+        a.push(match dest {
+            Destination::Registry { name } => {
+                format!("type=image,name={name},push-by-digest=true,name-canonical=true,push=true")
+            }
+            Destination::Layout { dir } => format!("type=oci,tar=false,dest={}", dir.display()),
+        });
+        a.push(spec.context.display().to_string());
+        a
+    }
+}
+
+/// Forwards each line to the sink and keeps the last few for the error message.
+async fn pump(
+    reader: impl AsyncRead + Unpin,
+    platform: Platform,
+    sink: LineSink,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let mut lines = BufReader::new(reader).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        sink(&platform, &line);
+        let mut t = tail.lock().unwrap();
+        if t.len() == TAIL_LINES {
+            t.pop_front();
+        }
+        t.push_back(line);
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Metadata {
+    #[serde(rename = "containerimage.descriptor")]
+    descriptor: Option<Descriptor>,
+    #[serde(rename = "containerimage.digest")]
+    digest: Option<String>,
+}
+
+impl Builder for Buildx {
+    fn name(&self) -> &'static str {
+        "buildx"
+    }
+
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        platform: &Platform,
+        dest: &Destination,
+        sink: LineSink,
+    ) -> Result<Built, BuildError> {
+        let started = Instant::now();
+        let meta_dir = tempfile::tempdir().map_err(|e| BuildError::Spawn {
+            platform: platform.clone(),
+            program: "docker".into(),
+            detail: format!("no temporary directory: {e}"),
+        })?;
+        let meta_path = meta_dir.path().join("metadata.json");
+        let args = Self::args(spec, platform, dest, &meta_path);
+        let command_line = format!("{} {}", self.docker.display(), args.join(" "));
+        tracing::debug!(%command_line, "running");
+        let mut cmd = Command::new(&self.docker);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // BuildKit's plain progress is what users paste into bug reports; keep it uncoloured.
+        cmd.env("BUILDKIT_COLORS", "").env("NO_COLOR", "1");
+        if let Some(cfg) = &self.docker_config {
+            cmd.env(crate::env::DOCKER_CONFIG, cfg);
+        }
+        let mut child = cmd.spawn().map_err(|e| BuildError::Spawn {
+            platform: platform.clone(),
+            program: self.docker.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let out = tokio::spawn(pump(
+            child.stdout.take().expect("piped"),
+            platform.clone(),
+            sink.clone(),
+            tail.clone(),
+        ));
+        let err = tokio::spawn(pump(
+            child.stderr.take().expect("piped"),
+            platform.clone(),
+            sink,
+            tail.clone(),
+        ));
+        let status = child.wait().await.map_err(|e| BuildError::Spawn {
+            platform: platform.clone(),
+            program: self.docker.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        let _ = tokio::join!(out, err);
+        if !status.success() {
+            let tail = tail
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|l| format!("  │ {l}"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let status = match status.code() {
+                Some(c) => format!("status {c}"),
+                None => "a signal".into(),
+            };
+            return Err(BuildError::Failed {
+                platform: platform.clone(),
+                command: command_line,
+                status,
+                tail,
+            });
+        }
+        let bad = |detail: String| BuildError::Result {
+            platform: platform.clone(),
+            detail,
+        };
+        let raw = std::fs::read(&meta_path)
+            .map_err(|e| bad(format!("no metadata file from buildx: {e}")))?;
+        let meta: Metadata = serde_json::from_slice(&raw)
+            .map_err(|e| bad(format!("buildx metadata is not JSON: {e}")))?;
+        let descriptor = match (meta.descriptor, meta.digest) {
+            (Some(d), _) => d,
+            (None, Some(_)) | (None, None) => return Err(bad("buildx metadata has no `containerimage.descriptor`; buildx 0.10 or newer is needed".into())),
+        };
+        let layout = match dest {
+            Destination::Layout { dir } => Some(dir.clone()),
+            Destination::Registry { .. } => None,
+        };
+        Ok(Built {
+            platform: platform.clone(),
+            descriptor,
+            duration: started.elapsed(),
+            layout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_vector() {
+        let spec = BuildSpec {
+            context: "ctx dir".into(),
+            dockerfile: "ctx dir/Dockerfile".into(),
+            build_args: vec![("A".into(), "x y".into())],
+            target: Some("final".into()),
+        };
+        let p: Platform = "linux/arm/v7".parse().unwrap();
+        let a = Buildx::args(
+            &spec,
+            &p,
+            &Destination::Registry {
+                name: "127.0.0.1:5000/a/b".into(),
+            },
+            Path::new("/tmp/m.json"),
+        );
+        assert_eq!(
+            a,
+            [
+                "buildx",
+                "build",
+                "--platform",
+                "linux/arm/v7",
+                "--progress",
+                "plain",
+                "--metadata-file",
+                "/tmp/m.json",
+                "--file",
+                "ctx dir/Dockerfile",
+                "--build-arg",
+                "A=x y",
+                "--target",
+                "final",
+                "--output",
+                "type=image,name=127.0.0.1:5000/a/b,push-by-digest=true,name-canonical=true,push=true",
+                "ctx dir"
+            ]
+        );
+    }
+}

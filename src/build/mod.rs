@@ -1,0 +1,88 @@
+//! build: turns one platform of a request into a built, pushed (by digest) or exported image.
+//!
+//! One file per builder behind the `Builder` trait. Builders never move tags: that is
+//! `publish`'s job, once every platform has succeeded.
+
+pub mod buildx;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::oci::Descriptor;
+use crate::platform::Platform;
+
+/// What to build, independent of the platform.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    pub context: PathBuf,
+    pub dockerfile: PathBuf,
+    pub build_args: Vec<(String, String)>,
+    pub target: Option<String>,
+}
+
+/// Where a builder puts its result.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// Push by digest (no tag) to this `registry/repository`.
+    Registry { name: String },
+    /// Export an OCI image layout into this directory.
+    Layout { dir: PathBuf },
+}
+
+/// The result of one platform's build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub platform: Platform,
+    /// What the builder produced: an image manifest, or an index when it added attestations.
+    pub descriptor: Descriptor,
+    pub duration: Duration,
+    /// For `Destination::Layout`: the layout holding the result's blobs.
+    pub layout: Option<PathBuf>,
+}
+
+/// Receives a builder's output, one line at a time, for the log.
+pub type LineSink = Arc<dyn Fn(&Platform, &str) + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{platform}: cannot start `{program}`: {detail}")]
+    Spawn {
+        platform: Platform,
+        program: String,
+        detail: String,
+    },
+    #[error("{platform}: build failed (`{command}` exited with {status})\n{tail}")]
+    Failed {
+        platform: Platform,
+        command: String,
+        status: String,
+        tail: String,
+    },
+    #[error("{platform}: the builder finished but its result is unreadable: {detail}")]
+    Result { platform: Platform, detail: String },
+}
+
+impl BuildError {
+    pub fn platform(&self) -> &Platform {
+        match self {
+            BuildError::Spawn { platform, .. }
+            | BuildError::Failed { platform, .. }
+            | BuildError::Result { platform, .. } => platform,
+        }
+    }
+}
+
+/// A way to build one platform.
+pub trait Builder: Send + Sync {
+    /// A short name for logs (`buildx`).
+    fn name(&self) -> &'static str;
+
+    fn build(
+        &self,
+        spec: &BuildSpec,
+        platform: &Platform,
+        dest: &Destination,
+        sink: LineSink,
+    ) -> impl std::future::Future<Output = Result<Built, BuildError>> + Send;
+}

@@ -1,0 +1,18 @@
+//! archway: build a Dockerfile for several platforms and publish one multi-platform image.
+//!
+//! The stages of `../shared/DESIGN.md` live here as modules; `main.rs` only parses flags,
+//! calls a command and turns its error into an exit code.
+
+pub mod build;
+pub mod cli;
+pub mod commands;
+pub mod env;
+pub mod error;
+pub mod inputs;
+pub mod oci;
+pub mod platform;
+pub mod publish;
+pub mod reference;
+pub mod registry;
+pub mod report;
+pub mod secret;

@@ -1,0 +1,39 @@
+//! The `archway` binary: parse flags, run one command, render its error, exit.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser as _;
+
+use archway::cli::{Cli, Command};
+use archway::report::Log;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env(archway::env::LOG)
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts");
+    let log = Arc::new(Log::default());
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Build(args) => archway::commands::build::run(args, log.clone()).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let (text, code) = archway::error::render(&e);
+            eprint!("{text}");
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! publish: turns every platform's build into one multi-platform image and makes it visible.
+//!
+//! Reads each built result (from the registry or an OCI layout), assembles the index (pure:
+//! `assemble`), pushes it by digest, and only then puts the tags. Never called unless every
+//! platform succeeded, so a tag never points at a partial image.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+
+use crate::build::Built;
+use crate::oci::{self, Descriptor, DescriptorPlatform, ImageConfig, ImageManifest, Index};
+use crate::platform::Platform;
+use crate::reference::{Digest, Reference};
+use crate::registry::Client;
+
+/// Where the content of built images can be read.
+pub enum Source<'a> {
+    Registry {
+        client: &'a Client,
+        repo: &'a Reference,
+    },
+    Layout {
+        dir: &'a Path,
+    },
+}
+
+impl Source<'_> {
+    async fn manifest(&self, d: &Digest) -> anyhow::Result<Bytes> {
+        match self {
+            Source::Registry { client, repo } => Ok(client
+                .manifest_get(&repo.with_digest(d.clone()))
+                .await?
+                .bytes),
+            Source::Layout { dir } => read_layout_blob(dir, d),
+        }
+    }
+    async fn blob(&self, d: &Digest) -> anyhow::Result<Bytes> {
+        match self {
+            Source::Registry { client, repo } => Ok(client.blob_get(repo, d).await?),
+            Source::Layout { dir } => read_layout_blob(dir, d),
+        }
+    }
+}
+
+fn read_layout_blob(dir: &Path, d: &Digest) -> anyhow::Result<Bytes> {
+    let path = dir.join("blobs/sha256").join(d.hex());
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    if Digest::of(&bytes) != *d {
+        bail!("{} does not hash to its name", path.display());
+    }
+    Ok(bytes.into())
+}
+
+/// The platform an image manifest's config declares, and the image's size (config + layers).
+async fn platform_of_manifest(
+    src: &Source<'_>,
+    digest: &Digest,
+) -> anyhow::Result<(DescriptorPlatform, u64)> {
+    let bytes = src.manifest(digest).await?;
+    let m: ImageManifest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("manifest {digest} is not an image manifest"))?;
+    let cfg = src.blob(&m.config.digest).await?;
+    let c: ImageConfig = serde_json::from_slice(&cfg)
+        .with_context(|| format!("config {} is not an image config", m.config.digest))?;
+    let size = m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>();
+    Ok((
+        DescriptorPlatform {
+            architecture: c.architecture,
+            os: c.os,
+            variant: c.variant.filter(|v| !v.is_empty()),
+            os_version: None,
+        },
+        size,
+    ))
+}
+
+/// One platform's contribution to the index.
+#[derive(Debug, Clone)]
+pub struct Entries {
+    /// The image manifest first, then its attestation manifests.
+    pub descriptors: Vec<Descriptor>,
+    /// Config plus layers, compressed, as pushed.
+    pub image_size: u64,
+}
+
+/// The index entries one platform's build contributes: its image manifest with `platform`
+/// filled from the config, then any attestation manifests buildx attached, as they were.
+pub async fn entries_for(src: &Source<'_>, built: &Built) -> anyhow::Result<Entries> {
+    let want = &built.platform;
+    let d = &built.descriptor;
+    let mut images = Vec::new();
+    let mut attestations = Vec::new();
+    if oci::is_index(&d.media_type) {
+        let bytes = src.manifest(&d.digest).await?;
+        let idx: Index = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{want}: index {} is unreadable", d.digest))?;
+        for e in idx.manifests {
+            if e.is_attestation() {
+                attestations.push(e)
+            } else {
+                images.push(e)
+            }
+        }
+    } else {
+        images.push(Descriptor {
+            platform: None,
+            annotations: None,
+            ..d.clone()
+        });
+    }
+    if images.len() != 1 {
+        bail!(
+            "{want}: the build produced {} images, expected exactly one",
+            images.len()
+        );
+    }
+    let mut image = images.remove(0);
+    let (from_config, image_size) = platform_of_manifest(src, &image.digest)
+        .await
+        .with_context(|| format!("{want}: reading the image's config"))?;
+    match from_config.platform() {
+        Some(p) if p == *want => {}
+        Some(p) => bail!(
+            "{want}: the image's config says it is {p}; check the final stage's `FROM --platform`"
+        ),
+        None => bail!(
+            "{want}: the image's config names no known platform (os `{}`, architecture `{}`)",
+            from_config.os,
+            from_config.architecture
+        ),
+    }
+    // The normalised spelling, so `arm64` never carries a `v8` variant.
+    image.platform = Some(DescriptorPlatform::from(want));
+    let mut descriptors = vec![image];
+    descriptors.extend(attestations);
+    Ok(Entries {
+        descriptors,
+        image_size,
+    })
+}
+
+/// Builds the index from every platform's entries (pure). An OCI index unless every child is
+/// a Docker media type, then a Docker manifest list. Images first, in the order given, then
+/// attestations, as `docker buildx imagetools create` lays them out.
+pub fn assemble(
+    per_platform: Vec<Vec<Descriptor>>,
+    annotations: BTreeMap<String, String>,
+) -> anyhow::Result<Index> {
+    let mut images = Vec::new();
+    let mut attestations = Vec::new();
+    let mut seen: Vec<Platform> = Vec::new();
+    for entries in per_platform {
+        for e in entries {
+            if e.is_attestation() {
+                attestations.push(e);
+                continue;
+            }
+            let p = e
+                .platform
+                .as_ref()
+                .and_then(DescriptorPlatform::platform)
+                .context("an image entry has no platform")?;
+            if seen.contains(&p) {
+                bail!("platform {p} appears twice; each platform may have one image");
+            }
+            seen.push(p);
+            images.push(e);
+        }
+    }
+    let manifests: Vec<Descriptor> = images.into_iter().chain(attestations).collect();
+    let all_docker =
+        !manifests.is_empty() && manifests.iter().all(|m| oci::is_docker_type(&m.media_type));
+    Ok(Index {
+        schema_version: 2,
+        media_type: if all_docker {
+            oci::DOCKER_LIST.into()
+        } else {
+            oci::OCI_INDEX.into()
+        },
+        manifests,
+        annotations: if annotations.is_empty() || all_docker {
+            None
+        } else {
+            Some(annotations)
+        },
+    })
+}
+
+/// What `publish` made visible.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Published {
+    /// The index's descriptor.
+    pub index: Descriptor,
+    /// Where it went: `registry/repo@digest`, or the layout directory.
+    pub location: String,
+    pub tags: Vec<String>,
+    pub entries: Vec<Descriptor>,
+}
+
+/// Pushes the index by digest to `repo`, then puts each tag. Called only after every
+/// platform succeeded.
+pub async fn to_registry(
+    client: &Client,
+    repo: &Reference,
+    index: &Index,
+    tags: &[Reference],
+) -> anyhow::Result<Published> {
+    let bytes = Bytes::from(index.to_bytes());
+    let digest = Digest::of(&bytes);
+    client
+        .manifest_put(&repo.with_digest(digest.clone()), &bytes, &index.media_type)
+        .await
+        .with_context(|| format!("pushing the index to {}", repo.name()))?;
+    let mut moved = Vec::new();
+    for t in tags {
+        client
+            .manifest_put(t, &bytes, &index.media_type)
+            .await
+            .with_context(|| {
+                if moved.is_empty() {
+                    format!("tagging {t}")
+                } else {
+                    format!("tagging {t} (already tagged: {})", moved.join(", "))
+                }
+            })?;
+        moved.push(t.to_string());
+    }
+    Ok(Published {
+        index: Descriptor {
+            media_type: index.media_type.clone(),
+            digest: digest.clone(),
+            size: bytes.len() as u64,
+            platform: None,
+            annotations: None,
+            artifact_type: None,
+        },
+        location: repo.with_digest(digest).to_string(),
+        tags: moved,
+        entries: index.manifests.clone(),
+    })
+}
+
+/// Writes the index into an OCI image layout at `out`, moving every platform's blobs from its
+/// staging layout, and names it in `index.json` once per tag (`org.opencontainers.image.ref.name`).
+pub fn to_layout(
+    out: &Path,
+    staging: &[PathBuf],
+    index: &Index,
+    tags: &[String],
+) -> anyhow::Result<Published> {
+    let blobs = out.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
+    for dir in staging {
+        let from = dir.join("blobs/sha256");
+        for entry in
+            std::fs::read_dir(&from).with_context(|| format!("reading {}", from.display()))?
+        {
+            let entry = entry?;
+            let dest = blobs.join(entry.file_name());
+            if dest.exists() {
+                continue;
+            }
+            std::fs::rename(entry.path(), &dest)
+                .or_else(|_| std::fs::copy(entry.path(), &dest).map(|_| ()))
+                .with_context(|| {
+                    format!("moving {} into {}", entry.path().display(), blobs.display())
+                })?;
+        }
+    }
+    let bytes = index.to_bytes();
+    let digest = Digest::of(&bytes);
+    std::fs::write(blobs.join(digest.hex()), &bytes)?;
+    let desc = Descriptor {
+        media_type: index.media_type.clone(),
+        digest: digest.clone(),
+        size: bytes.len() as u64,
+        platform: None,
+        annotations: None,
+        artifact_type: None,
+    };
+    let refs: Vec<Descriptor> = if tags.is_empty() {
+        vec![desc.clone()]
+    } else {
+        tags.iter()
+            .map(|t| Descriptor {
+                annotations: Some(BTreeMap::from([(oci::ANN_REF_NAME.to_string(), t.clone())])),
+                ..desc.clone()
+            })
+            .collect()
+    };
+    let top = Index {
+        schema_version: 2,
+        media_type: oci::OCI_INDEX.into(),
+        manifests: refs,
+        annotations: None,
+    };
+    std::fs::write(
+        out.join("oci-layout"),
+        b"{\"imageLayoutVersion\":\"1.0.0\"}\n",
+    )?;
+    // Written last: a layout whose index.json exists is complete.
+    let tmp = out.join("index.json.tmp");
+    std::fs::write(&tmp, top.to_bytes())?;
+    std::fs::rename(&tmp, out.join("index.json"))?;
+    Ok(Published {
+        index: desc,
+        location: out.display().to_string(),
+        tags: tags.to_vec(),
+        entries: index.manifests.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8, mt: &str, platform: Option<&str>) -> Descriptor {
+        Descriptor {
+            media_type: mt.into(),
+            digest: Digest::of(&[n]),
+            size: 100 + n as u64,
+            platform: platform.map(|p| DescriptorPlatform::from(&p.parse::<Platform>().unwrap())),
+            annotations: None,
+            artifact_type: None,
+        }
+    }
+
+    fn attestation(n: u8, of: &Descriptor) -> Descriptor {
+        Descriptor {
+            platform: Some(DescriptorPlatform {
+                architecture: "unknown".into(),
+                os: "unknown".into(),
+                variant: None,
+                os_version: None,
+            }),
+            annotations: Some(BTreeMap::from([
+                (oci::ANN_REFERENCE_DIGEST.into(), of.digest.to_string()),
+                (
+                    oci::ANN_REFERENCE_TYPE.into(),
+                    oci::ATTESTATION_MANIFEST.into(),
+                ),
+            ])),
+            ..d(n, oci::OCI_MANIFEST, None)
+        }
+    }
+
+    #[test]
+    fn docker_list_only_when_every_child_is_docker() {
+        let idx = assemble(
+            vec![
+                vec![d(1, oci::DOCKER_MANIFEST, Some("linux/amd64"))],
+                vec![d(2, oci::DOCKER_MANIFEST, Some("linux/arm64"))],
+            ],
+            BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(idx.media_type, oci::DOCKER_LIST);
+        let idx = assemble(
+            vec![
+                vec![d(1, oci::DOCKER_MANIFEST, Some("linux/amd64"))],
+                vec![d(2, oci::OCI_MANIFEST, Some("linux/arm64"))],
+            ],
+            BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(idx.media_type, oci::OCI_INDEX);
+    }
+
+    #[test]
+    fn images_first_then_attestations_kept_verbatim() {
+        let a = d(1, oci::OCI_MANIFEST, Some("linux/amd64"));
+        let b = d(2, oci::OCI_MANIFEST, Some("linux/arm/v7"));
+        let (aa, ba) = (attestation(3, &a), attestation(4, &b));
+        let idx = assemble(
+            vec![vec![a.clone(), aa.clone()], vec![b.clone(), ba.clone()]],
+            BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(idx.manifests, vec![a, b, aa, ba]);
+        let json: serde_json::Value = serde_json::from_slice(&idx.to_bytes()).unwrap();
+        assert_eq!(json["manifests"][1]["platform"]["variant"], "v7");
+        assert_eq!(
+            json["manifests"][2]["annotations"]["vnd.docker.reference.type"],
+            "attestation-manifest"
+        );
+        assert_eq!(json["mediaType"], oci::OCI_INDEX);
+    }
+
+    #[test]
+    fn duplicate_platform_is_refused() {
+        let e = assemble(
+            vec![
+                vec![d(1, oci::OCI_MANIFEST, Some("linux/arm64"))],
+                vec![d(2, oci::OCI_MANIFEST, Some("linux/aarch64"))],
+            ],
+            BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("linux/arm64 appears twice"), "{e}");
+    }
+}
