@@ -32,29 +32,16 @@ pub struct UserError {
 
 impl UserError {
     pub fn input(message: impl Into<String>) -> Self {
-        UserError {
-            kind: Kind::Input,
-            message: message.into(),
-            hint: None,
-            source: None,
-        }
+        UserError { kind: Kind::Input, message: message.into(), hint: None, source: None }
     }
     pub fn failure(message: impl Into<String>) -> Self {
-        UserError {
-            kind: Kind::Failure,
-            message: message.into(),
-            hint: None,
-            source: None,
-        }
+        UserError { kind: Kind::Failure, message: message.into(), hint: None, source: None }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
-    pub fn caused_by(
-        mut self,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
+    pub fn caused_by(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         self.source = Some(source.into());
         self
     }
@@ -68,9 +55,7 @@ impl fmt::Display for UserError {
 
 impl std::error::Error for UserError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -104,9 +89,8 @@ mod tests {
 
     #[test]
     fn renders_chain_hint_and_code() {
-        let e: anyhow::Result<()> = Err(UserError::input("platform `linux/sparc` is unknown")
-            .hint("use `linux/arm64`")
-            .into());
+        let e: anyhow::Result<()> =
+            Err(UserError::input("platform `linux/sparc` is unknown").hint("use `linux/arm64`").into());
         let e = e.context("reading `--platform`").unwrap_err();
         let (text, code) = render(&e);
         assert_eq!(code, 2);

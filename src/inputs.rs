@@ -53,48 +53,28 @@ pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserErro
 
     let context = a.context.clone();
     if !context.is_dir() {
-        return Err(UserError::input(format!(
-            "build context `{}` is not a directory",
-            context.display()
-        ))
-        .hint(
-            "pass the directory holding your sources as the first argument, e.g. `archway build .`",
-        ));
+        return Err(UserError::input(format!("build context `{}` is not a directory", context.display()))
+            .hint("pass the directory holding your sources as the first argument, e.g. `archway build .`"));
     }
     let dockerfile = a.file.clone().unwrap_or_else(|| context.join("Dockerfile"));
     if !dockerfile.is_file() {
         let hint = if a.file.is_none() {
-            format!(
-                "add a `Dockerfile` to `{}` or name one with `-f PATH`",
-                context.display()
-            )
+            format!("add a `Dockerfile` to `{}` or name one with `-f PATH`", context.display())
         } else {
             "check the path given to `-f`; it is relative to the current directory".into()
         };
-        return Err(UserError::input(format!(
-            "Dockerfile `{}` does not exist",
-            dockerfile.display()
-        ))
-        .hint(hint));
+        return Err(UserError::input(format!("Dockerfile `{}` does not exist", dockerfile.display())).hint(hint));
     }
 
     let mut tags: Vec<Reference> = Vec::new();
-    for t in a
-        .tags
-        .iter()
-        .flat_map(|t| t.split([',', '\n']))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
+    for t in a.tags.iter().flat_map(|t| t.split([',', '\n'])).map(str::trim).filter(|t| !t.is_empty()) {
         let r: Reference = t.parse().map_err(|e| {
             UserError::input(format!("`-t`: {e}"))
                 .hint("tags look like `registry/repository:tag`, e.g. `ghcr.io/acme/app:1.2`")
         })?;
         if r.digest.is_some() {
-            return Err(UserError::input(format!(
-                "`-t {t}` names a digest; a tag cannot be pushed to a digest"
-            ))
-            .hint("drop the `@sha256:…` part"));
+            return Err(UserError::input(format!("`-t {t}` names a digest; a tag cannot be pushed to a digest"))
+                .hint("drop the `@sha256:…` part"));
         }
         tags.push(r);
     }
@@ -112,9 +92,7 @@ pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserErro
     let mut build_args = Vec::new();
     for b in &a.build_args {
         match b.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
-                build_args.push((k.trim().to_string(), v.to_string()))
-            }
+            Some((k, v)) if !k.trim().is_empty() => build_args.push((k.trim().to_string(), v.to_string())),
             None if !b.trim().is_empty() => {
                 // As `docker build`: a bare KEY takes its value from the environment, if set.
                 if let Some(v) = env(b.trim()) {
@@ -122,37 +100,29 @@ pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserErro
                 }
             }
             _ => {
-                return Err(UserError::input(format!("`--build-arg {b}` has no name"))
-                    .hint("write it as `KEY=VALUE`"));
+                return Err(UserError::input(format!("`--build-arg {b}` has no name")).hint("write it as `KEY=VALUE`"));
             }
         }
     }
 
     let output = if a.push {
         if tags.is_empty() {
-            return Err(UserError::input(
-                "`--push` needs an image to push to, and no `-t` was given",
-            )
-            .hint("add `-t registry/repository:tag`"));
+            return Err(UserError::input("`--push` needs an image to push to, and no `-t` was given")
+                .hint("add `-t registry/repository:tag`"));
         }
         Output::Registry { tags }
     } else {
         check_layout_dir(&a.output)?;
         Output::Layout {
             dir: a.output.clone(),
-            names: tags
-                .iter()
-                .map(|t| t.tag.clone().unwrap_or_else(|| "latest".into()))
-                .collect(),
+            names: tags.iter().map(|t| t.tag.clone().unwrap_or_else(|| "latest".into())).collect(),
         }
     };
 
     for h in &a.insecure_registries {
         if h.contains('/') || h.trim().is_empty() {
-            return Err(
-                UserError::input(format!("`--insecure-registry {h}` is not a host"))
-                    .hint("give `host` or `host:port`, without a scheme or path"),
-            );
+            return Err(UserError::input(format!("`--insecure-registry {h}` is not a host"))
+                .hint("give `host` or `host:port`, without a scheme or path"));
         }
     }
 
@@ -172,15 +142,10 @@ pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserErro
 
 fn parse_platforms(given: &[String]) -> Result<Vec<Platform>, UserError> {
     let joined = given.join(",");
-    let text = if joined.trim_matches([',', ' ', '\n']).is_empty() {
-        DEFAULT_PLATFORMS
-    } else {
-        &joined
-    };
+    let text = if joined.trim_matches([',', ' ', '\n']).is_empty() { DEFAULT_PLATFORMS } else { &joined };
     let list = platform::parse_list(text).map_err(|e| {
-        UserError::input(format!("`--platform`: {e}")).hint(
-            "write platforms as `os/arch[/variant]`, e.g. `linux/amd64,linux/arm64,linux/arm/v7`",
-        )
+        UserError::input(format!("`--platform`: {e}"))
+            .hint("write platforms as `os/arch[/variant]`, e.g. `linux/amd64,linux/arm64,linux/arm/v7`")
     })?;
     Ok(list)
 }
@@ -192,19 +157,16 @@ fn check_layout_dir(dir: &Path) -> Result<(), UserError> {
         return Ok(());
     }
     if !dir.is_dir() {
+        return Err(UserError::input(format!("`--output {}` exists and is not a directory", dir.display()))
+            .hint("name a new directory with `--output DIR`"));
+    }
+    let empty = dir.read_dir().map(|mut d| d.next().is_none()).unwrap_or(false);
+    if !empty && !dir.join("oci-layout").is_file() {
         return Err(UserError::input(format!(
-            "`--output {}` exists and is not a directory",
+            "`--output {}` holds files and is not an OCI image layout; archway will not write into it",
             dir.display()
         ))
-        .hint("name a new directory with `--output DIR`"));
-    }
-    let empty = dir
-        .read_dir()
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(false);
-    if !empty && !dir.join("oci-layout").is_file() {
-        return Err(UserError::input(format!("`--output {}` holds files and is not an OCI image layout; archway will not write into it", dir.display()))
-            .hint("name a new or empty directory with `--output DIR`"));
+        .hint("name a new or empty directory with `--output DIR`"));
     }
     Ok(())
 }

@@ -12,16 +12,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env(archway::env::LOG)
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env(archway::env::LOG).unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .without_time()
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the async runtime starts");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the async runtime starts");
     let log = Arc::new(Log::default());
     let result = runtime.block_on(async {
         match &cli.command {

@@ -65,11 +65,7 @@ pub struct DescriptorPlatform {
     pub os: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
     pub os_version: Option<String>,
 }
 
@@ -155,9 +151,7 @@ pub fn media_type_of(bytes: &[u8], header: Option<&str>) -> String {
         return h.to_string();
     }
     match probe {
-        Some(Probe {
-            manifests: Some(_), ..
-        }) => OCI_INDEX.into(),
+        Some(Probe { manifests: Some(_), .. }) => OCI_INDEX.into(),
         _ => OCI_MANIFEST.into(),
     }
 }

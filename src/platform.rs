@@ -13,8 +13,8 @@ pub const KNOWN_OS: &[&str] = &["linux", "windows", "freebsd", "darwin"];
 
 /// Architectures archway accepts, in their normalised spelling.
 pub const KNOWN_ARCH: &[&str] = &[
-    "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "loong64", "ppc64",
-    "mips64", "mipsle", "mips",
+    "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "loong64", "ppc64", "mips64", "mipsle",
+    "mips",
 ];
 
 /// A target platform such as `linux/arm/v7`.
@@ -29,20 +29,14 @@ pub struct Platform {
 /// Why a platform string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlatformError {
-    #[error(
-        "platform `{0}` is empty or has an empty part; expected `os/arch[/variant]`, e.g. `linux/arm64`"
-    )]
+    #[error("platform `{0}` is empty or has an empty part; expected `os/arch[/variant]`, e.g. `linux/arm64`")]
     Malformed(String),
     #[error("platform `{input}` has unknown operating system `{os}`; known: {}", KNOWN_OS.join(", "))]
     UnknownOs { input: String, os: String },
     #[error("platform `{input}` has unknown architecture `{arch}`; known: {}", KNOWN_ARCH.join(", "))]
     UnknownArch { input: String, arch: String },
     #[error("platform `{input}` has variant `{variant}`, which `{arch}` does not have")]
-    UnknownVariant {
-        input: String,
-        arch: String,
-        variant: String,
-    },
+    UnknownVariant { input: String, arch: String, variant: String },
 }
 
 impl Platform {
@@ -101,9 +95,7 @@ fn normalize_arch(arch: &str, variant: Option<&str>) -> Result<(String, Option<S
             None | Some("8" | "v8" | "v8.0") => ("arm64", None),
             Some(v) => {
                 let n = v.strip_prefix('v').unwrap_or(v);
-                let ok = n
-                    .split('.')
-                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+                let ok = n.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
                 if !ok {
                     return Err("arm64".into());
                 }
@@ -153,16 +145,7 @@ fn normalize_arch(arch: &str, variant: Option<&str>) -> Result<(String, Option<S
     };
     if matches!(
         r.0,
-        "386"
-            | "ppc64le"
-            | "ppc64"
-            | "s390x"
-            | "riscv64"
-            | "mips64le"
-            | "mips64"
-            | "mipsle"
-            | "mips"
-            | "loong64"
+        "386" | "ppc64le" | "ppc64" | "s390x" | "riscv64" | "mips64le" | "mips64" | "mipsle" | "mips" | "loong64"
     ) && v.is_some()
     {
         return Err(r.0.into());
@@ -187,21 +170,13 @@ impl FromStr for Platform {
             _ => unreachable!("length checked above"),
         };
         if !KNOWN_OS.contains(&os.as_str()) {
-            return Err(PlatformError::UnknownOs {
-                input: input.to_string(),
-                os,
-            });
+            return Err(PlatformError::UnknownOs { input: input.to_string(), os });
         }
         match normalize_arch(arch, variant) {
-            Ok((architecture, variant)) => Ok(Platform {
-                os,
-                architecture,
-                variant,
-            }),
-            Err(base) if base.is_empty() => Err(PlatformError::UnknownArch {
-                input: input.to_string(),
-                arch: arch.to_string(),
-            }),
+            Ok((architecture, variant)) => Ok(Platform { os, architecture, variant }),
+            Err(base) if base.is_empty() => {
+                Err(PlatformError::UnknownArch { input: input.to_string(), arch: arch.to_string() })
+            }
             Err(base) => Err(PlatformError::UnknownVariant {
                 input: input.to_string(),
                 arch: base,
@@ -225,11 +200,7 @@ impl fmt::Display for Platform {
 /// (first occurrence wins, order kept).
 pub fn parse_list(input: &str) -> Result<Vec<Platform>, PlatformError> {
     let mut out: Vec<Platform> = Vec::new();
-    for item in input
-        .split([',', '\n'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
+    for item in input.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
         let p: Platform = item.parse()?;
         if !out.contains(&p) {
             out.push(p);
@@ -290,10 +261,7 @@ mod tests {
         assert!(msg.contains("`sparc`"), "{msg}");
         assert!(msg.contains("amd64, arm64, arm"), "{msg}");
         let err = "plan9/amd64".parse::<Platform>().unwrap_err().to_string();
-        assert!(
-            err.contains("unknown operating system `plan9`") && err.contains("linux"),
-            "{err}"
-        );
+        assert!(err.contains("unknown operating system `plan9`") && err.contains("linux"), "{err}");
         for bad in [
             "",
             "/",
@@ -305,10 +273,7 @@ mod tests {
             "linux/amd64/v7",
             "linux/armhf/v6",
         ] {
-            assert!(
-                bad.parse::<Platform>().is_err(),
-                "{bad:?} should be rejected"
-            );
+            assert!(bad.parse::<Platform>().is_err(), "{bad:?} should be rejected");
         }
     }
 
@@ -321,9 +286,6 @@ mod tests {
 
     #[test]
     fn slug_is_file_safe() {
-        assert_eq!(
-            "linux/arm/v7".parse::<Platform>().unwrap().slug(),
-            "linux-arm-v7"
-        );
+        assert_eq!("linux/arm/v7".parse::<Platform>().unwrap().slug(), "linux-arm-v7");
     }
 }

@@ -14,34 +14,20 @@ use crate::build::Built;
 use crate::oci::{self, Descriptor, DescriptorPlatform, ImageConfig, ImageManifest, Index};
 use crate::platform::Platform;
 use crate::reference::{Digest, Reference};
-use crate::registry::Client;
+use crate::registry::{Body, Client};
+use futures_util::StreamExt as _;
 
-/// Where the content of built images can be read.
-pub enum Source<'a> {
-    Registry {
-        client: &'a Client,
-        repo: &'a Reference,
-    },
-    Layout {
-        dir: &'a Path,
-    },
+/// Where the content of built images can be read: the OCI layout a builder exported.
+pub struct Source<'a> {
+    pub layout: &'a Path,
 }
 
 impl Source<'_> {
     async fn manifest(&self, d: &Digest) -> anyhow::Result<Bytes> {
-        match self {
-            Source::Registry { client, repo } => Ok(client
-                .manifest_get(&repo.with_digest(d.clone()))
-                .await?
-                .bytes),
-            Source::Layout { dir } => read_layout_blob(dir, d),
-        }
+        read_layout_blob(self.layout, d)
     }
     async fn blob(&self, d: &Digest) -> anyhow::Result<Bytes> {
-        match self {
-            Source::Registry { client, repo } => Ok(client.blob_get(repo, d).await?),
-            Source::Layout { dir } => read_layout_blob(dir, d),
-        }
+        read_layout_blob(self.layout, d)
     }
 }
 
@@ -55,16 +41,13 @@ fn read_layout_blob(dir: &Path, d: &Digest) -> anyhow::Result<Bytes> {
 }
 
 /// The platform an image manifest's config declares, and the image's size (config + layers).
-async fn platform_of_manifest(
-    src: &Source<'_>,
-    digest: &Digest,
-) -> anyhow::Result<(DescriptorPlatform, u64)> {
+async fn platform_of_manifest(src: &Source<'_>, digest: &Digest) -> anyhow::Result<(DescriptorPlatform, u64)> {
     let bytes = src.manifest(digest).await?;
-    let m: ImageManifest = serde_json::from_slice(&bytes)
-        .with_context(|| format!("manifest {digest} is not an image manifest"))?;
+    let m: ImageManifest =
+        serde_json::from_slice(&bytes).with_context(|| format!("manifest {digest} is not an image manifest"))?;
     let cfg = src.blob(&m.config.digest).await?;
-    let c: ImageConfig = serde_json::from_slice(&cfg)
-        .with_context(|| format!("config {} is not an image config", m.config.digest))?;
+    let c: ImageConfig =
+        serde_json::from_slice(&cfg).with_context(|| format!("config {} is not an image config", m.config.digest))?;
     let size = m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>();
     Ok((
         DescriptorPlatform {
@@ -95,27 +78,16 @@ pub async fn entries_for(src: &Source<'_>, built: &Built) -> anyhow::Result<Entr
     let mut attestations = Vec::new();
     if oci::is_index(&d.media_type) {
         let bytes = src.manifest(&d.digest).await?;
-        let idx: Index = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{want}: index {} is unreadable", d.digest))?;
+        let idx: Index =
+            serde_json::from_slice(&bytes).with_context(|| format!("{want}: index {} is unreadable", d.digest))?;
         for e in idx.manifests {
-            if e.is_attestation() {
-                attestations.push(e)
-            } else {
-                images.push(e)
-            }
+            if e.is_attestation() { attestations.push(e) } else { images.push(e) }
         }
     } else {
-        images.push(Descriptor {
-            platform: None,
-            annotations: None,
-            ..d.clone()
-        });
+        images.push(Descriptor { platform: None, annotations: None, ..d.clone() });
     }
     if images.len() != 1 {
-        bail!(
-            "{want}: the build produced {} images, expected exactly one",
-            images.len()
-        );
+        bail!("{want}: the build produced {} images, expected exactly one", images.len());
     }
     let mut image = images.remove(0);
     let (from_config, image_size) = platform_of_manifest(src, &image.digest)
@@ -123,9 +95,7 @@ pub async fn entries_for(src: &Source<'_>, built: &Built) -> anyhow::Result<Entr
         .with_context(|| format!("{want}: reading the image's config"))?;
     match from_config.platform() {
         Some(p) if p == *want => {}
-        Some(p) => bail!(
-            "{want}: the image's config says it is {p}; check the final stage's `FROM --platform`"
-        ),
+        Some(p) => bail!("{want}: the image's config says it is {p}; check the final stage's `FROM --platform`"),
         None => bail!(
             "{want}: the image's config names no known platform (os `{}`, architecture `{}`)",
             from_config.os,
@@ -136,19 +106,13 @@ pub async fn entries_for(src: &Source<'_>, built: &Built) -> anyhow::Result<Entr
     image.platform = Some(DescriptorPlatform::from(want));
     let mut descriptors = vec![image];
     descriptors.extend(attestations);
-    Ok(Entries {
-        descriptors,
-        image_size,
-    })
+    Ok(Entries { descriptors, image_size })
 }
 
 /// Builds the index from every platform's entries (pure). An OCI index unless every child is
 /// a Docker media type, then a Docker manifest list. Images first, in the order given, then
 /// attestations, as `docker buildx imagetools create` lays them out.
-pub fn assemble(
-    per_platform: Vec<Vec<Descriptor>>,
-    annotations: BTreeMap<String, String>,
-) -> anyhow::Result<Index> {
+pub fn assemble(per_platform: Vec<Vec<Descriptor>>, annotations: BTreeMap<String, String>) -> anyhow::Result<Index> {
     let mut images = Vec::new();
     let mut attestations = Vec::new();
     let mut seen: Vec<Platform> = Vec::new();
@@ -158,11 +122,8 @@ pub fn assemble(
                 attestations.push(e);
                 continue;
             }
-            let p = e
-                .platform
-                .as_ref()
-                .and_then(DescriptorPlatform::platform)
-                .context("an image entry has no platform")?;
+            let p =
+                e.platform.as_ref().and_then(DescriptorPlatform::platform).context("an image entry has no platform")?;
             if seen.contains(&p) {
                 bail!("platform {p} appears twice; each platform may have one image");
             }
@@ -171,22 +132,69 @@ pub fn assemble(
         }
     }
     let manifests: Vec<Descriptor> = images.into_iter().chain(attestations).collect();
-    let all_docker =
-        !manifests.is_empty() && manifests.iter().all(|m| oci::is_docker_type(&m.media_type));
+    let all_docker = !manifests.is_empty() && manifests.iter().all(|m| oci::is_docker_type(&m.media_type));
     Ok(Index {
         schema_version: 2,
-        media_type: if all_docker {
-            oci::DOCKER_LIST.into()
-        } else {
-            oci::OCI_INDEX.into()
-        },
+        media_type: if all_docker { oci::DOCKER_LIST.into() } else { oci::OCI_INDEX.into() },
         manifests,
-        annotations: if annotations.is_empty() || all_docker {
-            None
-        } else {
-            Some(annotations)
-        },
+        annotations: if annotations.is_empty() || all_docker { None } else { Some(annotations) },
     })
+}
+
+/// What pushing one platform by digest transferred.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PushStats {
+    pub blobs: usize,
+    /// Blobs the registry did not have yet.
+    pub uploaded: usize,
+    pub bytes_uploaded: u64,
+}
+
+/// Blob uploads in flight at once for one image.
+const BLOB_UPLOADS: usize = 4;
+
+/// Pushes one image manifest from an OCI layout: the blobs the registry lacks, then the
+/// manifest by digest.
+async fn push_image(client: &Client, repo: &Reference, layout: &Path, d: &Descriptor, stats: &mut PushStats) -> anyhow::Result<()> {
+    let bytes = read_layout_blob(layout, &d.digest)?;
+    let m: ImageManifest = serde_json::from_slice(&bytes).with_context(|| format!("manifest {} is not an image manifest", d.digest))?;
+    let blobs: Vec<&Descriptor> = std::iter::once(&m.config).chain(&m.layers).collect();
+    let results: Vec<anyhow::Result<(bool, u64)>> = futures_util::stream::iter(blobs)
+        .map(|b| async move {
+            let path = layout.join("blobs/sha256").join(b.digest.hex());
+            let uploaded = client.blob_put(repo, &b.digest, Body::File { path, len: b.size }).await?;
+            Ok((uploaded, b.size))
+        })
+        .buffer_unordered(BLOB_UPLOADS)
+        .collect()
+        .await;
+    for r in results {
+        let (uploaded, size) = r?;
+        stats.blobs += 1;
+        if uploaded {
+            stats.uploaded += 1;
+            stats.bytes_uploaded += size;
+        }
+    }
+    client.manifest_put(&repo.with_digest(d.digest.clone()), &bytes, &d.media_type).await?;
+    Ok(())
+}
+
+/// Pushes one platform's result from its OCI layout to `repo` by digest, children before
+/// the index that names them. Moves no tag.
+pub async fn push_by_digest(client: &Client, repo: &Reference, layout: &Path, top: &Descriptor) -> anyhow::Result<PushStats> {
+    let mut stats = PushStats::default();
+    if oci::is_index(&top.media_type) {
+        let bytes = read_layout_blob(layout, &top.digest)?;
+        let idx: Index = serde_json::from_slice(&bytes).with_context(|| format!("index {} is unreadable", top.digest))?;
+        for child in &idx.manifests {
+            push_image(client, repo, layout, child, &mut stats).await?;
+        }
+        client.manifest_put(&repo.with_digest(top.digest.clone()), &bytes, &top.media_type).await?;
+    } else {
+        push_image(client, repo, layout, top, &mut stats).await?;
+    }
+    Ok(stats)
 }
 
 /// What `publish` made visible.
@@ -216,16 +224,13 @@ pub async fn to_registry(
         .with_context(|| format!("pushing the index to {}", repo.name()))?;
     let mut moved = Vec::new();
     for t in tags {
-        client
-            .manifest_put(t, &bytes, &index.media_type)
-            .await
-            .with_context(|| {
-                if moved.is_empty() {
-                    format!("tagging {t}")
-                } else {
-                    format!("tagging {t} (already tagged: {})", moved.join(", "))
-                }
-            })?;
+        client.manifest_put(t, &bytes, &index.media_type).await.with_context(|| {
+            if moved.is_empty() {
+                format!("tagging {t}")
+            } else {
+                format!("tagging {t} (already tagged: {})", moved.join(", "))
+            }
+        })?;
         moved.push(t.to_string());
     }
     Ok(Published {
@@ -245,19 +250,12 @@ pub async fn to_registry(
 
 /// Writes the index into an OCI image layout at `out`, moving every platform's blobs from its
 /// staging layout, and names it in `index.json` once per tag (`org.opencontainers.image.ref.name`).
-pub fn to_layout(
-    out: &Path,
-    staging: &[PathBuf],
-    index: &Index,
-    tags: &[String],
-) -> anyhow::Result<Published> {
+pub fn to_layout(out: &Path, staging: &[PathBuf], index: &Index, tags: &[String]) -> anyhow::Result<Published> {
     let blobs = out.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
     for dir in staging {
         let from = dir.join("blobs/sha256");
-        for entry in
-            std::fs::read_dir(&from).with_context(|| format!("reading {}", from.display()))?
-        {
+        for entry in std::fs::read_dir(&from).with_context(|| format!("reading {}", from.display()))? {
             let entry = entry?;
             let dest = blobs.join(entry.file_name());
             if dest.exists() {
@@ -265,9 +263,7 @@ pub fn to_layout(
             }
             std::fs::rename(entry.path(), &dest)
                 .or_else(|_| std::fs::copy(entry.path(), &dest).map(|_| ()))
-                .with_context(|| {
-                    format!("moving {} into {}", entry.path().display(), blobs.display())
-                })?;
+                .with_context(|| format!("moving {} into {}", entry.path().display(), blobs.display()))?;
         }
     }
     let bytes = index.to_bytes();
@@ -291,16 +287,8 @@ pub fn to_layout(
             })
             .collect()
     };
-    let top = Index {
-        schema_version: 2,
-        media_type: oci::OCI_INDEX.into(),
-        manifests: refs,
-        annotations: None,
-    };
-    std::fs::write(
-        out.join("oci-layout"),
-        b"{\"imageLayoutVersion\":\"1.0.0\"}\n",
-    )?;
+    let top = Index { schema_version: 2, media_type: oci::OCI_INDEX.into(), manifests: refs, annotations: None };
+    std::fs::write(out.join("oci-layout"), b"{\"imageLayoutVersion\":\"1.0.0\"}\n")?;
     // Written last: a layout whose index.json exists is complete.
     let tmp = out.join("index.json.tmp");
     std::fs::write(&tmp, top.to_bytes())?;
@@ -338,10 +326,7 @@ mod tests {
             }),
             annotations: Some(BTreeMap::from([
                 (oci::ANN_REFERENCE_DIGEST.into(), of.digest.to_string()),
-                (
-                    oci::ANN_REFERENCE_TYPE.into(),
-                    oci::ATTESTATION_MANIFEST.into(),
-                ),
+                (oci::ANN_REFERENCE_TYPE.into(), oci::ATTESTATION_MANIFEST.into()),
             ])),
             ..d(n, oci::OCI_MANIFEST, None)
         }
@@ -374,18 +359,11 @@ mod tests {
         let a = d(1, oci::OCI_MANIFEST, Some("linux/amd64"));
         let b = d(2, oci::OCI_MANIFEST, Some("linux/arm/v7"));
         let (aa, ba) = (attestation(3, &a), attestation(4, &b));
-        let idx = assemble(
-            vec![vec![a.clone(), aa.clone()], vec![b.clone(), ba.clone()]],
-            BTreeMap::new(),
-        )
-        .unwrap();
+        let idx = assemble(vec![vec![a.clone(), aa.clone()], vec![b.clone(), ba.clone()]], BTreeMap::new()).unwrap();
         assert_eq!(idx.manifests, vec![a, b, aa, ba]);
         let json: serde_json::Value = serde_json::from_slice(&idx.to_bytes()).unwrap();
         assert_eq!(json["manifests"][1]["platform"]["variant"], "v7");
-        assert_eq!(
-            json["manifests"][2]["annotations"]["vnd.docker.reference.type"],
-            "attestation-manifest"
-        );
+        assert_eq!(json["manifests"][2]["annotations"]["vnd.docker.reference.type"], "attestation-manifest");
         assert_eq!(json["mediaType"], oci::OCI_INDEX);
     }
 

@@ -45,14 +45,8 @@ impl Digest {
 impl FromStr for Digest {
     type Err = ReferenceError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let hex = s
-            .strip_prefix("sha256:")
-            .ok_or_else(|| ReferenceError::Digest(s.into()))?;
-        if hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        let hex = s.strip_prefix("sha256:").ok_or_else(|| ReferenceError::Digest(s.into()))?;
+        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             Ok(Digest(s.to_string()))
         } else {
             Err(ReferenceError::Digest(s.into()))
@@ -97,11 +91,7 @@ impl Reference {
 
     /// The host to talk HTTP to (Docker Hub's API lives on another name).
     pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB {
-            "registry-1.docker.io"
-        } else {
-            &self.registry
-        }
+        if self.registry == DOCKER_HUB { "registry-1.docker.io" } else { &self.registry }
     }
 
     /// What to put in a manifest URL: the digest if any, else the tag, else `latest`.
@@ -114,19 +104,11 @@ impl Reference {
     }
 
     pub fn with_digest(&self, digest: Digest) -> Reference {
-        Reference {
-            tag: None,
-            digest: Some(digest),
-            ..self.clone()
-        }
+        Reference { tag: None, digest: Some(digest), ..self.clone() }
     }
 
     pub fn with_tag(&self, tag: &str) -> Reference {
-        Reference {
-            tag: Some(tag.into()),
-            digest: None,
-            ..self.clone()
-        }
+        Reference { tag: Some(tag.into()), digest: None, ..self.clone() }
     }
 
     pub fn same_repository(&self, other: &Reference) -> bool {
@@ -168,8 +150,7 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'-')
+        && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'-')
 }
 
 fn valid_host(h: &str) -> bool {
@@ -178,30 +159,21 @@ fn valid_host(h: &str) -> bool {
         _ => (h, None),
     };
     let host_ok = if host.starts_with('[') && host.ends_with(']') {
-        host[1..host.len() - 1]
-            .parse::<std::net::Ipv6Addr>()
-            .is_ok()
+        host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()
     } else {
         !host.is_empty()
             && host.split('.').all(|l| {
-                !l.is_empty()
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !l.starts_with('-')
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-')
             })
     };
-    host_ok
-        && port
-            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+    host_ok && port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl FromStr for Reference {
     type Err = ReferenceError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let bad = |why: &str| ReferenceError::Reference {
-            input: input.into(),
-            why: why.into(),
-        };
+        let bad = |why: &str| ReferenceError::Reference { input: input.into(), why: why.into() };
         let s = input.trim();
         if s.is_empty() {
             return Err(bad("it is empty"));
@@ -210,13 +182,9 @@ impl FromStr for Reference {
             return Err(bad("it has a URL scheme; drop the `https://`"));
         }
         let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (
-                r,
-                Some(
-                    d.parse::<Digest>()
-                        .map_err(|_| bad("the part after `@` is not a sha256 digest"))?,
-                ),
-            ),
+            Some((r, d)) => {
+                (r, Some(d.parse::<Digest>().map_err(|_| bad("the part after `@` is not a sha256 digest"))?))
+            }
             None => (s, None),
         };
         // A tag is after the last ':' that comes after the last '/'.
@@ -234,10 +202,7 @@ impl FromStr for Reference {
         }
         let (registry, repository) = match name.split_once('/') {
             Some((first, rest))
-                if first.contains('.')
-                    || first.contains(':')
-                    || first == "localhost"
-                    || first.starts_with('[') =>
+                if first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[') =>
             {
                 if !valid_host(first) {
                     return Err(bad("the registry host is not a valid host[:port]"));
@@ -264,12 +229,7 @@ impl FromStr for Reference {
         if registry.len() + 1 + repository.len() > 255 {
             return Err(bad("the name is longer than 255 characters"));
         }
-        Ok(Reference {
-            registry,
-            repository,
-            tag: tag.map(String::from),
-            digest,
-        })
+        Ok(Reference { registry, repository, tag: tag.map(String::from), digest })
     }
 }
 
@@ -296,46 +256,17 @@ mod tests {
             ("alpine", "docker.io", "library/alpine", None),
             ("alpine:3.20", "docker.io", "library/alpine", Some("3.20")),
             ("acme/app:v1", "docker.io", "acme/app", Some("v1")),
-            (
-                "ghcr.io/acme/app:1.2.3",
-                "ghcr.io",
-                "acme/app",
-                Some("1.2.3"),
-            ),
-            (
-                "127.0.0.1:5000/x/y:latest",
-                "127.0.0.1:5000",
-                "x/y",
-                Some("latest"),
-            ),
+            ("ghcr.io/acme/app:1.2.3", "ghcr.io", "acme/app", Some("1.2.3")),
+            ("127.0.0.1:5000/x/y:latest", "127.0.0.1:5000", "x/y", Some("latest")),
             ("localhost/app", "localhost", "app", None),
             ("localhost:5000/a/b/c", "localhost:5000", "a/b/c", None),
-            (
-                "index.docker.io/library/busybox",
-                "docker.io",
-                "library/busybox",
-                None,
-            ),
-            (
-                "registry.gitlab.com/g/sub/p:feature-x",
-                "registry.gitlab.com",
-                "g/sub/p",
-                Some("feature-x"),
-            ),
-            (
-                "my-registry.local:8443/a__b/c.d-e",
-                "my-registry.local:8443",
-                "a__b/c.d-e",
-                None,
-            ),
+            ("index.docker.io/library/busybox", "docker.io", "library/busybox", None),
+            ("registry.gitlab.com/g/sub/p:feature-x", "registry.gitlab.com", "g/sub/p", Some("feature-x")),
+            ("my-registry.local:8443/a__b/c.d-e", "my-registry.local:8443", "a__b/c.d-e", None),
         ];
         for (input, reg, repo, tag) in cases {
             let r: Reference = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
-            assert_eq!(
-                (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
-                (reg, repo, tag),
-                "{input}"
-            );
+            assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), (reg, repo, tag), "{input}");
         }
         let d = "sha256:".to_string() + &"a".repeat(64);
         let r: Reference = format!("ghcr.io/a/b:t@{d}").parse().unwrap();
@@ -363,18 +294,12 @@ mod tests {
             assert!(e.is_err(), "{bad:?} should be rejected, got {e:?}");
         }
         let msg = "Acme/App".parse::<Reference>().unwrap_err().to_string();
-        assert!(
-            msg.contains("`Acme/App`") && msg.contains("lowercase"),
-            "{msg}"
-        );
+        assert!(msg.contains("`Acme/App`") && msg.contains("lowercase"), "{msg}");
     }
 
     #[test]
     fn digest_of_bytes() {
-        assert_eq!(
-            Digest::of(b"").as_str(),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(Digest::of(b"").as_str(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         assert!("sha256:ABC".parse::<Digest>().is_err());
     }
 }

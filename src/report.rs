@@ -19,9 +19,7 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Log {
-            out: Mutex::new(Box::new(std::io::stderr())),
-        }
+        Log { out: Mutex::new(Box::new(std::io::stderr())) }
     }
 }
 
@@ -45,12 +43,7 @@ impl Log {
     }
 
     pub fn finished(&self, b: &Built) {
-        self.line(&format!(
-            "==> {}: built in {} → {}",
-            b.platform,
-            secs(b.duration),
-            b.descriptor.digest
-        ));
+        self.line(&format!("==> {}: built in {} → {}", b.platform, secs(b.duration), b.descriptor.digest));
     }
 
     pub fn failed(&self, platform: &Platform, took: Duration) {
@@ -70,47 +63,24 @@ pub fn human_size(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
 /// The summary table printed after a successful run.
 pub fn summary(built: &[(Built, Entries)], published: &Published) -> String {
-    let mut rows = vec![[
-        "PLATFORM".to_string(),
-        "DIGEST".into(),
-        "SIZE".into(),
-        "TIME".into(),
-    ]];
+    let mut rows = vec![["PLATFORM".to_string(), "DIGEST".into(), "SIZE".into(), "TIME".into()]];
     for (b, e) in built {
         let image = &e.descriptors[0];
-        rows.push([
-            b.platform.to_string(),
-            image.digest.to_string(),
-            human_size(e.image_size),
-            secs(b.duration),
-        ]);
+        rows.push([b.platform.to_string(), image.digest.to_string(), human_size(e.image_size), secs(b.duration)]);
     }
-    let widths: Vec<usize> = (0..4)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> = (0..4).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| format!("{cell:<w$}", w = widths[i]))
-            .collect();
+        let line: Vec<String> = r.iter().enumerate().map(|(i, cell)| format!("{cell:<w$}", w = widths[i])).collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
-    out.push_str(&format!(
-        "index {} ({})\n",
-        published.index.digest, published.index.media_type
-    ));
+    out.push_str(&format!("index {} ({})\n", published.index.digest, published.index.media_type));
     if published.tags.is_empty() {
         out.push_str(&format!("written to {}\n", published.location));
     }
@@ -158,10 +128,7 @@ pub fn metadata<'a>(built: &[(Built, Entries)], published: &'a Published) -> Met
                 media_type: e.descriptors[0].media_type.clone(),
                 image_size: e.image_size,
                 duration_seconds: (b.duration.as_secs_f64() * 10.0).round() / 10.0,
-                attestations: e.descriptors[1..]
-                    .iter()
-                    .map(|d| d.digest.to_string())
-                    .collect(),
+                attestations: e.descriptors[1..].iter().map(|d| d.digest.to_string()).collect(),
             })
             .collect(),
     }

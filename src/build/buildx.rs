@@ -11,7 +11,7 @@ use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
-use super::{BuildError, BuildSpec, Builder, Built, Destination, LineSink};
+use super::{BuildError, BuildSpec, Builder, Built, LineSink};
 use crate::oci::Descriptor;
 use crate::platform::Platform;
 
@@ -27,12 +27,7 @@ pub struct Buildx {
 
 impl Buildx {
     /// The argument vector for one platform (without the program).
-    pub fn args(
-        spec: &BuildSpec,
-        platform: &Platform,
-        dest: &Destination,
-        metadata_file: &Path,
-    ) -> Vec<String> {
+    pub fn args(spec: &BuildSpec, platform: &Platform, layout: &Path, metadata_file: &Path) -> Vec<String> {
         let mut a: Vec<String> = vec![
             "buildx".into(),
             "build".into(),
@@ -54,24 +49,14 @@ impl Buildx {
             a.push(t.clone());
         }
         a.push("--output".into());
-        a.push(match dest {
-            Destination::Registry { name } => {
-                format!("type=image,name={name},push-by-digest=true,name-canonical=true,push=true")
-            }
-            Destination::Layout { dir } => format!("type=oci,tar=false,dest={}", dir.display()),
-        });
+        a.push(format!("type=oci,tar=false,dest={}", layout.display()));
         a.push(spec.context.display().to_string());
         a
     }
 }
 
 /// Forwards each line to the sink and keeps the last few for the error message.
-async fn pump(
-    reader: impl AsyncRead + Unpin,
-    platform: Platform,
-    sink: LineSink,
-    tail: Arc<Mutex<VecDeque<String>>>,
-) {
+async fn pump(reader: impl AsyncRead + Unpin, platform: Platform, sink: LineSink, tail: Arc<Mutex<VecDeque<String>>>) {
     let mut lines = BufReader::new(reader).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         sink(&platform, &line);
@@ -100,7 +85,7 @@ impl Builder for Buildx {
         &self,
         spec: &BuildSpec,
         platform: &Platform,
-        dest: &Destination,
+        layout: &Path,
         sink: LineSink,
     ) -> Result<Built, BuildError> {
         let started = Instant::now();
@@ -110,15 +95,11 @@ impl Builder for Buildx {
             detail: format!("no temporary directory: {e}"),
         })?;
         let meta_path = meta_dir.path().join("metadata.json");
-        let args = Self::args(spec, platform, dest, &meta_path);
+        let args = Self::args(spec, platform, layout, &meta_path);
         let command_line = format!("{} {}", self.docker.display(), args.join(" "));
         tracing::debug!(%command_line, "running");
         let mut cmd = Command::new(&self.docker);
-        cmd.args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        cmd.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         // BuildKit's plain progress is what users paste into bug reports; keep it uncoloured.
         cmd.env("BUILDKIT_COLORS", "").env("NO_COLOR", "1");
         if let Some(cfg) = &self.docker_config {
@@ -130,18 +111,8 @@ impl Builder for Buildx {
             detail: e.to_string(),
         })?;
         let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let out = tokio::spawn(pump(
-            child.stdout.take().expect("piped"),
-            platform.clone(),
-            sink.clone(),
-            tail.clone(),
-        ));
-        let err = tokio::spawn(pump(
-            child.stderr.take().expect("piped"),
-            platform.clone(),
-            sink,
-            tail.clone(),
-        ));
+        let out = tokio::spawn(pump(child.stdout.take().expect("piped"), platform.clone(), sink.clone(), tail.clone()));
+        let err = tokio::spawn(pump(child.stderr.take().expect("piped"), platform.clone(), sink, tail.clone()));
         let status = child.wait().await.map_err(|e| BuildError::Spawn {
             platform: platform.clone(),
             program: self.docker.display().to_string(),
@@ -149,46 +120,33 @@ impl Builder for Buildx {
         })?;
         let _ = tokio::join!(out, err);
         if !status.success() {
-            let tail = tail
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|l| format!("  │ {l}"))
-                .collect::<Vec<_>>()
-                .join("\n");
+            let tail = tail.lock().unwrap().iter().map(|l| format!("  │ {l}")).collect::<Vec<_>>().join("\n");
             let status = match status.code() {
                 Some(c) => format!("status {c}"),
                 None => "a signal".into(),
             };
-            return Err(BuildError::Failed {
-                platform: platform.clone(),
-                command: command_line,
-                status,
-                tail,
-            });
+            return Err(BuildError::Failed { platform: platform.clone(), command: command_line, status, tail });
         }
-        let bad = |detail: String| BuildError::Result {
-            platform: platform.clone(),
-            detail,
-        };
-        let raw = std::fs::read(&meta_path)
-            .map_err(|e| bad(format!("no metadata file from buildx: {e}")))?;
-        let meta: Metadata = serde_json::from_slice(&raw)
-            .map_err(|e| bad(format!("buildx metadata is not JSON: {e}")))?;
+        let bad = |detail: String| BuildError::Result { platform: platform.clone(), detail };
+        let raw = std::fs::read(&meta_path).map_err(|e| bad(format!("no metadata file from buildx: {e}")))?;
+        let meta: Metadata =
+            serde_json::from_slice(&raw).map_err(|e| bad(format!("buildx metadata is not JSON: {e}")))?;
         let descriptor = match (meta.descriptor, meta.digest) {
             (Some(d), _) => d,
-            (None, Some(_)) | (None, None) => return Err(bad("buildx metadata has no `containerimage.descriptor`; buildx 0.10 or newer is needed".into())),
+            (None, Some(_)) | (None, None) => {
+                return Err(bad(
+                    "buildx metadata has no `containerimage.descriptor`; buildx 0.10 or newer is needed".into()
+                ));
+            }
         };
-        let layout = match dest {
-            Destination::Layout { dir } => Some(dir.clone()),
-            Destination::Registry { .. } => None,
-        };
-        Ok(Built {
-            platform: platform.clone(),
-            descriptor,
-            duration: started.elapsed(),
-            layout,
-        })
+        if !layout.join("blobs/sha256").join(descriptor.digest.hex()).is_file() {
+            return Err(bad(format!(
+                "buildx reported {} but {} does not hold it",
+                descriptor.digest,
+                layout.display()
+            )));
+        }
+        Ok(Built { platform: platform.clone(), descriptor, duration: started.elapsed(), layout: layout.to_path_buf() })
     }
 }
 
@@ -205,14 +163,7 @@ mod tests {
             target: Some("final".into()),
         };
         let p: Platform = "linux/arm/v7".parse().unwrap();
-        let a = Buildx::args(
-            &spec,
-            &p,
-            &Destination::Registry {
-                name: "127.0.0.1:5000/a/b".into(),
-            },
-            Path::new("/tmp/m.json"),
-        );
+        let a = Buildx::args(&spec, &p, Path::new("/tmp/out dir"), Path::new("/tmp/m.json"));
         assert_eq!(
             a,
             [
@@ -231,7 +182,7 @@ mod tests {
                 "--target",
                 "final",
                 "--output",
-                "type=image,name=127.0.0.1:5000/a/b,push-by-digest=true,name-canonical=true,push=true",
+                "type=oci,tar=false,dest=/tmp/out dir",
                 "ctx dir"
             ]
         );

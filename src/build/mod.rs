@@ -1,6 +1,9 @@
 //! build: turns one platform of a request into a built, pushed (by digest) or exported image.
 //!
-//! One file per builder behind the `Builder` trait. Builders never move tags: that is
+//! One file per builder behind the `Builder` trait. Every builder exports its result as an
+//! OCI image layout in a directory it is given; archway pushes from there by digest. That
+//! works with every buildx driver (the `docker` driver cannot push by digest itself) and keeps
+//! retries and digest checks in archway's registry client. Builders never move tags: that is
 //! `publish`'s job, once every platform has succeeded.
 
 pub mod buildx;
@@ -21,15 +24,6 @@ pub struct BuildSpec {
     pub target: Option<String>,
 }
 
-/// Where a builder puts its result.
-#[derive(Debug, Clone)]
-pub enum Destination {
-    /// Push by digest (no tag) to this `registry/repository`.
-    Registry { name: String },
-    /// Export an OCI image layout into this directory.
-    Layout { dir: PathBuf },
-}
-
 /// The result of one platform's build.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -37,8 +31,8 @@ pub struct Built {
     /// What the builder produced: an image manifest, or an index when it added attestations.
     pub descriptor: Descriptor,
     pub duration: Duration,
-    /// For `Destination::Layout`: the layout holding the result's blobs.
-    pub layout: Option<PathBuf>,
+    /// The OCI image layout holding the result's blobs.
+    pub layout: PathBuf,
 }
 
 /// Receives a builder's output, one line at a time, for the log.
@@ -47,18 +41,9 @@ pub type LineSink = Arc<dyn Fn(&Platform, &str) + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{platform}: cannot start `{program}`: {detail}")]
-    Spawn {
-        platform: Platform,
-        program: String,
-        detail: String,
-    },
+    Spawn { platform: Platform, program: String, detail: String },
     #[error("{platform}: build failed (`{command}` exited with {status})\n{tail}")]
-    Failed {
-        platform: Platform,
-        command: String,
-        status: String,
-        tail: String,
-    },
+    Failed { platform: Platform, command: String, status: String, tail: String },
     #[error("{platform}: the builder finished but its result is unreadable: {detail}")]
     Result { platform: Platform, detail: String },
 }
@@ -82,7 +67,7 @@ pub trait Builder: Send + Sync {
         &self,
         spec: &BuildSpec,
         platform: &Platform,
-        dest: &Destination,
+        layout: &std::path::Path,
         sink: LineSink,
     ) -> impl std::future::Future<Output = Result<Built, BuildError>> + Send;
 }

@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use futures_util::StreamExt as _;
 
 use crate::build::buildx::Buildx;
-use crate::build::{BuildSpec, Builder, Built, Destination, LineSink};
+use crate::build::{BuildSpec, Builder, Built, LineSink};
+use crate::platform::Platform;
 use crate::cli::BuildArgs;
 use crate::error::UserError;
 use crate::inputs::{self, Output, Request};
@@ -22,37 +23,21 @@ use crate::secret::Secret;
 pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
     let req = inputs::from_flags(args, &|k| std::env::var(k).ok())?;
     let explicit = explicit_credential(&req, &|k| std::env::var(k).ok())?;
-    let client = Client::new(
-        CredentialSource {
-            explicit: explicit.clone(),
-            docker_config: true,
-        },
-        req.insecure_registries.clone(),
-    );
+    let client = Client::new(CredentialSource { explicit: explicit.clone(), docker_config: true }, req.insecure_registries.clone());
 
     if let Some(repo) = req.repository() {
         log.line(&format!("==> checking push access to {}", repo.name()));
-        client
-            .check_push(repo)
-            .await
-            .map_err(|e| push_check_error(repo, e))?;
+        client.check_push(repo).await.map_err(|e| push_check_error(repo, e))?;
     }
 
-    // buildx reads credentials from the Docker config; archway's own go into a private copy.
+    // buildx reads credentials (for base images) from the Docker config; archway's own go
+    // into a private copy.
     let overlay = match &explicit {
-        Some((registry, cred)) => Some(
-            DockerConfigOverlay::new(registry, cred)
-                .context("preparing a Docker config for buildx")?,
-        ),
+        Some((registry, cred)) => Some(DockerConfigOverlay::new(registry, cred).context("preparing a Docker config for buildx")?),
         None => None,
     };
-    let docker = std::env::var_os(crate::env::DOCKER_BIN)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "docker".into());
-    let builder = Buildx {
-        docker,
-        docker_config: overlay.as_ref().map(|o| o.dir.path().to_path_buf()),
-    };
+    let docker = std::env::var_os(crate::env::DOCKER_BIN).map(PathBuf::from).unwrap_or_else(|| "docker".into());
+    let builder = Buildx { docker, docker_config: overlay.as_ref().map(|o| o.dir.path().to_path_buf()) };
 
     let spec = BuildSpec {
         context: req.context.clone(),
@@ -60,72 +45,32 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
         build_args: req.build_args.clone(),
         target: req.target.clone(),
     };
+    // Each platform is exported to a layout here before it is pushed or merged.
     let staging = match &req.output {
         Output::Layout { dir, .. } => {
             let s = dir.join(format!(".archway-staging-{}", std::process::id()));
             std::fs::create_dir_all(&s).with_context(|| format!("creating {}", s.display()))?;
-            Some(StagingDir(s))
+            Staging::Dir(s)
         }
-        Output::Registry { .. } => None,
+        Output::Registry { .. } => Staging::Temp(tempfile::Builder::new().prefix("archway-staging-").tempdir()?),
     };
 
-    let built = build_all(
-        &req,
-        &builder,
-        &spec,
-        staging.as_ref().map(|s| s.0.as_path()),
-        &log,
-    )
-    .await?;
+    let built = build_all(&req, &builder, &client, &spec, staging.path(), &log).await?;
 
     log.line("==> assembling the multi-platform index");
-    let (with_entries, published) = match &req.output {
-        Output::Registry { tags } => {
-            let repo = &tags[0];
-            let src = Source::Registry {
-                client: &client,
-                repo,
-            };
-            let mut with_entries = Vec::new();
-            for b in built {
-                let e = publish::entries_for(&src, &b).await?;
-                with_entries.push((b, e));
-            }
-            let index = publish::assemble(
-                with_entries
-                    .iter()
-                    .map(|(_, e)| e.descriptors.clone())
-                    .collect(),
-                Default::default(),
-            )?;
-            let published = publish::to_registry(&client, repo, &index, tags)
-                .await
-                .map_err(|e| {
-                    UserError::failure(format!("publishing to {} failed", repo.name()))
-                        .caused_by(e.into_boxed_dyn_error())
-                })?;
-            (with_entries, published)
-        }
+    let mut with_entries: Vec<(Built, Entries)> = Vec::new();
+    for b in built {
+        let e = publish::entries_for(&Source { layout: &b.layout }, &b).await?;
+        with_entries.push((b, e));
+    }
+    let index = publish::assemble(with_entries.iter().map(|(_, e)| e.descriptors.clone()).collect(), Default::default())?;
+    let published = match &req.output {
+        Output::Registry { tags } => publish::to_registry(&client, &tags[0], &index, tags).await.map_err(|e| {
+            UserError::failure(format!("publishing to {} failed", tags[0].name())).caused_by(e.into_boxed_dyn_error())
+        })?,
         Output::Layout { dir, names } => {
-            let mut with_entries: Vec<(Built, Entries)> = Vec::new();
-            for b in built {
-                let layout = b.layout.clone().expect("layout builds record their layout");
-                let e = publish::entries_for(&Source::Layout { dir: &layout }, &b).await?;
-                with_entries.push((b, e));
-            }
-            let index = publish::assemble(
-                with_entries
-                    .iter()
-                    .map(|(_, e)| e.descriptors.clone())
-                    .collect(),
-                Default::default(),
-            )?;
-            let dirs: Vec<PathBuf> = with_entries
-                .iter()
-                .filter_map(|(b, _)| b.layout.clone())
-                .collect();
-            let published = publish::to_layout(dir, &dirs, &index, names)?;
-            (with_entries, published)
+            let dirs: Vec<PathBuf> = with_entries.iter().map(|(b, _)| b.layout.clone()).collect();
+            publish::to_layout(dir, &dirs, &index, names)?
         }
     };
     drop(staging);
@@ -134,53 +79,64 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
     log.line(report::summary(&with_entries, &published).trim_end());
     if let Some(path) = &req.metadata_file {
         let json = serde_json::to_vec_pretty(&report::metadata(&with_entries, &published))?;
-        std::fs::write(path, json)
-            .with_context(|| format!("writing `--metadata-file {}`", path.display()))?;
+        std::fs::write(path, json).with_context(|| format!("writing `--metadata-file {}`", path.display()))?;
     }
     println!("{}", published.location);
     Ok(())
 }
 
-/// Builds every platform, `req.jobs` at a time. Fails, naming every failed platform, if any did.
+/// Builds every platform, `req.jobs` at a time, and pushes each by digest as soon as it is
+/// built. Fails, naming every failed platform and step, if any failed.
 async fn build_all(
     req: &Request,
     builder: &Buildx,
+    client: &Client,
     spec: &BuildSpec,
-    staging: Option<&Path>,
+    staging: &Path,
     log: &Arc<Log>,
 ) -> anyhow::Result<Vec<Built>> {
     let sink: LineSink = {
         let log = log.clone();
         Arc::new(move |p, line| log.build_output(p, line))
     };
-    let results: Vec<_> = futures_util::stream::iter(req.platforms.iter().cloned())
-        .map(|p| {
-            let sink = sink.clone();
-            let dest = match (&req.output, staging) {
-                (Output::Registry { tags }, _) => Destination::Registry {
-                    name: tags[0].name(),
-                },
-                (Output::Layout { .. }, Some(s)) => Destination::Layout {
-                    dir: s.join(p.slug()),
-                },
-                (Output::Layout { .. }, None) => {
-                    unreachable!("layout output always has a staging directory")
+    let results: Vec<Result<Built, (Platform, &'static str, anyhow::Error)>> =
+        futures_util::stream::iter(req.platforms.iter().cloned())
+            .map(|p| {
+                let sink = sink.clone();
+                let layout = staging.join(p.slug());
+                async move {
+                    log.started(&p, builder.name());
+                    let t = Instant::now();
+                    let b = match builder.build(spec, &p, &layout, sink).await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            log.failed(&p, t.elapsed());
+                            return Err((p, "build", e.into()));
+                        }
+                    };
+                    if let Some(repo) = req.repository() {
+                        match publish::push_by_digest(client, repo, &b.layout, &b.descriptor).await {
+                            Ok(s) => log.line(&format!(
+                                "==> {p}: pushed by digest to {} ({} of {} blobs uploaded, {})",
+                                repo.name(),
+                                s.uploaded,
+                                s.blobs,
+                                report::human_size(s.bytes_uploaded)
+                            )),
+                            Err(e) => {
+                                log.failed(&p, t.elapsed());
+                                return Err((p, "push", e));
+                            }
+                        }
+                    }
+                    let b = Built { duration: t.elapsed(), ..b };
+                    log.finished(&b);
+                    Ok(b)
                 }
-            };
-            async move {
-                log.started(&p, builder.name());
-                let t = Instant::now();
-                let r = builder.build(spec, &p, &dest, sink).await;
-                match &r {
-                    Ok(b) => log.finished(b),
-                    Err(_) => log.failed(&p, t.elapsed()),
-                }
-                r
-            }
-        })
-        .buffer_unordered(req.jobs)
-        .collect()
-        .await;
+            })
+            .buffer_unordered(req.jobs)
+            .collect()
+            .await;
 
     let mut built = Vec::new();
     let mut failed = Vec::new();
@@ -191,28 +147,49 @@ async fn build_all(
         }
     }
     if !failed.is_empty() {
-        failed.sort_by_key(|e| req.platforms.iter().position(|p| p == e.platform()));
-        let names: Vec<String> = failed.iter().map(|e| e.platform().to_string()).collect();
+        failed.sort_by_key(|(p, _, _)| req.platforms.iter().position(|x| x == p));
+        let names: Vec<String> = failed.iter().map(|(p, step, _)| format!("{p} at the {step} step")).collect();
         let what = match &req.output {
             Output::Registry { .. } => "no tag was moved",
             Output::Layout { .. } => "nothing was written to the output layout",
         };
-        let details: Vec<String> = failed.iter().map(|e| e.to_string()).collect();
+        let details: Vec<String> = failed.iter().map(|(p, step, e)| format!("{p} ({step}): {e:#}")).collect();
         return Err(UserError::failure(format!(
-            "{} of {} platforms failed at the build step ({}); {what}\n\n{}",
+            "{} of {} platforms failed: {}; {what}\n\n{}",
             failed.len(),
             req.platforms.len(),
             names.join(", "),
             details.join("\n\n")
         ))
-        .hint(format!(
-            "the lines prefixed `[{}]` above show the cause",
-            names[0]
-        ))
+        .hint(format!("the lines prefixed `[{}]` above show the cause", failed[0].0))
         .into());
     }
     built.sort_by_key(|b| req.platforms.iter().position(|p| *p == b.platform));
     Ok(built)
+}
+
+/// Where platforms are exported before being pushed or merged; removed when the run ends.
+enum Staging {
+    /// Inside the output layout, so blobs move into it by rename.
+    Dir(PathBuf),
+    Temp(tempfile::TempDir),
+}
+
+impl Staging {
+    fn path(&self) -> &Path {
+        match self {
+            Staging::Dir(p) => p,
+            Staging::Temp(t) => t.path(),
+        }
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Staging::Dir(p) = self {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
 }
 
 fn push_check_error(repo: &Reference, e: RegistryError) -> UserError {
@@ -229,12 +206,7 @@ fn push_check_error(repo: &Reference, e: RegistryError) -> UserError {
         ),
         _ => "nothing was built; fix the registry access and run again".into(),
     };
-    UserError::failure(format!(
-        "cannot push to `{}`; nothing was built",
-        repo.name()
-    ))
-    .hint(hint)
-    .caused_by(e)
+    UserError::failure(format!("cannot push to `{}`; nothing was built", repo.name())).hint(hint).caused_by(e)
 }
 
 /// `ARCHWAY_REGISTRY_USERNAME`/`_PASSWORD`, which apply to the registry being pushed to only.
@@ -249,36 +221,15 @@ fn explicit_credential(
         (None, None) => return Ok(None),
         (Some(u), Some(p)) => (u, Secret::new(p)),
         (Some(_), None) => {
-            return Err(UserError::input(format!(
-                "`{REGISTRY_USERNAME}` is set but `{REGISTRY_PASSWORD}` is not"
-            ))
-            .hint("set both, or neither"));
+            return Err(UserError::input(format!("`{REGISTRY_USERNAME}` is set but `{REGISTRY_PASSWORD}` is not"))
+                .hint("set both, or neither"));
         }
         (None, Some(_)) => {
-            return Err(UserError::input(format!(
-                "`{REGISTRY_PASSWORD}` is set but `{REGISTRY_USERNAME}` is not"
-            ))
-            .hint("set both, or neither"));
+            return Err(UserError::input(format!("`{REGISTRY_PASSWORD}` is set but `{REGISTRY_USERNAME}` is not"))
+                .hint("set both, or neither"));
         }
     };
-    Ok(req.repository().map(|r| {
-        (
-            r.registry.clone(),
-            Credential::Basic {
-                username: user,
-                password: pass,
-            },
-        )
-    }))
-}
-
-/// A removed-on-drop staging directory for layout builds.
-struct StagingDir(PathBuf);
-
-impl Drop for StagingDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    Ok(req.repository().map(|r| (r.registry.clone(), Credential::Basic { username: user, password: pass })))
 }
 
 /// A private `DOCKER_CONFIG` for buildx: the user's config plus archway's credential for one
@@ -296,44 +247,29 @@ impl DockerConfigOverlay {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
             .unwrap_or_else(|| PathBuf::from("/root/.docker"));
-        let dir = tempfile::Builder::new()
-            .prefix("archway-docker-config-")
-            .tempdir()?;
+        let dir = tempfile::Builder::new().prefix("archway-docker-config-").tempdir()?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         let mut cfg: serde_json::Value = std::fs::read(original.join("config.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_else(|| serde_json::json!({}));
-        let key = if registry == DOCKER_HUB {
-            "https://index.docker.io/v1/".to_string()
-        } else {
-            registry.to_string()
-        };
+        let key = if registry == DOCKER_HUB { "https://index.docker.io/v1/".to_string() } else { registry.to_string() };
         let auth = match cred {
             Credential::Basic { username, password } => {
                 serde_json::json!({ "auth": base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose())) })
             }
             Credential::IdentityToken(t) => serde_json::json!({ "identitytoken": t.expose() }),
         };
-        let obj = cfg
-            .as_object_mut()
-            .context("the Docker config is not a JSON object")?;
+        let obj = cfg.as_object_mut().context("the Docker config is not a JSON object")?;
         // A credential store would shadow `auths`; the explicit credential must win.
         obj.remove("credsStore");
         if let Some(h) = obj.get_mut("credHelpers").and_then(|h| h.as_object_mut()) {
             h.remove(&key);
         }
         let auths = obj.entry("auths").or_insert_with(|| serde_json::json!({}));
-        auths
-            .as_object_mut()
-            .context("`auths` in the Docker config is not an object")?
-            .insert(key, auth);
+        auths.as_object_mut().context("`auths` in the Docker config is not an object")?.insert(key, auth);
         let path = dir.path().join("config.json");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
         std::io::Write::write_all(&mut f, &serde_json::to_vec(&cfg)?)?;
         for sub in ["buildx", "cli-plugins", "contexts"] {
             let from = original.join(sub);

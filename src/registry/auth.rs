@@ -37,26 +37,17 @@ impl CredentialSource {
         if !self.docker_config {
             return Ok(None);
         }
-        let server = if registry == DOCKER_HUB {
-            "https://index.docker.io/v1/"
-        } else {
-            registry
-        };
+        let server = if registry == DOCKER_HUB { "https://index.docker.io/v1/" } else { registry };
         use docker_credential::{CredentialRetrievalError as E, DockerCredential as D};
         match docker_credential::get_credential(server) {
-            Ok(D::UsernamePassword(u, p)) => Ok(Some(Credential::Basic {
-                username: u,
-                password: Secret::new(p),
-            })),
+            Ok(D::UsernamePassword(u, p)) => Ok(Some(Credential::Basic { username: u, password: Secret::new(p) })),
             Ok(D::IdentityToken(t)) => Ok(Some(Credential::IdentityToken(Secret::new(t)))),
             Err(E::NoCredentialConfigured | E::ConfigNotFound | E::ConfigReadError) => Ok(None),
             // The helper's own output may echo secrets: name the helper only.
-            Err(E::HelperFailure { helper, .. }) => Err(format!(
-                "credential helper `docker-credential-{helper}` failed for `{registry}`"
-            )),
-            Err(e) => Err(format!(
-                "could not read credentials for `{registry}` from the Docker config: {e}"
-            )),
+            Err(E::HelperFailure { helper, .. }) => {
+                Err(format!("credential helper `docker-credential-{helper}` failed for `{registry}`"))
+            }
+            Err(e) => Err(format!("could not read credentials for `{registry}` from the Docker config: {e}")),
         }
     }
 }
@@ -65,10 +56,7 @@ impl CredentialSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
     Basic,
-    Bearer {
-        realm: String,
-        params: HashMap<String, String>,
-    },
+    Bearer { realm: String, params: HashMap<String, String> },
 }
 
 /// Parses `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`.
@@ -118,10 +106,7 @@ mod tests {
             }
             _ => panic!("bearer expected"),
         }
-        assert_eq!(
-            parse_challenge(r#"Basic realm="Registry Realm""#),
-            Some(Challenge::Basic)
-        );
+        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
         assert_eq!(parse_challenge("Negotiate"), None);
         let c = parse_challenge("Bearer realm=https://x/token, service=reg").unwrap();
         assert!(
@@ -132,13 +117,7 @@ mod tests {
     #[test]
     fn explicit_credential_only_for_its_registry() {
         let src = CredentialSource {
-            explicit: Some((
-                "ghcr.io".into(),
-                Credential::Basic {
-                    username: "u".into(),
-                    password: Secret::new("p"),
-                },
-            )),
+            explicit: Some(("ghcr.io".into(), Credential::Basic { username: "u".into(), password: Secret::new("p") })),
             docker_config: false,
         };
         assert!(src.lookup("ghcr.io").unwrap().is_some());

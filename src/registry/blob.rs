@@ -5,7 +5,7 @@ use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
 
-use super::{Client, RegistryError, Req};
+use super::{Body, Client, RegistryError, Req};
 use crate::reference::{Digest, Reference};
 
 impl Client {
@@ -74,16 +74,12 @@ impl Client {
                 operation: format!("start blob upload to {}", r.name()),
             })
             .await?;
-        let loc = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| RegistryError::Status {
-                registry: r.registry.clone(),
-                operation: format!("start blob upload to {}", r.name()),
-                status: resp.status().as_u16(),
-                detail: "no `Location` header in the answer".into(),
-            })?;
+        let loc = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).ok_or_else(|| RegistryError::Status {
+            registry: r.registry.clone(),
+            operation: format!("start blob upload to {}", r.name()),
+            status: resp.status().as_u16(),
+            detail: "no `Location` header in the answer".into(),
+        })?;
         Ok(self.absolute(&r.registry, loc))
     }
 
@@ -95,23 +91,15 @@ impl Client {
         }
     }
 
-    /// Uploads a blob in one PUT unless the repository already has it.
-    pub async fn blob_put(
-        &self,
-        r: &Reference,
-        digest: &Digest,
-        data: Bytes,
-    ) -> Result<(), RegistryError> {
+    /// Uploads a blob in one PUT unless the repository already has it; says whether it uploaded.
+    pub async fn blob_put(&self, r: &Reference, digest: &Digest, data: Body) -> Result<bool, RegistryError> {
         if self.blob_exists(r, digest).await? {
-            return Ok(());
+            return Ok(false);
         }
         let loc = self.upload_start(r).await?;
         let sep = if loc.contains('?') { '&' } else { '?' };
         let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
         self.send(Req {
             method: Method::PUT,
             registry: &r.registry,
@@ -123,7 +111,7 @@ impl Client {
             operation: format!("PUT blob {}@{digest}", r.name()),
         })
         .await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Proves push access to `r`'s repository without writing anything: opens an upload

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
-use super::{Client, RegistryError, Req};
+use super::{Body, Client, RegistryError, Req};
 use crate::oci;
 use crate::reference::{Digest, Reference};
 
@@ -19,10 +19,7 @@ pub struct Manifest {
 
 fn accept_all() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(
-        ACCEPT,
-        HeaderValue::from_str(&oci::MANIFEST_TYPES.join(", ")).expect("static media types"),
-    );
+    h.insert(ACCEPT, HeaderValue::from_str(&oci::MANIFEST_TYPES.join(", ")).expect("static media types"));
     h
 }
 
@@ -67,11 +64,7 @@ impl Client {
             });
         }
         let media_type = oci::media_type_of(&bytes, header_type.as_deref());
-        Ok(Manifest {
-            bytes,
-            media_type,
-            digest,
-        })
+        Ok(Manifest { bytes, media_type, digest })
     }
 
     /// The digest a tag or digest resolves to, or `None` when it does not exist.
@@ -101,12 +94,7 @@ impl Client {
 
     /// Pushes `bytes` under `r`'s tag (or its digest) and returns their digest after checking the
     /// registry computed the same one.
-    pub async fn manifest_put(
-        &self,
-        r: &Reference,
-        bytes: &Bytes,
-        media_type: &str,
-    ) -> Result<Digest, RegistryError> {
+    pub async fn manifest_put(&self, r: &Reference, bytes: &Bytes, media_type: &str) -> Result<Digest, RegistryError> {
         let digest = Digest::of(bytes);
         let sel = match (&r.tag, &r.digest) {
             (Some(t), _) => t.clone(),
@@ -129,7 +117,7 @@ impl Client {
                 repository: &r.repository,
                 target: format!("/v2/{}/manifests/{sel}", r.repository),
                 headers,
-                body: Some(bytes.clone()),
+                body: Some(Body::Bytes(bytes.clone())),
                 push: true,
                 operation: format!("PUT manifest {}:{sel}", r.name()),
             })

@@ -32,55 +32,48 @@ const BACKOFF_CAP: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("cannot reach registry `{registry}` at {url}: {detail}")]
-    Unreachable {
-        registry: String,
-        url: String,
-        detail: String,
-    },
+    Unreachable { registry: String, url: String, detail: String },
     #[error("registry `{registry}` rejected the credentials for `{repository}` ({action}){}", detail_suffix(.detail))]
-    Unauthorized {
-        registry: String,
-        repository: String,
-        action: &'static str,
-        detail: String,
-    },
+    Unauthorized { registry: String, repository: String, action: &'static str, detail: String },
     #[error("registry `{registry}` denied {action} access to `{repository}`{}", detail_suffix(.detail))]
-    Denied {
-        registry: String,
-        repository: String,
-        action: &'static str,
-        detail: String,
-    },
+    Denied { registry: String, repository: String, action: &'static str, detail: String },
     #[error("`{what}` was not found in registry `{registry}`")]
     NotFound { registry: String, what: String },
     #[error("registry `{registry}` answered {status} to {operation}{}", detail_suffix(.detail))]
-    Status {
-        registry: String,
-        operation: String,
-        status: u16,
-        detail: String,
-    },
+    Status { registry: String, operation: String, status: u16, detail: String },
     #[error("registry `{registry}` returned content with digest {got} for {expected}")]
-    DigestMismatch {
-        registry: String,
-        expected: String,
-        got: String,
-    },
+    DigestMismatch { registry: String, expected: String, got: String },
     #[error("{0}")]
     Credentials(String),
 }
 
 fn detail_suffix(d: &str) -> String {
-    if d.is_empty() {
-        String::new()
-    } else {
-        format!(": {d}")
-    }
+    if d.is_empty() { String::new() } else { format!(": {d}") }
 }
 
 impl RegistryError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, RegistryError::NotFound { .. })
+    }
+}
+
+/// A request body that can be sent again on a retry.
+#[derive(Clone, Debug)]
+pub enum Body {
+    Bytes(Bytes),
+    /// A file streamed from disk, opened anew for each attempt.
+    File { path: std::path::PathBuf, len: u64 },
+}
+
+impl Body {
+    async fn to_reqwest(&self) -> std::io::Result<(reqwest::Body, u64)> {
+        match self {
+            Body::Bytes(b) => Ok((b.clone().into(), b.len() as u64)),
+            Body::File { path, len } => {
+                let f = tokio::fs::File::open(path).await?;
+                Ok((reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024)), *len))
+            }
+        }
     }
 }
 
@@ -92,7 +85,7 @@ pub(crate) struct Req<'a> {
     /// Path after the host (`/v2/...`), or an absolute URL (an upload `Location`).
     pub target: String,
     pub headers: HeaderMap,
-    pub body: Option<Bytes>,
+    pub body: Option<Body>,
     pub push: bool,
     /// Says what this request does in errors: "GET manifest ghcr.io/a/b:1".
     pub operation: String,
@@ -101,10 +94,7 @@ pub(crate) struct Req<'a> {
 #[derive(Clone)]
 enum HostAuth {
     Basic(Secret),
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
+    Bearer { realm: String, service: Option<String> },
 }
 
 /// A registry client shared by every operation of one run.
@@ -124,11 +114,7 @@ fn is_loopback(registry: &str) -> bool {
         _ => registry,
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
+    host == "localhost" || host.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
 }
 
 impl Client {
@@ -139,39 +125,21 @@ impl Client {
             .timeout(Duration::from_secs(600))
             .build()
             .expect("the TLS backend initialises");
-        Client {
-            http,
-            insecure,
-            creds,
-            host_auth: Mutex::default(),
-            tokens: Mutex::default(),
-        }
+        Client { http, insecure, creds, host_auth: Mutex::default(), tokens: Mutex::default() }
     }
 
     /// `http` for loopback hosts and hosts named by `--insecure-registry`, else `https`.
     pub fn scheme(&self, registry: &str) -> &'static str {
-        if is_loopback(registry) || self.insecure.iter().any(|h| h == registry) {
-            "http"
-        } else {
-            "https"
-        }
+        if is_loopback(registry) || self.insecure.iter().any(|h| h == registry) { "http" } else { "https" }
     }
 
     pub(crate) fn base_url(&self, registry: &str) -> String {
-        let host = if registry == crate::reference::DOCKER_HUB {
-            "registry-1.docker.io"
-        } else {
-            registry
-        };
+        let host = if registry == crate::reference::DOCKER_HUB { "registry-1.docker.io" } else { registry };
         format!("{}://{}", self.scheme(registry), host)
     }
 
     fn scope(repository: &str, push: bool) -> String {
-        if push {
-            format!("repository:{repository}:pull,push")
-        } else {
-            format!("repository:{repository}:pull")
-        }
+        if push { format!("repository:{repository}:pull,push") } else { format!("repository:{repository}:pull") }
     }
 
     fn cached_auth(&self, registry: &str, scope: &str) -> Option<HeaderValue> {
@@ -204,51 +172,35 @@ impl Client {
             action,
             detail,
         };
-        let cred = self
-            .creds
-            .lookup(registry)
-            .map_err(RegistryError::Credentials)?;
+        let cred = self.creds.lookup(registry).map_err(RegistryError::Credentials)?;
         let challenge = challenge.and_then(auth::parse_challenge);
         let host_auth = match challenge {
             Some(auth::Challenge::Basic) => {
                 let Some(Credential::Basic { username, password }) = &cred else {
-                    return Err(unauthorized(
-                        "no username and password are configured for it".into(),
-                    ));
+                    return Err(unauthorized("no username and password are configured for it".into()));
                 };
                 use base64::Engine as _;
-                let b = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{username}:{}", password.expose()));
+                let b = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()));
                 HostAuth::Basic(Secret::new(b))
             }
-            Some(auth::Challenge::Bearer { realm, params }) => HostAuth::Bearer {
-                realm,
-                service: params.get("service").cloned(),
-            },
+            Some(auth::Challenge::Bearer { realm, params }) => {
+                HostAuth::Bearer { realm, service: params.get("service").cloned() }
+            }
             None => {
-                return Err(unauthorized(
-                    "it answered 401 without a usable `WWW-Authenticate` challenge".into(),
-                ));
+                return Err(unauthorized("it answered 401 without a usable `WWW-Authenticate` challenge".into()));
             }
         };
         if let HostAuth::Bearer { realm, service } = &host_auth {
             let scope = Self::scope(repository, push);
-            let token = self
-                .fetch_token(registry, realm, service.as_deref(), &scope, cred.as_ref())
-                .await
-                .map_err(|e| match e {
+            let token = self.fetch_token(registry, realm, service.as_deref(), &scope, cred.as_ref()).await.map_err(
+                |e| match e {
                     TokenError::Rejected(d) => unauthorized(d),
                     TokenError::Other(e) => e,
-                })?;
-            self.tokens
-                .lock()
-                .unwrap()
-                .insert((registry.to_string(), scope), token);
+                },
+            )?;
+            self.tokens.lock().unwrap().insert((registry.to_string(), scope), token);
         }
-        self.host_auth
-            .lock()
-            .unwrap()
-            .insert(registry.to_string(), host_auth);
+        self.host_auth.lock().unwrap().insert(registry.to_string(), host_auth);
         Ok(())
     }
 
@@ -292,9 +244,7 @@ impl Client {
                 }
                 let r = self.http.get(url.clone());
                 match cred {
-                    Some(Credential::Basic { username, password }) => {
-                        r.basic_auth(username, Some(password.expose()))
-                    }
+                    Some(Credential::Basic { username, password }) => r.basic_auth(username, Some(password.expose())),
                     _ => r,
                 }
             }
@@ -309,10 +259,7 @@ impl Client {
         })?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(TokenError::Rejected(format!(
-                "its token service answered {}",
-                status.as_u16()
-            )));
+            return Err(TokenError::Rejected(format!("its token service answered {}", status.as_u16())));
         }
         if !status.is_success() {
             url.set_query(None);
@@ -355,24 +302,22 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut builder = self
-                .http
-                .request(req.method.clone(), &url)
-                .headers(req.headers.clone());
+            let mut builder = self.http.request(req.method.clone(), &url).headers(req.headers.clone());
             if let Some(a) = self.cached_auth(req.registry, &scope) {
                 builder = builder.header(AUTHORIZATION, a);
             }
             if let Some(b) = &req.body {
-                builder = builder.body(b.clone());
+                let (body, len) = b.to_reqwest().await.map_err(|e| RegistryError::Status {
+                    registry: req.registry.into(),
+                    operation: req.operation.clone(),
+                    status: 0,
+                    detail: format!("cannot read the content to send: {e}"),
+                })?;
+                builder = builder.header(reqwest::header::CONTENT_LENGTH, len).body(body);
             }
             let result = builder.send().await;
             let retry_after = match &result {
-                Err(e)
-                    if attempt < MAX_ATTEMPTS
-                        && (e.is_connect() || e.is_timeout() || e.is_request()) =>
-                {
-                    Some(None)
-                }
+                Err(e) if attempt < MAX_ATTEMPTS && (e.is_connect() || e.is_timeout() || e.is_request()) => Some(None),
                 Err(e) => {
                     return Err(RegistryError::Unreachable {
                         registry: req.registry.into(),
@@ -382,20 +327,12 @@ impl Client {
                 }
                 Ok(r) if r.status() == StatusCode::UNAUTHORIZED && !authenticated_once => {
                     authenticated_once = true;
-                    let challenge = r
-                        .headers()
-                        .get(WWW_AUTHENTICATE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(String::from);
-                    self.authenticate(req.registry, req.repository, req.push, challenge.as_deref())
-                        .await?;
+                    let challenge = r.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).map(String::from);
+                    self.authenticate(req.registry, req.repository, req.push, challenge.as_deref()).await?;
                     attempt -= 1;
                     continue;
                 }
-                Ok(r)
-                    if attempt < MAX_ATTEMPTS
-                        && matches!(r.status().as_u16(), 429 | 502 | 503 | 504) =>
-                {
+                Ok(r) if attempt < MAX_ATTEMPTS && matches!(r.status().as_u16(), 429 | 502 | 503 | 504) => {
                     Some(retry_after(r.headers()))
                 }
                 Ok(_) => None,
@@ -415,11 +352,7 @@ impl Client {
         }
     }
 
-    async fn check_status(
-        &self,
-        resp: reqwest::Response,
-        req: &Req<'_>,
-    ) -> Result<reqwest::Response, RegistryError> {
+    async fn check_status(&self, resp: reqwest::Response, req: &Req<'_>) -> Result<reqwest::Response, RegistryError> {
         let status = resp.status();
         if status.is_success() || status.is_redirection() {
             return Ok(resp);
@@ -439,10 +372,9 @@ impl Client {
                 action,
                 detail,
             },
-            StatusCode::NOT_FOUND => RegistryError::NotFound {
-                registry: req.registry.into(),
-                what: req.operation.clone(),
-            },
+            StatusCode::NOT_FOUND => {
+                RegistryError::NotFound { registry: req.registry.into(), what: req.operation.clone() }
+            }
             s => RegistryError::Status {
                 registry: req.registry.into(),
                 operation: req.operation.clone(),
@@ -465,10 +397,7 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate_parse(v)?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
 /// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
@@ -477,15 +406,10 @@ fn httpdate_parse(s: &str) -> Option<std::time::SystemTime> {
     let [_, day, mon, year, time, "GMT"] = parts.as_slice() else {
         return None;
     };
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let m = months.iter().position(|x| x == mon)? as i64 + 1;
     let (d, y): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let t: Vec<i64> = time
-        .split(':')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
+    let t: Vec<i64> = time.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
     let [hh, mm, ss] = t.as_slice() else {
         return None;
     };
@@ -517,23 +441,15 @@ async fn error_body(resp: reqwest::Response) -> String {
             .errors
             .iter()
             .map(|e| {
-                format!(
-                    "{} {}",
-                    e.code.clone().unwrap_or_default(),
-                    e.message.clone().unwrap_or_default()
-                )
-                .trim()
-                .to_string()
+                format!("{} {}", e.code.clone().unwrap_or_default(), e.message.clone().unwrap_or_default())
+                    .trim()
+                    .to_string()
             })
             .collect::<Vec<_>>()
             .join("; ");
     }
     let t = text.trim();
-    if t.len() <= 200 {
-        t.to_string()
-    } else {
-        format!("{}…", &t[..t.floor_char_boundary(200)])
-    }
+    if t.len() <= 200 { t.to_string() } else { format!("{}…", &t[..t.floor_char_boundary(200)]) }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -566,10 +482,7 @@ mod tests {
 
     #[test]
     fn plain_http_only_for_loopback_and_named_hosts() {
-        let c = Client::new(
-            CredentialSource::default(),
-            vec!["reg.internal:5000".into()],
-        );
+        let c = Client::new(CredentialSource::default(), vec!["reg.internal:5000".into()]);
         assert_eq!(c.scheme("127.0.0.1:5000"), "http");
         assert_eq!(c.scheme("localhost:5000"), "http");
         assert_eq!(c.scheme("[::1]:5000"), "http");
@@ -584,10 +497,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("3"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(
-            "retry-after",
-            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
-        );
+        h.insert("retry-after", HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         assert_eq!(
             httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMT"),
