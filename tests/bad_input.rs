@@ -1,0 +1,77 @@
+//! Bad input and unreachable registries: a clear message, the right exit code, and nothing
+//! built or written. These need the lab registry only to prove nothing reached it.
+
+mod support;
+
+use support::lab::*;
+
+fn run_bad(args: &[&str]) -> (i32, String) {
+    let ctx = context("FROM scratch\n");
+    let mut full = vec!["build"];
+    full.extend_from_slice(args);
+    let out = archway(ctx.path(), &full);
+    let (stdout, stderr) = text(&out);
+    assert!(stdout.is_empty(), "nothing on stdout for a failure: {stdout}");
+    (out.status.code().unwrap(), stderr)
+}
+
+#[test]
+fn unknown_platform_is_exit_2_with_the_known_list() {
+    let repo = unique_repo("bad-platform");
+    let (code, err) = run_bad(&[".", "--platform", "linux/amd64,linux/sparc64", "-t", &format!("{repo}:x"), "--push"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with("error: `--platform`: platform `linux/sparc64` has unknown architecture `sparc64`"), "{err}");
+    assert!(err.contains("known: amd64, arm64, arm, 386"), "{err}");
+    assert!(err.contains("hint: "), "{err}");
+    assert!(!catalog().iter().any(|r| repo.ends_with(r.as_str())), "nothing was pushed");
+}
+
+#[test]
+fn missing_dockerfile_is_exit_2() {
+    let (code, err) = run_bad(&[".", "-f", "nope/Dockerfile.prod", "--platform", "linux/amd64"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("Dockerfile `nope/Dockerfile.prod` does not exist"), "{err}");
+    let (code, err) = run_bad(&["no-such-dir"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("build context `no-such-dir` is not a directory"), "{err}");
+}
+
+#[test]
+fn malformed_tag_is_exit_2_and_pushes_nothing() {
+    let before = catalog();
+    for bad in ["127.0.0.1:5000/Upper/Case:1", "127.0.0.1:5000/app:-bad", "https://127.0.0.1:5000/app:1"] {
+        let (code, err) = run_bad(&[".", "--platform", "linux/amd64", "-t", bad, "--push"]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains(&format!("`{bad}` is not a valid image reference")), "{err}");
+    }
+    let (code, err) = run_bad(&[".", "--platform", "linux/amd64", "--push"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`--push` needs an image"), "{err}");
+    let (code, err) = run_bad(&[".", "--platform", "linux/amd64", "-t", "127.0.0.1:5000/a:1", "-t", "127.0.0.1:5000/b:1", "--push"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("two repositories"), "{err}");
+    assert_eq!(catalog(), before, "nothing was pushed");
+}
+
+#[test]
+fn unreachable_registry_fails_before_any_build() {
+    // A loopback port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (code, err) = run_bad(&[".", "--platform", "linux/amd64,linux/arm64", "-t", &format!("127.0.0.1:{port}/app:1"), "--push"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("cannot push to `127.0.0.1:{port}/app`; nothing was built")), "{err}");
+    assert!(err.contains(&format!("cannot reach registry `127.0.0.1:{port}`")), "{err}");
+    assert!(!err.contains("building with"), "no build started: {err}");
+}
+
+#[test]
+fn refuses_to_write_into_a_directory_that_is_not_a_layout() {
+    let ctx = context("FROM scratch\n");
+    std::fs::create_dir(ctx.path().join("out")).unwrap();
+    std::fs::write(ctx.path().join("out/precious.txt"), "keep me").unwrap();
+    let out = archway(ctx.path(), &["build", ".", "--platform", "linux/amd64", "--output", "out"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is not an OCI image layout"), "{err}");
+    assert_eq!(std::fs::read_to_string(ctx.path().join("out/precious.txt")).unwrap(), "keep me");
+}

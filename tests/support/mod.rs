@@ -1,0 +1,4 @@
+//! Shared test support: the lab (engine, registry, base image) and the OCI schemas.
+#![allow(dead_code)]
+
+pub mod lab;
