@@ -155,9 +155,16 @@ const BLOB_UPLOADS: usize = 4;
 
 /// Pushes one image manifest from an OCI layout: the blobs the registry lacks, then the
 /// manifest by digest.
-async fn push_image(client: &Client, repo: &Reference, layout: &Path, d: &Descriptor, stats: &mut PushStats) -> anyhow::Result<()> {
+async fn push_image(
+    client: &Client,
+    repo: &Reference,
+    layout: &Path,
+    d: &Descriptor,
+    stats: &mut PushStats,
+) -> anyhow::Result<()> {
     let bytes = read_layout_blob(layout, &d.digest)?;
-    let m: ImageManifest = serde_json::from_slice(&bytes).with_context(|| format!("manifest {} is not an image manifest", d.digest))?;
+    let m: ImageManifest =
+        serde_json::from_slice(&bytes).with_context(|| format!("manifest {} is not an image manifest", d.digest))?;
     let blobs: Vec<&Descriptor> = std::iter::once(&m.config).chain(&m.layers).collect();
     let results: Vec<anyhow::Result<(bool, u64)>> = futures_util::stream::iter(blobs)
         .map(|b| async move {
@@ -182,11 +189,17 @@ async fn push_image(client: &Client, repo: &Reference, layout: &Path, d: &Descri
 
 /// Pushes one platform's result from its OCI layout to `repo` by digest, children before
 /// the index that names them. Moves no tag.
-pub async fn push_by_digest(client: &Client, repo: &Reference, layout: &Path, top: &Descriptor) -> anyhow::Result<PushStats> {
+pub async fn push_by_digest(
+    client: &Client,
+    repo: &Reference,
+    layout: &Path,
+    top: &Descriptor,
+) -> anyhow::Result<PushStats> {
     let mut stats = PushStats::default();
     if oci::is_index(&top.media_type) {
         let bytes = read_layout_blob(layout, &top.digest)?;
-        let idx: Index = serde_json::from_slice(&bytes).with_context(|| format!("index {} is unreadable", top.digest))?;
+        let idx: Index =
+            serde_json::from_slice(&bytes).with_context(|| format!("index {} is unreadable", top.digest))?;
         for child in &idx.manifests {
             push_image(client, repo, layout, child, &mut stats).await?;
         }

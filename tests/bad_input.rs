@@ -20,7 +20,10 @@ fn unknown_platform_is_exit_2_with_the_known_list() {
     let repo = unique_repo("bad-platform");
     let (code, err) = run_bad(&[".", "--platform", "linux/amd64,linux/sparc64", "-t", &format!("{repo}:x"), "--push"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.starts_with("error: `--platform`: platform `linux/sparc64` has unknown architecture `sparc64`"), "{err}");
+    assert!(
+        err.starts_with("error: `--platform`: platform `linux/sparc64` has unknown architecture `sparc64`"),
+        "{err}"
+    );
     assert!(err.contains("known: amd64, arm64, arm, 386"), "{err}");
     assert!(err.contains("hint: "), "{err}");
     assert!(!catalog().iter().any(|r| repo.ends_with(r.as_str())), "nothing was pushed");
@@ -47,7 +50,8 @@ fn malformed_tag_is_exit_2_and_pushes_nothing() {
     let (code, err) = run_bad(&[".", "--platform", "linux/amd64", "--push"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`--push` needs an image"), "{err}");
-    let (code, err) = run_bad(&[".", "--platform", "linux/amd64", "-t", "127.0.0.1:5000/a:1", "-t", "127.0.0.1:5000/b:1", "--push"]);
+    let (code, err) =
+        run_bad(&[".", "--platform", "linux/amd64", "-t", "127.0.0.1:5000/a:1", "-t", "127.0.0.1:5000/b:1", "--push"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("two repositories"), "{err}");
     assert_eq!(catalog(), before, "nothing was pushed");
@@ -57,7 +61,8 @@ fn malformed_tag_is_exit_2_and_pushes_nothing() {
 fn unreachable_registry_fails_before_any_build() {
     // A loopback port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (code, err) = run_bad(&[".", "--platform", "linux/amd64,linux/arm64", "-t", &format!("127.0.0.1:{port}/app:1"), "--push"]);
+    let (code, err) =
+        run_bad(&[".", "--platform", "linux/amd64,linux/arm64", "-t", &format!("127.0.0.1:{port}/app:1"), "--push"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains(&format!("cannot push to `127.0.0.1:{port}/app`; nothing was built")), "{err}");
     assert!(err.contains(&format!("cannot reach registry `127.0.0.1:{port}`")), "{err}");

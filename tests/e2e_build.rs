@@ -8,7 +8,10 @@ use support::schema::{self, Kind};
 
 /// A Dockerfile whose RUN executes on the target CPU (through QEMU when foreign) and records it.
 fn uname_dockerfile() -> String {
-    format!("ARG BASE={}\nFROM $BASE\nARG NONCE\nRUN echo \"$NONCE\" > /nonce && uname -m > /arch\nCMD [\"cat\", \"/arch\"]\n", lab().base)
+    format!(
+        "ARG BASE={}\nFROM $BASE\nARG NONCE\nRUN echo \"$NONCE\" > /nonce && uname -m > /arch\nCMD [\"cat\", \"/arch\"]\n",
+        lab().base
+    )
 }
 
 fn platforms_of(index: &serde_json::Value) -> Vec<String> {
@@ -38,8 +41,19 @@ fn pushes_a_multi_platform_index_that_runs_on_each_platform() {
     let out = archway(
         ctx.path(),
         &[
-            "build", ".", "--platform", "linux/amd64,linux/aarch64,linux/arm/v7", "-t", &tag, "-t", &format!("{repo}:latest"),
-            "--build-arg", &format!("NONCE={nonce}"), "--push", "--metadata-file", meta.to_str().unwrap(),
+            "build",
+            ".",
+            "--platform",
+            "linux/amd64,linux/aarch64,linux/arm/v7",
+            "-t",
+            &tag,
+            "-t",
+            &format!("{repo}:latest"),
+            "--build-arg",
+            &format!("NONCE={nonce}"),
+            "--push",
+            "--metadata-file",
+            meta.to_str().unwrap(),
         ],
     );
     let (stdout, stderr) = text(&out);
@@ -63,7 +77,10 @@ fn pushes_a_multi_platform_index_that_runs_on_each_platform() {
         schema::validate(Kind::Manifest, &child).unwrap_or_else(|e| panic!("manifest fails the OCI schema: {e:?}"));
         if m["annotations"]["vnd.docker.reference.type"].as_str() == Some("attestation-manifest") {
             let subject = m["annotations"]["vnd.docker.reference.digest"].as_str().unwrap();
-            assert!(index["manifests"].as_array().unwrap().iter().any(|x| x["digest"] == subject), "attestation names an image in the index");
+            assert!(
+                index["manifests"].as_array().unwrap().iter().any(|x| x["digest"] == subject),
+                "attestation names an image in the index"
+            );
             continue;
         }
         let config = json(&blob(&repo, child["config"]["digest"].as_str().unwrap()));
@@ -96,7 +113,10 @@ fn pushes_a_multi_platform_index_that_runs_on_each_platform() {
 fn a_platform_that_fails_moves_no_tag() {
     let repo = unique_repo("atomic");
     let good = context(&uname_dockerfile());
-    let out = archway(good.path(), &["build", ".", "--platform", "linux/amd64,linux/arm64", "-t", &format!("{repo}:stable"), "--push"]);
+    let out = archway(
+        good.path(),
+        &["build", ".", "--platform", "linux/amd64,linux/arm64", "-t", &format!("{repo}:stable"), "--push"],
+    );
     assert!(out.status.success(), "{}", text(&out).1);
     let before = tag_digest(&repo, "stable").unwrap();
 
@@ -107,7 +127,17 @@ fn a_platform_that_fails_moves_no_tag() {
     ));
     let out = archway(
         bad.path(),
-        &["build", ".", "--platform", "linux/amd64,linux/arm64", "-t", &format!("{repo}:stable"), "--push", "--build-arg", &format!("NONCE={}", nonce())],
+        &[
+            "build",
+            ".",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &format!("{repo}:stable"),
+            "--push",
+            "--build-arg",
+            &format!("NONCE={}", nonce()),
+        ],
     );
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -122,7 +152,10 @@ fn a_platform_that_fails_moves_no_tag() {
 #[test]
 fn without_push_writes_an_oci_layout_that_skopeo_reads() {
     let ctx = context(&uname_dockerfile());
-    let out = archway(ctx.path(), &["build", ".", "--platform", "linux/amd64,linux/arm64,linux/arm/v7", "-t", "example.com/app:1.0"]);
+    let out = archway(
+        ctx.path(),
+        &["build", ".", "--platform", "linux/amd64,linux/arm64,linux/arm/v7", "-t", "example.com/app:1.0"],
+    );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     let dir = ctx.path().join("archway-out");
@@ -145,7 +178,11 @@ fn without_push_writes_an_oci_layout_that_skopeo_reads() {
         assert!(dir.join("blobs/sha256").join(&d[7..]).is_file(), "child {d} is in the layout");
     }
 
-    let skopeo = std::process::Command::new("skopeo").args(["inspect", "--raw", "oci:archway-out"]).current_dir(ctx.path()).output().unwrap();
+    let skopeo = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "oci:archway-out"])
+        .current_dir(ctx.path())
+        .output()
+        .unwrap();
     assert!(skopeo.status.success(), "skopeo: {}", String::from_utf8_lossy(&skopeo.stderr));
     assert_eq!(skopeo.stdout, index_bytes, "skopeo reads archway's index");
     let arm = std::process::Command::new("skopeo")
@@ -155,5 +192,8 @@ fn without_push_writes_an_oci_layout_that_skopeo_reads() {
         .unwrap();
     assert!(arm.status.success(), "skopeo inspect arm/v7: {}", String::from_utf8_lossy(&arm.stderr));
     assert_eq!(json(&arm.stdout)["Architecture"], "arm");
-    assert!(!dir.read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".archway-staging")), "staging removed");
+    assert!(
+        !dir.read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".archway-staging")),
+        "staging removed"
+    );
 }

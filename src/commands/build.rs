@@ -10,10 +10,10 @@ use futures_util::StreamExt as _;
 
 use crate::build::buildx::Buildx;
 use crate::build::{BuildSpec, Builder, Built, LineSink};
-use crate::platform::Platform;
 use crate::cli::BuildArgs;
 use crate::error::UserError;
 use crate::inputs::{self, Output, Request};
+use crate::platform::Platform;
 use crate::publish::{self, Entries, Source};
 use crate::reference::{DOCKER_HUB, Reference};
 use crate::registry::{Client, Credential, CredentialSource, RegistryError};
@@ -23,7 +23,10 @@ use crate::secret::Secret;
 pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
     let req = inputs::from_flags(args, &|k| std::env::var(k).ok())?;
     let explicit = explicit_credential(&req, &|k| std::env::var(k).ok())?;
-    let client = Client::new(CredentialSource { explicit: explicit.clone(), docker_config: true }, req.insecure_registries.clone());
+    let client = Client::new(
+        CredentialSource { explicit: explicit.clone(), docker_config: true },
+        req.insecure_registries.clone(),
+    );
 
     if let Some(repo) = req.repository() {
         log.line(&format!("==> checking push access to {}", repo.name()));
@@ -33,7 +36,9 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
     // buildx reads credentials (for base images) from the Docker config; archway's own go
     // into a private copy.
     let overlay = match &explicit {
-        Some((registry, cred)) => Some(DockerConfigOverlay::new(registry, cred).context("preparing a Docker config for buildx")?),
+        Some((registry, cred)) => {
+            Some(DockerConfigOverlay::new(registry, cred).context("preparing a Docker config for buildx")?)
+        }
         None => None,
     };
     let docker = std::env::var_os(crate::env::DOCKER_BIN).map(PathBuf::from).unwrap_or_else(|| "docker".into());
@@ -63,7 +68,8 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
         let e = publish::entries_for(&Source { layout: &b.layout }, &b).await?;
         with_entries.push((b, e));
     }
-    let index = publish::assemble(with_entries.iter().map(|(_, e)| e.descriptors.clone()).collect(), Default::default())?;
+    let index =
+        publish::assemble(with_entries.iter().map(|(_, e)| e.descriptors.clone()).collect(), Default::default())?;
     let published = match &req.output {
         Output::Registry { tags } => publish::to_registry(&client, &tags[0], &index, tags).await.map_err(|e| {
             UserError::failure(format!("publishing to {} failed", tags[0].name())).caused_by(e.into_boxed_dyn_error())

@@ -62,7 +62,10 @@ impl RegistryError {
 pub enum Body {
     Bytes(Bytes),
     /// A file streamed from disk, opened anew for each attempt.
-    File { path: std::path::PathBuf, len: u64 },
+    File {
+        path: std::path::PathBuf,
+        len: u64,
+    },
 }
 
 impl Body {

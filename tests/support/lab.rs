@@ -99,7 +99,8 @@ pub fn json(bytes: &[u8]) -> serde_json::Value {
 
 pub fn blob(name: &str, digest: &str) -> Vec<u8> {
     let (host, repo) = name.split_once('/').unwrap();
-    let out = Command::new("curl").args(["-fsSL", &format!("http://{host}/v2/{repo}/blobs/{digest}")]).output().unwrap();
+    let out =
+        Command::new("curl").args(["-fsSL", &format!("http://{host}/v2/{repo}/blobs/{digest}")]).output().unwrap();
     assert!(out.status.success(), "GET blob {digest}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
@@ -116,7 +117,8 @@ pub fn tag_digest(name: &str, tag: &str) -> Option<String> {
 
 /// Repositories the registry holds.
 pub fn catalog() -> Vec<String> {
-    let out = Command::new("curl").args(["-fsS", &format!("http://{}/v2/_catalog?n=10000", lab().registry)]).output().unwrap();
+    let out =
+        Command::new("curl").args(["-fsS", &format!("http://{}/v2/_catalog?n=1000", lab().registry)]).output().unwrap();
     json(&out.stdout)["repositories"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
 }
 
@@ -129,7 +131,10 @@ pub fn context(dockerfile: &str) -> tempfile::TempDir {
 
 /// `docker run --rm --pull always --platform P IMAGE`, stdout trimmed.
 pub fn docker_run(platform: &str, image: &str) -> String {
-    let out = Command::new("docker").args(["run", "--rm", "--pull", "always", "--platform", platform, image]).output().unwrap();
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--pull", "always", "--platform", platform, image])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "docker run {platform} {image}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
