@@ -49,6 +49,15 @@ pub struct BuildArgs {
     #[arg(long)]
     pub target: Option<String>,
 
+    /// Provenance attestation passed to buildx: `false`, `true`, `mode=min` or `mode=max`
+    /// (default: buildx's own)
+    #[arg(long, value_name = "VALUE")]
+    pub provenance: Option<String>,
+
+    /// SBOM attestation passed to buildx: `false`, `true` or generator options
+    #[arg(long, value_name = "VALUE")]
+    pub sbom: Option<String>,
+
     /// Push each platform by digest, then the index, then the tags
     #[arg(long)]
     pub push: bool,

@@ -20,6 +20,9 @@ pub struct Request {
     pub platforms: Vec<Platform>,
     pub build_args: Vec<(String, String)>,
     pub target: Option<String>,
+    /// `--provenance` and `--sbom` values for buildx, when given.
+    pub provenance: Option<String>,
+    pub sbom: Option<String>,
     pub output: Output,
     pub metadata_file: Option<PathBuf>,
     pub insecure_registries: Vec<String>,
@@ -133,11 +136,26 @@ pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserErro
         platforms,
         build_args,
         target: a.target.clone().filter(|t| !t.is_empty()),
+        provenance: attestation_value("--provenance", a.provenance.as_deref())?,
+        sbom: attestation_value("--sbom", a.sbom.as_deref())?,
         output,
         metadata_file: a.metadata_file.clone(),
         insecure_registries: a.insecure_registries.clone(),
         jobs: jobs.max(1),
     })
+}
+
+/// `true`, `false`, `1`, `0`, or comma-separated `key=value` options, as buildx takes them.
+fn attestation_value(flag: &str, v: Option<&str>) -> Result<Option<String>, UserError> {
+    let Some(v) = v.map(str::trim) else { return Ok(None) };
+    let ok = matches!(v, "true" | "false" | "1" | "0")
+        || (!v.is_empty() && v.split(',').all(|kv| kv.split_once('=').is_some_and(|(k, _)| !k.is_empty())));
+    if ok {
+        Ok(Some(v.to_string()))
+    } else {
+        Err(UserError::input(format!("`{flag} {v}` is not an attestation setting"))
+            .hint(format!("use `{flag} false`, `{flag} true` or options such as `{flag} mode=max`")))
+    }
 }
 
 fn parse_platforms(given: &[String]) -> Result<Vec<Platform>, UserError> {

@@ -43,6 +43,8 @@ fn pushes_a_multi_platform_index_that_runs_on_each_platform() {
         &[
             "build",
             ".",
+            "--provenance",
+            "mode=min",
             "--platform",
             "linux/amd64,linux/aarch64,linux/arm/v7",
             "-t",
@@ -65,6 +67,18 @@ fn pushes_a_multi_platform_index_that_runs_on_each_platform() {
     let index = json(&bytes);
     schema::validate(Kind::Index, &index).unwrap_or_else(|e| panic!("index fails the OCI schema: {e:?}"));
     assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+    // One provenance attestation per platform, kept as buildx made it and naming its image.
+    let attestations: Vec<&serde_json::Value> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+        .collect();
+    assert_eq!(attestations.len(), 3, "{index:#}");
+    for (a, image) in attestations.iter().zip(&index["manifests"].as_array().unwrap()[..3]) {
+        assert_eq!(a["annotations"]["vnd.docker.reference.digest"], image["digest"]);
+        assert_eq!(a["platform"]["os"], "unknown");
+    }
     assert_eq!(tag_digest(&repo, "latest").unwrap(), sha256(&bytes), "both tags name the same index");
     assert_eq!(stdout.trim(), format!("{repo}@{}", sha256(&bytes)), "stdout names the pushed index");
 

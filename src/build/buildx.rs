@@ -48,6 +48,12 @@ impl Buildx {
             a.push("--target".into());
             a.push(t.clone());
         }
+        if let Some(v) = &spec.provenance {
+            a.push(format!("--provenance={v}"));
+        }
+        if let Some(v) = &spec.sbom {
+            a.push(format!("--sbom={v}"));
+        }
         a.push("--output".into());
         a.push(format!("type=oci,tar=false,dest={}", layout.display()));
         a.push(spec.context.display().to_string());
@@ -161,6 +167,8 @@ mod tests {
             dockerfile: "ctx dir/Dockerfile".into(),
             build_args: vec![("A".into(), "x y".into())],
             target: Some("final".into()),
+            provenance: Some("mode=min".into()),
+            sbom: None,
         };
         let p: Platform = "linux/arm/v7".parse().unwrap();
         let a = Buildx::args(&spec, &p, Path::new("/tmp/out dir"), Path::new("/tmp/m.json"));
@@ -181,6 +189,7 @@ mod tests {
                 "A=x y",
                 "--target",
                 "final",
+                "--provenance=mode=min",
                 "--output",
                 "type=oci,tar=false,dest=/tmp/out dir",
                 "ctx dir"

@@ -22,6 +22,8 @@ pub struct BuildSpec {
     pub dockerfile: PathBuf,
     pub build_args: Vec<(String, String)>,
     pub target: Option<String>,
+    pub provenance: Option<String>,
+    pub sbom: Option<String>,
 }
 
 /// The result of one platform's build.

@@ -49,6 +49,8 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
         dockerfile: req.dockerfile.clone(),
         build_args: req.build_args.clone(),
         target: req.target.clone(),
+        provenance: req.provenance.clone(),
+        sbom: req.sbom.clone(),
     };
     // Each platform is exported to a layout here before it is pushed or merged.
     let staging = match &req.output {
