@@ -80,3 +80,42 @@ fn refuses_to_write_into_a_directory_that_is_not_a_layout() {
     assert!(err.contains("is not an OCI image layout"), "{err}");
     assert_eq!(std::fs::read_to_string(ctx.path().join("out/precious.txt")).unwrap(), "keep me");
 }
+
+#[test]
+fn rejected_credentials_fail_before_any_build_and_never_print_the_password() {
+    let reg = support::auth_registry::AuthRegistry::start("ci-bot", "correct-horse");
+    let ctx = context("FROM scratch\nCOPY Dockerfile /\n");
+    let tag = format!("{}/team/app:1", reg.host);
+    let wrong = [("ARCHWAY_REGISTRY_USERNAME", "ci-bot"), ("ARCHWAY_REGISTRY_PASSWORD", "wrong-battery-staple")];
+    let out = archway_env(ctx.path(), &["build", ".", "--platform", "linux/amd64", "-t", &tag, "--push"], &wrong);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot push to `{}/team/app`", reg.host)), "{stderr}");
+    assert!(stderr.contains(&format!("registry `{}` rejected the credentials", reg.host)), "{stderr}");
+    assert!(stderr.contains("hint: log in with `docker login"), "{stderr}");
+    assert!(!stderr.contains("building with"), "no build started: {stderr}");
+    assert!(!format!("{stdout}{stderr}").contains("wrong-battery-staple"), "the password never appears");
+
+    // No credentials at all: the same clear refusal.
+    let out = archway_env(
+        ctx.path(),
+        &["build", ".", "--platform", "linux/amd64", "-t", &tag, "--push"],
+        &[("DOCKER_CONFIG", "/nonexistent")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out).1);
+
+    // The right ones push, and the secret is still nowhere in the output.
+    let right = [("ARCHWAY_REGISTRY_USERNAME", "ci-bot"), ("ARCHWAY_REGISTRY_PASSWORD", "correct-horse")];
+    let out =
+        archway_env(ctx.path(), &["build", ".", "--platform", "linux/amd64,linux/arm64", "-t", &tag, "--push"], &right);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!format!("{stdout}{stderr}").contains("correct-horse"), "the password never appears");
+    let check = std::process::Command::new("curl")
+        .args(["-fsS", "-u", "ci-bot:correct-horse", "-H", "Accept: application/vnd.oci.image.index.v1+json"])
+        .arg(format!("http://{}/v2/team/app/manifests/1", reg.host))
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+    assert_eq!(json(&check.stdout)["manifests"].as_array().unwrap().len(), 2);
+}

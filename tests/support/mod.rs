@@ -1,5 +1,6 @@
 //! Shared test support: the lab (engine, registry, base image) and the OCI schemas.
 #![allow(dead_code)]
 
+pub mod auth_registry;
 pub mod lab;
 pub mod schema;
