@@ -8,6 +8,15 @@ use clap::Parser as _;
 use archway::cli::{Cli, Command};
 use archway::report::Log;
 
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -20,8 +29,16 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the async runtime starts");
     let log = Arc::new(Log::default());
     let result = runtime.block_on(async {
-        match &cli.command {
-            Command::Build(args) => archway::commands::build::run(args, log.clone()).await,
+        let command = async {
+            match &cli.command {
+                Command::Build(args) => archway::commands::build::run(args, log.clone()).await,
+            }
+        };
+        // On SIGINT/SIGTERM the command is dropped, which kills its buildx children; no tag
+        // moves because tags are only ever put at the very end.
+        tokio::select! {
+            r = command => r,
+            s = interrupted() => Err(archway::error::UserError::failure(format!("stopped by {s}; no tag was moved unless the summary above says so")).into()),
         }
     });
     match result {

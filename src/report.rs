@@ -43,7 +43,7 @@ impl Log {
     }
 
     pub fn finished(&self, b: &Built) {
-        self.line(&format!("==> {}: built in {} → {}", b.platform, secs(b.duration), b.descriptor.digest));
+        self.line(&format!("==> {}: done in {} → {}", b.platform, secs(b.duration), b.descriptor.digest));
     }
 
     pub fn failed(&self, platform: &Platform, took: Duration) {
