@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,10 +21,16 @@ pub struct Cli {
 pub enum Command {
     /// Build a Dockerfile for several platforms and publish one multi-platform image
     Build(BuildArgs),
+    /// Show how each platform would be built here, and why, without building
+    Plan(PlanArgs),
+    /// Register QEMU handlers for platforms (used inside archway's own privileged helper container)
+    #[command(hide = true)]
+    BinfmtRegister(BinfmtRegisterArgs),
 }
 
+/// What to build: shared by `build` and `plan`.
 #[derive(Debug, Args)]
-pub struct BuildArgs {
+pub struct SourceArgs {
     /// Build context directory
     #[arg(default_value = ".")]
     pub context: PathBuf,
@@ -37,10 +43,6 @@ pub struct BuildArgs {
     #[arg(long = "platform", value_name = "P[,P...]")]
     pub platforms: Vec<String>,
 
-    /// Image reference to publish, e.g. `ghcr.io/acme/app:1.2` (repeatable; one repository)
-    #[arg(short = 't', long = "tag", value_name = "REF")]
-    pub tags: Vec<String>,
-
     /// Build-time variable, `KEY=VALUE` (or `KEY` to take it from the environment)
     #[arg(long = "build-arg", value_name = "K=V")]
     pub build_args: Vec<String>,
@@ -48,6 +50,53 @@ pub struct BuildArgs {
     /// Stage to build (default: the last one)
     #[arg(long)]
     pub target: Option<String>,
+}
+
+/// How platforms may be built: shared by `build` and `plan`.
+#[derive(Debug, Args)]
+pub struct StrategyArgs {
+    /// A remote Docker engine that builds one platform natively: `PLATFORM=tcp://HOST:PORT` or
+    /// `PLATFORM=ssh://USER@HOST` (repeatable)
+    #[arg(long = "node", value_name = "PLATFORM=ENDPOINT")]
+    pub nodes: Vec<String>,
+
+    /// Directory with `ca.pem`, `cert.pem` and `key.pem` for TLS to `tcp://` nodes
+    #[arg(long = "node-certs", value_name = "DIR")]
+    pub node_certs: Option<PathBuf>,
+
+    /// Never run foreign code under QEMU; fail the plan instead
+    #[arg(long)]
+    pub no_emulation: bool,
+
+    /// May archway register QEMU handlers in the kernel when none exists
+    #[arg(long, value_enum, default_value_t = BinfmtArg::Auto)]
+    pub binfmt: BinfmtArg,
+
+    /// Order in which strategies are tried, e.g. `remote,emulated` (the rest follow in the
+    /// default order: native, cross, remote, emulated)
+    #[arg(long, value_name = "KIND[,KIND...]")]
+    pub prefer: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BinfmtArg {
+    /// Register the handlers a build needs when archway is allowed to
+    Auto,
+    /// Never change kernel state
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub strategy: StrategyArgs,
+
+    /// Image reference to publish, e.g. `ghcr.io/acme/app:1.2` (repeatable; one repository)
+    #[arg(short = 't', long = "tag", value_name = "REF")]
+    pub tags: Vec<String>,
 
     /// Provenance attestation passed to buildx: `false`, `true`, `mode=min` or `mode=max`
     /// (default: buildx's own)
@@ -77,4 +126,42 @@ pub struct BuildArgs {
     /// Platforms built at once (0: all of them)
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub jobs: usize,
+
+    /// Print the plan and stop
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub strategy: StrategyArgs,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Plan against capabilities recorded earlier (`--save-capabilities`) instead of probing
+    #[arg(long, value_name = "FILE")]
+    pub capabilities: Option<PathBuf>,
+
+    /// Write the probed capabilities of this runner as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub save_capabilities: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct BinfmtRegisterArgs {
+    /// Platforms to register QEMU handlers for
+    #[arg(long = "platform", value_name = "P[,P...]", required = true)]
+    pub platforms: Vec<String>,
 }

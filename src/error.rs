@@ -10,6 +10,8 @@ pub enum Kind {
     Failure,
     /// The input was wrong; nothing was built or pushed (exit 2).
     Input,
+    /// Some platform cannot be built on this runner; nothing was built or pushed (exit 3).
+    Impossible,
 }
 
 impl Kind {
@@ -17,6 +19,7 @@ impl Kind {
         match self {
             Kind::Failure => 1,
             Kind::Input => 2,
+            Kind::Impossible => 3,
         }
     }
 }
@@ -36,6 +39,9 @@ impl UserError {
     }
     pub fn failure(message: impl Into<String>) -> Self {
         UserError { kind: Kind::Failure, message: message.into(), hint: None, source: None }
+    }
+    pub fn impossible(message: impl Into<String>) -> Self {
+        UserError { kind: Kind::Impossible, message: message.into(), hint: None, source: None }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());

@@ -4,22 +4,46 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::BuildArgs;
+use crate::cli::{BinfmtArg, BuildArgs, SourceArgs, StrategyArgs};
 use crate::error::UserError;
+use crate::plan::{BinfmtPolicy, Kind, Policy};
 use crate::platform::{self, Platform};
 use crate::reference::Reference;
 
 /// Platforms built when none are given.
 pub const DEFAULT_PLATFORMS: &str = "linux/amd64,linux/arm64";
 
-/// What to build, for which platforms, and where the result goes.
+/// What to build: the Dockerfile, its context, the platforms, args and target.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub struct Source {
     pub context: PathBuf,
     pub dockerfile: PathBuf,
     pub platforms: Vec<Platform>,
     pub build_args: Vec<(String, String)>,
     pub target: Option<String>,
+}
+
+/// A remote engine the user named for one platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRequest {
+    pub platform: Platform,
+    pub endpoint: String,
+    pub cert_dir: Option<PathBuf>,
+}
+
+/// How platforms may be built.
+#[derive(Debug, Clone)]
+pub struct Strategy {
+    pub policy: Policy,
+    pub nodes: Vec<NodeRequest>,
+}
+
+/// What to build, for which platforms, and where the result goes.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub source: Source,
+    pub strategy: Strategy,
+    pub dry_run: bool,
     /// `--provenance` and `--sbom` values for buildx, when given.
     pub provenance: Option<String>,
     pub sbom: Option<String>,
@@ -51,7 +75,7 @@ impl Request {
 /// Reads `KEY` from the environment when a build arg has no `=`.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserError> {
+pub fn source_from_flags(a: &SourceArgs, env: EnvLookup<'_>) -> Result<Source, UserError> {
     let platforms = parse_platforms(&a.platforms)?;
 
     let context = a.context.clone();
@@ -68,6 +92,73 @@ pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserErro
         };
         return Err(UserError::input(format!("Dockerfile `{}` does not exist", dockerfile.display())).hint(hint));
     }
+
+    let mut build_args = Vec::new();
+    for b in &a.build_args {
+        match b.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => build_args.push((k.trim().to_string(), v.to_string())),
+            None if !b.trim().is_empty() => {
+                // As `docker build`: a bare KEY takes its value from the environment, if set.
+                if let Some(v) = env(b.trim()) {
+                    build_args.push((b.trim().to_string(), v));
+                }
+            }
+            _ => return Err(UserError::input(format!("`--build-arg {b}` has no name")).hint("write it as `KEY=VALUE`")),
+        }
+    }
+    Ok(Source { context, dockerfile, platforms, build_args, target: a.target.clone().filter(|t| !t.is_empty()) })
+}
+
+pub fn strategy_from_flags(a: &StrategyArgs) -> Result<Strategy, UserError> {
+    let mut order = Vec::new();
+    if let Some(p) = &a.prefer {
+        for item in p.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
+            let k = Kind::parse(item).ok_or_else(|| {
+                UserError::input(format!("`--prefer`: `{item}` is not a strategy"))
+                    .hint("use `native`, `cross`, `remote` or `emulated`, e.g. `--prefer remote,emulated`")
+            })?;
+            if !order.contains(&k) {
+                order.push(k);
+            }
+        }
+    }
+    let policy = Policy {
+        order,
+        no_emulation: a.no_emulation,
+        binfmt: match a.binfmt {
+            BinfmtArg::Auto => BinfmtPolicy::Auto,
+            BinfmtArg::Never => BinfmtPolicy::Never,
+        },
+    };
+    let mut nodes = Vec::new();
+    for n in a.nodes.iter().flat_map(|n| n.split([',', '\n'])).map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = |why: &str| {
+            UserError::input(format!("`--node {n}`: {why}"))
+                .hint("write it as `PLATFORM=tcp://HOST:PORT` or `PLATFORM=ssh://USER@HOST`, e.g. `linux/arm64=tcp://10.0.0.5:2376`")
+        };
+        let (platform, endpoint) =
+            n.split_once('=').ok_or_else(|| bad("no `=` between the platform and the endpoint"))?;
+        let platform: Platform = platform.parse().map_err(|e: platform::PlatformError| bad(&e.to_string()))?;
+        if !(endpoint.starts_with("tcp://") || endpoint.starts_with("ssh://")) {
+            return Err(bad("the endpoint must start with `tcp://` or `ssh://`"));
+        }
+        nodes.push(NodeRequest { platform, endpoint: endpoint.to_string(), cert_dir: a.node_certs.clone() });
+    }
+    if let Some(d) = &a.node_certs
+        && !["ca.pem", "cert.pem", "key.pem"].iter().all(|f| d.join(f).is_file())
+    {
+        return Err(UserError::input(format!(
+            "`--node-certs {}` does not hold `ca.pem`, `cert.pem` and `key.pem`",
+            d.display()
+        ))
+        .hint("point it at the directory `docker --tlsverify` would use (`DOCKER_CERT_PATH`)"));
+    }
+    Ok(Strategy { policy, nodes })
+}
+
+pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserError> {
+    let source = source_from_flags(&a.source, env)?;
+    let strategy = strategy_from_flags(&a.strategy)?;
 
     let mut tags: Vec<Reference> = Vec::new();
     for t in a.tags.iter().flat_map(|t| t.split([',', '\n'])).map(str::trim).filter(|t| !t.is_empty()) {
@@ -92,22 +183,6 @@ pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserErro
         .hint("give tags of one repository, and copy the result to the other afterwards"));
     }
 
-    let mut build_args = Vec::new();
-    for b in &a.build_args {
-        match b.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => build_args.push((k.trim().to_string(), v.to_string())),
-            None if !b.trim().is_empty() => {
-                // As `docker build`: a bare KEY takes its value from the environment, if set.
-                if let Some(v) = env(b.trim()) {
-                    build_args.push((b.trim().to_string(), v));
-                }
-            }
-            _ => {
-                return Err(UserError::input(format!("`--build-arg {b}` has no name")).hint("write it as `KEY=VALUE`"));
-            }
-        }
-    }
-
     let output = if a.push {
         if tags.is_empty() {
             return Err(UserError::input("`--push` needs an image to push to, and no `-t` was given")
@@ -129,13 +204,11 @@ pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserErro
         }
     }
 
-    let jobs = if a.jobs == 0 { platforms.len() } else { a.jobs };
+    let jobs = if a.jobs == 0 { source.platforms.len() } else { a.jobs };
     Ok(Request {
-        context,
-        dockerfile,
-        platforms,
-        build_args,
-        target: a.target.clone().filter(|t| !t.is_empty()),
+        source,
+        strategy,
+        dry_run: a.dry_run,
         provenance: attestation_value("--provenance", a.provenance.as_deref())?,
         sbom: attestation_value("--sbom", a.sbom.as_deref())?,
         output,

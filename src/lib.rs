@@ -6,11 +6,14 @@
 pub mod build;
 pub mod cli;
 pub mod commands;
+pub mod dockerfile;
 pub mod env;
 pub mod error;
 pub mod inputs;
 pub mod oci;
+pub mod plan;
 pub mod platform;
+pub mod probe;
 pub mod publish;
 pub mod reference;
 pub mod registry;

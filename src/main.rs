@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         let command = async {
             match &cli.command {
                 Command::Build(args) => archway::commands::build::run(args, log.clone()).await,
+                Command::Plan(args) => archway::commands::plan::run(args, log.clone()).await,
+                Command::BinfmtRegister(args) => archway::commands::binfmt_register::run(args, &log),
             }
         };
         // On SIGINT/SIGTERM the command is dropped, which kills its buildx children; no tag

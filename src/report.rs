@@ -38,8 +38,8 @@ impl Log {
         self.line(&format!("[{platform}] {text}"));
     }
 
-    pub fn started(&self, platform: &Platform, builder: &str) {
-        self.line(&format!("==> {platform}: building with {builder}"));
+    pub fn started(&self, platform: &Platform, how: &str) {
+        self.line(&format!("==> {platform}: building {how}"));
     }
 
     pub fn finished(&self, b: &Built) {
@@ -131,5 +131,110 @@ pub fn metadata<'a>(built: &[(Built, Entries)], published: &'a Published) -> Met
                 attestations: e.descriptors[1..].iter().map(|d| d.digest.to_string()).collect(),
             })
             .collect(),
+    }
+}
+
+/// One line saying why, with the deciding RUN when code is foreign.
+fn why(p: &crate::plan::Planned) -> String {
+    match (&p.strategy, &p.deciding) {
+        (crate::plan::Strategy::Emulated { .. }, Some(d)) => {
+            format!("the RUN at {}:{} executes {} code; {}", d.file, d.line, p.platform, p.reason)
+        }
+        _ => p.reason.clone(),
+    }
+}
+
+/// The plan as a table: platform | strategy | why.
+pub fn plan_table(plan: &crate::plan::Plan) -> String {
+    let mut rows = vec![["PLATFORM".to_string(), "STRATEGY".into(), "WHY".into()]];
+    for r in &plan.platforms {
+        rows.push(match r {
+            Ok(p) => [p.platform.to_string(), p.strategy.kind().to_string(), why(p)],
+            Err(i) => [i.platform.to_string(), "impossible".into(), "no strategy works here (details below)".into()],
+        });
+    }
+    let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(0);
+    rows.iter().map(|r| format!("{:<w0$}  {:<w1$}  {}\n", r[0], r[1], r[2])).collect()
+}
+
+/// Every option tried for an impossible platform, and the fixes.
+pub fn impossible_detail(i: &crate::plan::Impossible) -> String {
+    let mut s = format!("{} cannot be built here:\n", i.platform);
+    for (k, why) in &i.tried {
+        s.push_str(&format!("  {k:<9} {why}\n"));
+    }
+    s.push_str("  to fix it, any of:\n");
+    for f in &i.fixes {
+        s.push_str(&format!("    - {f}\n"));
+    }
+    s
+}
+
+#[derive(Serialize)]
+pub struct PlanJson {
+    pub platforms: Vec<PlatformPlanJson>,
+    pub unknowns: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct PlatformPlanJson {
+    pub platform: String,
+    /// `native`, `cross`, `remote`, `emulated` or `impossible`.
+    pub strategy: String,
+    pub reason: String,
+    pub foreign_code: bool,
+    /// The deciding RUN's file and line, when code is foreign.
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub instruction: Option<String>,
+    /// Details of the strategy (remote endpoint, QEMU handler), when any.
+    pub detail: Option<serde_json::Value>,
+    pub tried: Vec<TriedJson>,
+    pub fixes: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct TriedJson {
+    pub strategy: String,
+    pub why_not: String,
+}
+
+pub fn plan_json(plan: &crate::plan::Plan, analysis: &crate::dockerfile::Analysis) -> PlanJson {
+    let tried = |t: &[(crate::plan::Kind, String)]| {
+        t.iter().map(|(k, w)| TriedJson { strategy: k.to_string(), why_not: w.clone() }).collect::<Vec<_>>()
+    };
+    PlanJson {
+        platforms: plan
+            .platforms
+            .iter()
+            .map(|r| match r {
+                Ok(p) => PlatformPlanJson {
+                    platform: p.platform.to_string(),
+                    strategy: p.strategy.kind().to_string(),
+                    reason: why(p),
+                    foreign_code: p.foreign_code,
+                    file: p.deciding.as_ref().map(|d| d.file.clone()),
+                    line: p.deciding.as_ref().map(|d| d.line),
+                    instruction: p.deciding.as_ref().map(|d| d.instruction.clone()),
+                    detail: serde_json::to_value(&p.strategy).ok(),
+                    tried: tried(&p.passed_over),
+                    fixes: vec![],
+                },
+                Err(i) => PlatformPlanJson {
+                    platform: i.platform.to_string(),
+                    strategy: "impossible".into(),
+                    reason: i.reason(),
+                    foreign_code: i.foreign_code,
+                    file: i.deciding.as_ref().map(|d| d.file.clone()),
+                    line: i.deciding.as_ref().map(|d| d.line),
+                    instruction: i.deciding.as_ref().map(|d| d.instruction.clone()),
+                    detail: None,
+                    tried: tried(&i.tried),
+                    fixes: i.fixes.clone(),
+                },
+            })
+            .collect(),
+        unknowns: analysis.unknowns.clone(),
     }
 }

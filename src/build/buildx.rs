@@ -23,6 +23,17 @@ pub struct Buildx {
     pub docker: PathBuf,
     /// A `DOCKER_CONFIG` to run buildx with (holds credentials archway was given), if any.
     pub docker_config: Option<PathBuf>,
+    /// Build on this remote engine instead of the local one.
+    pub remote: Option<RemoteEngine>,
+}
+
+/// A remote Docker engine buildx builds on, through `DOCKER_HOST` for this one invocation.
+#[derive(Debug, Clone)]
+pub struct RemoteEngine {
+    /// `tcp://HOST:PORT` or `ssh://USER@HOST`.
+    pub endpoint: String,
+    /// `ca.pem`, `cert.pem`, `key.pem` for TLS (`DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`).
+    pub cert_dir: Option<PathBuf>,
 }
 
 impl Buildx {
@@ -110,6 +121,15 @@ impl Builder for Buildx {
         cmd.env("BUILDKIT_COLORS", "").env("NO_COLOR", "1");
         if let Some(cfg) = &self.docker_config {
             cmd.env(crate::env::DOCKER_CONFIG, cfg);
+        }
+        if let Some(r) = &self.remote {
+            // The remote engine's own default builder; the user's selected local builder and
+            // context must not apply.
+            cmd.env("DOCKER_HOST", &r.endpoint).env_remove("DOCKER_CONTEXT").env_remove("BUILDX_BUILDER");
+            match &r.cert_dir {
+                Some(d) => cmd.env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", d),
+                None => cmd.env_remove("DOCKER_TLS_VERIFY"),
+            };
         }
         let mut child = cmd.spawn().map_err(|e| BuildError::Spawn {
             platform: platform.clone(),

@@ -7,6 +7,8 @@
 //! `publish`'s job, once every platform has succeeded.
 
 pub mod buildx;
+pub mod engine;
+pub mod qemu;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,4 +74,32 @@ pub trait Builder: Send + Sync {
         layout: &std::path::Path,
         sink: LineSink,
     ) -> impl std::future::Future<Output = Result<Built, BuildError>> + Send;
+}
+
+/// The builder the plan chose for one platform.
+pub enum Chosen {
+    Buildx(buildx::Buildx),
+    Engine(engine::EngineBuilder),
+}
+
+impl Builder for Chosen {
+    fn name(&self) -> &'static str {
+        match self {
+            Chosen::Buildx(b) => b.name(),
+            Chosen::Engine(b) => b.name(),
+        }
+    }
+
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        platform: &Platform,
+        layout: &std::path::Path,
+        sink: LineSink,
+    ) -> Result<Built, BuildError> {
+        match self {
+            Chosen::Buildx(b) => b.build(spec, platform, layout, sink).await,
+            Chosen::Engine(b) => b.build(spec, platform, layout, sink).await,
+        }
+    }
 }

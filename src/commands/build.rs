@@ -8,11 +8,15 @@ use std::time::Instant;
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 
-use crate::build::buildx::Buildx;
+use crate::build::Chosen;
+use crate::build::buildx::{Buildx, RemoteEngine};
+use crate::build::engine::EngineBuilder;
+use crate::build::qemu;
 use crate::build::{BuildSpec, Builder, Built, LineSink};
 use crate::cli::BuildArgs;
 use crate::error::UserError;
 use crate::inputs::{self, Output, Request};
+use crate::plan::{Handler, LocalBuilder, Planned, Strategy};
 use crate::platform::Platform;
 use crate::publish::{self, Entries, Source};
 use crate::reference::{DOCKER_HUB, Reference};
@@ -23,6 +27,15 @@ use crate::secret::Secret;
 pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
     let req = inputs::from_flags(args, &|k| std::env::var(k).ok())?;
     let explicit = explicit_credential(&req, &|k| std::env::var(k).ok())?;
+    let docker = crate::commands::docker_bin();
+
+    log.line("==> planning");
+    let planning = crate::commands::plan::make(&req.source, &req.strategy, &docker, None).await?;
+    crate::commands::plan::report(&planning, &log)?;
+    if req.dry_run {
+        return Ok(());
+    }
+    let planned: Vec<Planned> = planning.plan.planned().into_iter().cloned().collect();
     let client = Client::new(
         CredentialSource { explicit: explicit.clone(), docker_config: true },
         req.insecure_registries.clone(),
@@ -41,14 +54,15 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let docker = std::env::var_os(crate::env::DOCKER_BIN).map(PathBuf::from).unwrap_or_else(|| "docker".into());
-    let builder = Buildx { docker, docker_config: overlay.as_ref().map(|o| o.dir.path().to_path_buf()) };
+    let docker_config = overlay.as_ref().map(|o| o.dir.path().to_path_buf());
+
+    register_qemu(&planned, &docker, &log).await?;
 
     let spec = BuildSpec {
-        context: req.context.clone(),
-        dockerfile: req.dockerfile.clone(),
-        build_args: req.build_args.clone(),
-        target: req.target.clone(),
+        context: req.source.context.clone(),
+        dockerfile: req.source.dockerfile.clone(),
+        build_args: req.source.build_args.clone(),
+        target: req.source.target.clone(),
         provenance: req.provenance.clone(),
         sbom: req.sbom.clone(),
     };
@@ -62,7 +76,25 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
         Output::Registry { .. } => Staging::Temp(tempfile::Builder::new().prefix("archway-staging-").tempdir()?),
     };
 
-    let built = build_all(&req, &builder, &client, &spec, staging.path(), &log).await?;
+    let mut builders: Vec<(Planned, Chosen)> = Vec::new();
+    for p in planned {
+        let remote = match &p.strategy {
+            Strategy::Remote { endpoint } => Some(RemoteEngine {
+                endpoint: endpoint.clone(),
+                cert_dir: req.strategy.nodes.iter().find(|n| &n.endpoint == endpoint).and_then(|n| n.cert_dir.clone()),
+            }),
+            _ => None,
+        };
+        let b = match &p.strategy {
+            Strategy::Native { builder: LocalBuilder::EngineApi } => Chosen::Engine(
+                EngineBuilder::connect()
+                    .map_err(|e| UserError::failure(format!("{}: cannot reach the Docker engine: {e}", p.platform)))?,
+            ),
+            _ => Chosen::Buildx(Buildx { docker: docker.clone(), docker_config: docker_config.clone(), remote }),
+        };
+        builders.push((p, b));
+    }
+    let built = build_all(&req, &builders, &client, &spec, staging.path(), &log).await?;
 
     log.line("==> assembling the multi-platform index");
     let mut with_entries: Vec<(Built, Entries)> = Vec::new();
@@ -97,7 +129,7 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
 /// built. Fails, naming every failed platform and step, if any failed.
 async fn build_all(
     req: &Request,
-    builder: &Buildx,
+    builders: &[(Planned, Chosen)],
     client: &Client,
     spec: &BuildSpec,
     staging: &Path,
@@ -108,12 +140,16 @@ async fn build_all(
         Arc::new(move |p, line| log.build_output(p, line))
     };
     let results: Vec<Result<Built, (Platform, &'static str, anyhow::Error)>> =
-        futures_util::stream::iter(req.platforms.iter().cloned())
-            .map(|p| {
+        futures_util::stream::iter(builders.iter())
+            .map(|(planned, builder)| {
                 let sink = sink.clone();
+                let p = planned.platform.clone();
                 let layout = staging.join(p.slug());
                 async move {
-                    log.started(&p, builder.name());
+                    log.started(
+                        &p,
+                        &format!("{} with {} ({})", planned.strategy.kind(), builder.name(), planned.reason),
+                    );
                     let t = Instant::now();
                     let b = match builder.build(spec, &p, &layout, sink).await {
                         Ok(b) => b,
@@ -155,7 +191,7 @@ async fn build_all(
         }
     }
     if !failed.is_empty() {
-        failed.sort_by_key(|(p, _, _)| req.platforms.iter().position(|x| x == p));
+        failed.sort_by_key(|(p, _, _)| req.source.platforms.iter().position(|x| x == p));
         let names: Vec<String> = failed.iter().map(|(p, step, _)| format!("{p} at the {step} step")).collect();
         let what = match &req.output {
             Output::Registry { .. } => "no tag was moved",
@@ -165,14 +201,14 @@ async fn build_all(
         return Err(UserError::failure(format!(
             "{} of {} platforms failed: {}; {what}\n\n{}",
             failed.len(),
-            req.platforms.len(),
+            req.source.platforms.len(),
             names.join(", "),
             details.join("\n\n")
         ))
         .hint(format!("the lines prefixed `[{}]` above show the cause", failed[0].0))
         .into());
     }
-    built.sort_by_key(|b| req.platforms.iter().position(|p| *p == b.platform));
+    built.sort_by_key(|b| req.source.platforms.iter().position(|p| *p == b.platform));
     Ok(built)
 }
 
@@ -198,6 +234,42 @@ impl Drop for Staging {
             let _ = std::fs::remove_dir_all(p);
         }
     }
+}
+
+/// Registers the QEMU handlers the plan needs, once per handler, before any build starts.
+async fn register_qemu(planned: &[Planned], docker: &Path, log: &Log) -> anyhow::Result<()> {
+    let dir = Path::new(qemu::BINFMT_DIR);
+    let mut in_container: Vec<(String, Platform)> = Vec::new();
+    for p in planned {
+        match &p.strategy {
+            Strategy::Emulated { handler: Handler::RegisterFromHost { interpreter } } => {
+                let name = qemu::register(&p.platform, Path::new(interpreter), dir).map_err(|e| {
+                    UserError::failure(format!("{}: registering QEMU failed; nothing was built", p.platform))
+                        .hint("register a handler before this step, or build this platform another way (`archway plan` lists them)")
+                        .caused_by(e)
+                })?;
+                log.line(&format!(
+                    "==> {}: registered QEMU handler `{name}` ({interpreter}, flag F); it stays registered after this run",
+                    p.platform
+                ));
+            }
+            Strategy::Emulated { handler: Handler::RegisterFromContainer { image } } => {
+                in_container.push((image.clone(), p.platform.clone()));
+            }
+            _ => {}
+        }
+    }
+    if let Some((image, _)) = in_container.first() {
+        let platforms: Vec<Platform> = in_container.iter().map(|(_, p)| p.clone()).collect();
+        qemu::register_in_container(docker, image, &platforms).await.map_err(|e| {
+            UserError::failure("registering QEMU from a privileged container failed; nothing was built").caused_by(e)
+        })?;
+        log.line(&format!(
+            "==> registered QEMU handlers for {} from a privileged container of `{image}`",
+            platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(())
 }
 
 fn push_check_error(repo: &Reference, e: RegistryError) -> UserError {

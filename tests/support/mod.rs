@@ -3,4 +3,6 @@
 
 pub mod auth_registry;
 pub mod lab;
+pub mod machine;
+pub mod node;
 pub mod schema;

@@ -1,0 +1,322 @@
+//! engine: builds the engine's own platform with its classic builder through the Engine API
+//! (`bollard`), for runners where buildx is missing or refused (Bitbucket's default runtime).
+//! The context is sent as a tar (honouring `.dockerignore`), the image is exported with
+//! `docker save` semantics and turned into a gzip-compressed OCI image layout, so the rest of
+//! archway pushes it by digest like any other platform. The temporary image tag is removed.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bollard::Docker;
+use futures_util::StreamExt as _;
+
+use super::{BuildError, BuildSpec, Builder, Built, LineSink};
+use crate::oci::{self, Descriptor, DescriptorPlatform, Index};
+use crate::platform::Platform;
+use crate::reference::Digest;
+
+/// Name of the Dockerfile inside the context tar (the user's may live outside the context).
+const DOCKERFILE_IN_TAR: &str = ".archway.Dockerfile";
+
+pub struct EngineBuilder {
+    pub docker: Docker,
+}
+
+impl EngineBuilder {
+    /// The local engine, as `DOCKER_HOST` (or the default socket) names it.
+    pub fn connect() -> Result<Self, String> {
+        Docker::connect_with_defaults().map(|docker| EngineBuilder { docker }).map_err(|e| e.to_string())
+    }
+}
+
+/// `.dockerignore` patterns: Go `filepath.Match` globs with `**`, `!` exceptions, last match wins.
+pub struct DockerIgnore {
+    rules: Vec<(bool, Vec<String>)>,
+}
+
+impl DockerIgnore {
+    pub fn parse(text: &str) -> Self {
+        let rules = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let (neg, pat) = match l.strip_prefix('!') {
+                    Some(p) => (true, p.trim()),
+                    None => (false, l),
+                };
+                let pat = pat.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
+                (neg, pat.split('/').filter(|s| !s.is_empty()).map(String::from).collect())
+            })
+            .collect();
+        DockerIgnore { rules }
+    }
+
+    /// Whether a context-relative path (`a/b/c`) is excluded. A pattern matching a directory
+    /// excludes what is inside it.
+    pub fn excluded(&self, rel: &str) -> bool {
+        let parts: Vec<&str> = rel.split('/').collect();
+        let mut out = false;
+        for (neg, pat) in &self.rules {
+            let hit = (1..=parts.len()).any(|n| match_parts(pat, &parts[..n]));
+            if hit {
+                out = !neg;
+            }
+        }
+        out
+    }
+}
+
+fn match_parts(pat: &[String], path: &[&str]) -> bool {
+    match (pat.first(), path.first()) {
+        (None, None) => true,
+        (Some(p), _) if p == "**" => (0..=path.len()).any(|i| match_parts(&pat[1..], &path[i..])),
+        (Some(p), Some(s)) => glob(p.as_bytes(), s.as_bytes()) && match_parts(&pat[1..], &path[1..]),
+        _ => false,
+    }
+}
+
+/// One path component against `*`, `?` and `[...]`-free globs.
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+        (Some(b'\\'), Some(c)) if p.get(1) == Some(c) => glob(&p[2..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+/// The build context as a tar, with the Dockerfile added under `DOCKERFILE_IN_TAR`.
+fn context_tar(spec: &BuildSpec) -> std::io::Result<Vec<u8>> {
+    let ignore = DockerIgnore::parse(&std::fs::read_to_string(spec.context.join(".dockerignore")).unwrap_or_default());
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(false);
+    let mut stack = vec![spec.context.clone()];
+    while let Some(dir) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let rel =
+                path.strip_prefix(&spec.context).expect("inside the context").to_string_lossy().replace('\\', "/");
+            if ignore.excluded(&rel) {
+                continue;
+            }
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                tar.append_dir(&rel, &path)?;
+                stack.push(path);
+            } else {
+                tar.append_path_with_name(&path, &rel)?;
+            }
+        }
+    }
+    let dockerfile = std::fs::read(&spec.dockerfile)?;
+    let mut h = tar::Header::new_gnu();
+    h.set_size(dockerfile.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, DOCKERFILE_IN_TAR, dockerfile.as_slice())?;
+    tar.into_inner()
+}
+
+fn write_blob(layout: &Path, bytes: &[u8]) -> std::io::Result<Digest> {
+    let d = Digest::of(bytes);
+    std::fs::write(layout.join("blobs/sha256").join(d.hex()), bytes)?;
+    Ok(d)
+}
+
+/// Turns a `docker save` archive (OCI layout on Docker ≥ 25, or the older `manifest.json`
+/// form) into an OCI image layout at `layout` whose layers are gzip-compressed. Returns the
+/// image manifest's descriptor.
+fn saved_to_layout(saved: &Path, layout: &Path, platform: &Platform) -> Result<Descriptor, String> {
+    let extracted = tempfile::tempdir().map_err(|e| e.to_string())?;
+    tar::Archive::new(std::fs::File::open(saved).map_err(|e| e.to_string())?)
+        .unpack(extracted.path())
+        .map_err(|e| format!("unreadable image archive: {e}"))?;
+    let root = extracted.path();
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct SaveEntry {
+        config: String,
+        layers: Vec<String>,
+    }
+    let entries: Vec<SaveEntry> =
+        serde_json::from_slice(&std::fs::read(root.join("manifest.json")).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("unreadable manifest.json in the image archive: {e}"))?;
+    let entry = entries.into_iter().next().ok_or("the image archive holds no image")?;
+    std::fs::create_dir_all(layout.join("blobs/sha256")).map_err(|e| e.to_string())?;
+    let config = std::fs::read(root.join(&entry.config)).map_err(|e| e.to_string())?;
+    let config_digest = write_blob(layout, &config).map_err(|e| e.to_string())?;
+    let mut layers = Vec::new();
+    for l in &entry.layers {
+        let mut raw = Vec::new();
+        std::fs::File::open(root.join(l)).and_then(|mut f| f.read_to_end(&mut raw)).map_err(|e| e.to_string())?;
+        // Layers from a containerd image store arrive compressed already; older engines save
+        // plain tars, which are gzipped here so less is pushed.
+        let (media_type, data) = if raw.starts_with(&[0x1f, 0x8b]) {
+            ("application/vnd.oci.image.layer.v1.tar+gzip", raw)
+        } else if raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            ("application/vnd.oci.image.layer.v1.tar+zstd", raw)
+        } else {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &raw).map_err(|e| e.to_string())?;
+            ("application/vnd.oci.image.layer.v1.tar+gzip", gz.finish().map_err(|e| e.to_string())?)
+        };
+        let d = write_blob(layout, &data).map_err(|e| e.to_string())?;
+        layers.push(serde_json::json!({"mediaType": media_type, "digest": d, "size": data.len()}));
+    }
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": layers,
+    });
+    let bytes = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+    let digest = write_blob(layout, &bytes).map_err(|e| e.to_string())?;
+    let desc = Descriptor {
+        media_type: oci::OCI_MANIFEST.into(),
+        digest,
+        size: bytes.len() as u64,
+        platform: Some(DescriptorPlatform::from(platform)),
+        annotations: None,
+        artifact_type: None,
+    };
+    let index = Index {
+        schema_version: 2,
+        media_type: oci::OCI_INDEX.into(),
+        manifests: vec![desc.clone()],
+        annotations: None,
+    };
+    std::fs::write(layout.join("index.json"), index.to_bytes()).map_err(|e| e.to_string())?;
+    std::fs::write(layout.join("oci-layout"), b"{\"imageLayoutVersion\":\"1.0.0\"}").map_err(|e| e.to_string())?;
+    Ok(desc)
+}
+
+impl Builder for EngineBuilder {
+    fn name(&self) -> &'static str {
+        "the engine's classic builder"
+    }
+
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        platform: &Platform,
+        layout: &Path,
+        sink: LineSink,
+    ) -> Result<Built, BuildError> {
+        let started = Instant::now();
+        let fail = |status: &str, tail: String| BuildError::Failed {
+            platform: platform.clone(),
+            command: "POST /build (Engine API, classic builder)".into(),
+            status: status.into(),
+            tail,
+        };
+        let spec2 = spec.clone();
+        let tar = tokio::task::spawn_blocking(move || context_tar(&spec2))
+            .await
+            .map_err(|e| fail("an internal error", e.to_string()))?
+            .map_err(|e| fail("an unreadable context", format!("  │ {e}")))?;
+        let tag = format!("archway-build/{}:{}", platform.slug(), std::process::id());
+        let options = bollard::query_parameters::BuildImageOptions {
+            dockerfile: DOCKERFILE_IN_TAR.into(),
+            t: Some(tag.clone()),
+            rm: true,
+            forcerm: true,
+            buildargs: Some(spec.build_args.iter().cloned().collect::<HashMap<_, _>>()),
+            target: spec.target.clone().unwrap_or_default(),
+            version: bollard::query_parameters::BuilderVersion::BuilderV1,
+            ..Default::default()
+        };
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let push_line = |line: &str| {
+            sink(platform, line);
+            let mut t = tail.lock().unwrap();
+            if t.len() == 25 {
+                t.pop_front();
+            }
+            t.push_back(line.to_string());
+        };
+        let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+        let mut error = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(s) = info.stream {
+                        for l in s.lines().filter(|l| !l.trim().is_empty()) {
+                            push_line(l);
+                        }
+                    }
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        push_line(&e);
+                        error = Some(e);
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    push_line(&msg);
+                    error = Some(msg);
+                }
+            }
+        }
+        let tail_text = || tail.lock().unwrap().iter().map(|l| format!("  │ {l}")).collect::<Vec<_>>().join("\n");
+        if error.is_some() {
+            return Err(fail("an error", tail_text()));
+        }
+        // Export, then drop the temporary tag whatever happens.
+        let saved = tempfile::NamedTempFile::new().map_err(|e| fail("an internal error", e.to_string()))?;
+        let export = async {
+            let mut out = tokio::fs::File::create(saved.path()).await?;
+            let mut s = self.docker.export_image(&tag);
+            while let Some(chunk) = s.next().await {
+                let chunk = chunk.map_err(std::io::Error::other)?;
+                tokio::io::AsyncWriteExt::write_all(&mut out, &chunk).await?;
+            }
+            tokio::io::AsyncWriteExt::flush(&mut out).await
+        }
+        .await;
+        let _ = self.docker.remove_image(&tag, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+        export.map_err(|e| BuildError::Result {
+            platform: platform.clone(),
+            detail: format!("exporting the image: {e}"),
+        })?;
+        let (saved_path, layout_path, p) = (saved.path().to_path_buf(), layout.to_path_buf(), platform.clone());
+        let descriptor = tokio::task::spawn_blocking(move || saved_to_layout(&saved_path, &layout_path, &p))
+            .await
+            .map_err(|e| BuildError::Result { platform: platform.clone(), detail: e.to_string() })?
+            .map_err(|detail| BuildError::Result { platform: platform.clone(), detail })?;
+        Ok(Built { platform: platform.clone(), descriptor, duration: started.elapsed(), layout: PathBuf::from(layout) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockerignore_like_docker() {
+        let ig =
+            DockerIgnore::parse("# comment\n*.log\ntarget\n**/node_modules\n!keep.log\n/secrets/*.pem\ndocs/**/*.md\n");
+        for (path, want) in [
+            ("app.log", true),
+            ("keep.log", false),
+            ("src/app.log", false),
+            ("target", true),
+            ("target/debug/x", true),
+            ("a/b/node_modules/c", true),
+            ("node_modules", true),
+            ("secrets/key.pem", true),
+            ("secrets/readme", false),
+            ("docs/a/b/x.md", true),
+            ("docs/x.md", true),
+            ("src/main.rs", false),
+        ] {
+            assert_eq!(ig.excluded(path), want, "{path}");
+        }
+    }
+}

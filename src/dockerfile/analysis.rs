@@ -1,0 +1,1032 @@
+//! dockerfile::analysis: what a parsed Dockerfile means for each target platform, decided as
+//! BuildKit's `dockerfile2llb` decides it. Pure: no I/O.
+//!
+//! Owns: global ARGs (those before the first FROM) with build-arg overrides and BuildKit's
+//! automatic platform ARGs; the expansion of FROM images and `--platform` values; stage names
+//! and `--target`; the stages the target needs (FROM <stage>, `COPY --from`, `RUN --mount=from=`,
+//! and ONBUILD triggers of a base stage); each stage's platform; and, per target platform,
+//! whether foreign code runs (a RUN in a needed stage whose platform is not the build platform)
+//! and which instruction decides it.
+//!
+//! Where BuildKit refuses a Dockerfile this refuses it too, with the file, the line, what was
+//! expected and how to fix it: variables in `COPY --from` or a mount's `from=`, ARGs in stage
+//! names, an image name that expands to nothing, a stage used before it is defined.
+
+use std::collections::HashMap;
+
+use super::parse::{self, Node, ParseError, ShellLex};
+use super::{Analysis, AnalyzeInput, Location, PlatformAnalysis, Stage};
+use crate::platform::{Platform, PlatformError};
+
+/// The instructions BuildKit knows.
+const INSTRUCTIONS: &[&str] = &[
+    "add",
+    "arg",
+    "cmd",
+    "copy",
+    "entrypoint",
+    "env",
+    "expose",
+    "from",
+    "healthcheck",
+    "label",
+    "maintainer",
+    "onbuild",
+    "run",
+    "shell",
+    "stopsignal",
+    "user",
+    "volume",
+    "workdir",
+];
+
+/// The base image that is no image.
+const SCRATCH: &str = "scratch";
+
+/// How much of an instruction a `Location` quotes.
+const MAX_INSTRUCTION_CHARS: usize = 80;
+
+/// Why a Dockerfile cannot be analysed (and, in every case but `Parse`, why BuildKit would refuse
+/// to build it too).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnalysisError {
+    #[error("{file}:{}: {}", .error.line, .error.kind)]
+    Parse { file: String, error: ParseError },
+
+    #[error("{file}:{line}: unknown instruction `{instruction}`{hint}")]
+    UnknownInstruction { file: String, line: usize, instruction: String, hint: String },
+
+    #[error("{file}:{line}: `{instruction}` comes before the first FROM; only ARG may come before it")]
+    BeforeFrom { file: String, line: usize, instruction: String },
+
+    #[error("`{file}` has no FROM instruction; expected at least one stage")]
+    NoStages { file: String },
+
+    #[error("{file}:{line}: {message}")]
+    Invalid { file: String, line: usize, message: String },
+
+    #[error(
+        "{file}:{line}: invalid stage name `{name}`: expected a letter, then letters, digits, `-`, `_` or `.`{hint}"
+    )]
+    StageName { file: String, line: usize, name: String, hint: String },
+
+    #[error("{file}:{line}: cannot expand {what} (building for {platform}): {message}")]
+    Expand { file: String, line: usize, what: String, platform: String, message: String },
+
+    #[error(
+        "{file}:{line}: FROM `{expression}` expands to an empty image name (building for {platform}); expected an \
+         image or a stage name: give the ARG a default before the first FROM, or pass `--build-arg`"
+    )]
+    EmptyBase { file: String, line: usize, expression: String, platform: String },
+
+    #[error(
+        "{file}:{line}: `--platform={expression}` expands to an empty platform (building for {platform}); expected \
+         `os/arch[/variant]` or an ARG holding one, such as `$BUILDPLATFORM`"
+    )]
+    EmptyPlatform { file: String, line: usize, expression: String, platform: String },
+
+    #[error("{file}:{line}: `--platform={expression}` gives `{value}` (building for {platform}): {error}")]
+    Platform {
+        file: String,
+        line: usize,
+        expression: String,
+        value: String,
+        platform: String,
+        error: Box<PlatformError>,
+    },
+
+    #[error(
+        "{file}:{line}: FROM `{base}` is not a valid image name; stage names are lowercase, so to use the stage \
+         write `FROM {stage}`"
+    )]
+    StageCase { file: String, line: usize, base: String, stage: String },
+
+    #[error("target stage `{target}` not found in `{file}`; {choices}")]
+    UnknownTarget { file: String, target: String, choices: String },
+
+    #[error(
+        "{file}:{line}: `{flag}={value}`: BuildKit does not expand variables in {flag}; expected a stage name, a \
+         stage index or an image. Declare the ARG before the first FROM, add a stage `FROM {value} AS <name>` and \
+         use `<name>` instead"
+    )]
+    FromVariable { file: String, line: usize, flag: String, value: String },
+
+    #[error("{file}:{line}: `COPY --from={index}`: there is no stage {index}; expected 0 to {last}")]
+    StageIndex { file: String, line: usize, index: String, last: usize },
+
+    #[error(
+        "{file}:{line}: circular dependency: stage `{stage}` needs itself through `COPY --from` or \
+         `RUN --mount=from=`; expected each stage to use only earlier stages"
+    )]
+    Cycle { file: String, line: usize, stage: String },
+
+    #[error(
+        "{file}:{line}: stage `{stage}` uses stage `{used}`, which is defined later (line {used_line}); expected \
+         stages to be defined before they are used: move `{used}` above `{stage}`"
+    )]
+    LaterStage { file: String, line: usize, stage: String, used: String, used_line: usize },
+}
+
+/// What the Dockerfile means for `input.platforms`, built on `input.build_platform`.
+pub fn analyze(input: &AnalyzeInput) -> Result<Analysis, AnalysisError> {
+    let file = input.file;
+    let parsed = parse::parse(input.text).map_err(|error| AnalysisError::Parse { file: file.to_string(), error })?;
+    let model = Model::read(file, &parsed)?;
+    let lex = ShellLex::new(parsed.escape);
+    let build_args: HashMap<String, String> = input.build_args.iter().cloned().collect();
+
+    let target = match input.target {
+        None => model.stages.len() - 1,
+        Some(t) => *model.by_name.get(&t.to_lowercase()).ok_or_else(|| unknown_target(file, t, &model))?,
+    };
+    // BuildKit's TARGETSTAGE: `--target` as given, else the last stage's name.
+    let target_stage =
+        input.target.map(str::to_string).unwrap_or_else(|| model.stages[target].name.clone().unwrap_or_default());
+
+    let ctx = Context { file, model: &model, lex, build_args: &build_args, target, target_stage, text: input.text };
+    model.check_own_refs(&ctx)?;
+
+    let mut resolutions = Vec::new();
+    for platform in input.platforms {
+        resolutions.push((platform.clone(), ctx.resolve(input.build_platform, platform)?));
+    }
+    // With no platform to build, still check the file and find the stages the target needs.
+    let fallback = match resolutions.is_empty() {
+        true => Some(ctx.resolve(input.build_platform, input.build_platform)?),
+        false => None,
+    };
+
+    let display = ctx.display();
+    let stages = model
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, decl)| Stage {
+            name: decl.label.clone(),
+            base: display.bases[i].clone(),
+            platform_flag: display.platforms[i].clone(),
+            line: decl.line,
+            runs: decl.runs.len(),
+            needed: resolutions.iter().map(|(_, r)| r).chain(&fallback).any(|r| r.needed[i]),
+        })
+        .collect();
+
+    let per_platform = resolutions.iter().map(|(platform, r)| ctx.verdict(input.build_platform, platform, r)).collect();
+    let unknowns = ctx.unknowns(input.build_platform, &resolutions);
+    Ok(Analysis { stages, target: model.stages[target].label.clone(), per_platform, unknowns })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Dockerfile's structure, independent of platforms
+
+/// A `COPY --from` or `RUN --mount=…,from=` value.
+#[derive(Debug, Clone)]
+struct Ref {
+    line: usize,
+    kind: RefKind,
+    value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefKind {
+    Copy,
+    Mount,
+}
+
+/// An ONBUILD instruction: it does nothing in its own stage and runs in stages built on it.
+struct Trigger<'a> {
+    onbuild: &'a Node,
+    run: bool,
+    refs: Vec<Ref>,
+}
+
+struct Decl<'a> {
+    /// `AS name`, lowercased.
+    name: Option<String>,
+    /// The name, or the index when unnamed.
+    label: String,
+    image: String,
+    platform: Option<String>,
+    line: usize,
+    runs: Vec<&'a Node>,
+    refs: Vec<Ref>,
+    triggers: Vec<Trigger<'a>>,
+}
+
+struct GlobalArg {
+    key: String,
+    value: Option<String>,
+    line: usize,
+}
+
+struct Model<'a> {
+    globals: Vec<GlobalArg>,
+    stages: Vec<Decl<'a>>,
+    /// Lowercased stage name → the last stage with that name.
+    by_name: HashMap<String, usize>,
+}
+
+impl<'a> Model<'a> {
+    /// Reads the instructions into stages, rejecting what BuildKit's instructions layer rejects.
+    fn read(file: &str, parsed: &'a parse::Parsed) -> Result<Model<'a>, AnalysisError> {
+        let invalid = |line: usize, message: String| AnalysisError::Invalid { file: file.to_string(), line, message };
+        let mut globals = Vec::new();
+        let mut stages: Vec<Decl<'a>> = Vec::new();
+        for node in &parsed.nodes {
+            let line = node.start_line;
+            check_instruction(file, node)?;
+            if node.instruction == "from" {
+                stages.push(read_from(file, node, stages.len())?);
+                continue;
+            }
+            let Some(stage) = stages.last_mut() else {
+                if node.instruction != "arg" {
+                    return Err(AnalysisError::BeforeFrom {
+                        file: file.to_string(),
+                        line,
+                        instruction: node.instruction.to_uppercase(),
+                    });
+                }
+                for (key, value) in read_arg(node).map_err(|m| invalid(line, m))? {
+                    globals.push(GlobalArg { key, value, line });
+                }
+                continue;
+            };
+            match node.instruction.as_str() {
+                "arg" => {
+                    read_arg(node).map_err(|m| invalid(line, m))?;
+                }
+                "run" => {
+                    stage.runs.push(node);
+                    stage.refs.extend(node_refs(node).map_err(|e| e.at(file, line))?);
+                }
+                "copy" => stage.refs.extend(node_refs(node).map_err(|e| e.at(file, line))?),
+                "onbuild" => {
+                    let Some(trigger) = node.trigger.as_deref() else {
+                        return Err(invalid(line, "ONBUILD needs an instruction to trigger".into()));
+                    };
+                    if matches!(trigger.instruction.as_str(), "onbuild" | "from" | "maintainer") {
+                        let what = trigger.instruction.to_uppercase();
+                        return Err(invalid(line, format!("{what} isn't allowed as an ONBUILD trigger")));
+                    }
+                    let refs = node_refs(trigger).map_err(|e| e.at(file, line))?;
+                    stage.triggers.push(Trigger { onbuild: node, run: trigger.instruction == "run", refs });
+                }
+                _ => {}
+            }
+        }
+        if stages.is_empty() {
+            return Err(AnalysisError::NoStages { file: file.to_string() });
+        }
+        let mut by_name = HashMap::new();
+        for (i, stage) in stages.iter().enumerate() {
+            if let Some(name) = &stage.name {
+                by_name.insert(name.clone(), i);
+            }
+        }
+        Ok(Model { globals, stages, by_name })
+    }
+
+    /// Checks every stage's own `COPY --from` and `RUN --mount=from=` values (BuildKit checks
+    /// them all, needed or not).
+    fn check_own_refs(&self, ctx: &Context) -> Result<(), AnalysisError> {
+        for stage in &self.stages {
+            for r in &stage.refs {
+                ctx.resolve_ref(r)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_instruction(file: &str, node: &Node) -> Result<(), AnalysisError> {
+    if INSTRUCTIONS.contains(&node.instruction.as_str()) {
+        return Ok(());
+    }
+    let hint = suggest(&node.instruction, INSTRUCTIONS.iter().copied())
+        .map(|s| format!("; did you mean `{}`?", s.to_uppercase()))
+        .unwrap_or_default();
+    let instruction = node.original.split_whitespace().next().unwrap_or_default().to_string();
+    Err(AnalysisError::UnknownInstruction { file: file.to_string(), line: node.start_line, instruction, hint })
+}
+
+fn read_from<'a>(file: &str, node: &'a Node, index: usize) -> Result<Decl<'a>, AnalysisError> {
+    let line = node.start_line;
+    let invalid = |message: String| AnalysisError::Invalid { file: file.to_string(), line, message };
+    // `Some(None)`: given, but empty.
+    let mut platform: Option<Option<String>> = None;
+    for flag in &node.flags {
+        match flag.strip_prefix("--").and_then(|f| f.split_once('=')) {
+            // BuildKit treats a literally empty `--platform=` as no flag at all.
+            Some(("platform", "")) if platform.is_none() => platform = Some(None),
+            Some(("platform", value)) if platform.is_none() => platform = Some(Some(value.to_string())),
+            Some(("platform", _)) => return Err(invalid("FROM: duplicate flag `--platform`".into())),
+            _ if flag == "--platform" => return Err(invalid("FROM: `--platform` needs a value".into())),
+            _ => return Err(invalid(format!("FROM: unknown flag `{flag}`; FROM takes only `--platform`"))),
+        }
+    }
+    let name = match node.args.as_slice() {
+        [_] => None,
+        [_, as_word, name] if as_word.eq_ignore_ascii_case("as") => {
+            let lower = name.to_lowercase();
+            let valid = lower.starts_with(|c: char| c.is_ascii_lowercase())
+                && lower.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+            if !valid {
+                let hint = if name.contains('$') { "; BuildKit does not expand ARGs in stage names" } else { "" };
+                return Err(AnalysisError::StageName {
+                    file: file.to_string(),
+                    line,
+                    name: name.clone(),
+                    hint: hint.to_string(),
+                });
+            }
+            Some(lower)
+        }
+        args => {
+            return Err(invalid(format!(
+                "FROM takes `[--platform=…] image [AS name]`; got {} argument{}",
+                args.len(),
+                if args.len() == 1 { "" } else { "s" }
+            )));
+        }
+    };
+    Ok(Decl {
+        label: name.clone().unwrap_or_else(|| index.to_string()),
+        name,
+        image: node.args[0].clone(),
+        platform: platform.flatten(),
+        line,
+        runs: Vec::new(),
+        refs: Vec::new(),
+        triggers: Vec::new(),
+    })
+}
+
+/// ARG's `name[=default]` words.
+fn read_arg(node: &Node) -> Result<Vec<(String, Option<String>)>, String> {
+    if node.args.is_empty() {
+        return Err("ARG needs at least one name: `ARG name[=default]`".into());
+    }
+    node.args
+        .iter()
+        .map(|word| {
+            let (key, value) = match word.split_once('=') {
+                Some((k, v)) => (k, Some(v.to_string())),
+                None => (word.as_str(), None),
+            };
+            if key.is_empty() {
+                return Err(format!("ARG `{word}` has no name; expected `name[=default]`"));
+            }
+            Ok((key.to_string(), value))
+        })
+        .collect()
+}
+
+/// A problem found in a node before the file and line are known.
+enum RefError {
+    Invalid(String),
+    Variable { flag: String, value: String },
+}
+
+impl RefError {
+    fn at(self, file: &str, line: usize) -> AnalysisError {
+        match self {
+            RefError::Invalid(message) => AnalysisError::Invalid { file: file.to_string(), line, message },
+            RefError::Variable { flag, value } => {
+                AnalysisError::FromVariable { file: file.to_string(), line, flag, value }
+            }
+        }
+    }
+}
+
+/// The stages (or images) a RUN or COPY reads from.
+fn node_refs(node: &Node) -> Result<Vec<Ref>, RefError> {
+    let line = node.start_line;
+    let mut refs = Vec::new();
+    match node.instruction.as_str() {
+        "copy" => {
+            let values: Vec<Option<&str>> = node.flag_values("from").collect();
+            match values.as_slice() {
+                [] => {}
+                [Some(value)] => refs.push(Ref { line, kind: RefKind::Copy, value: value.to_string() }),
+                [None] => return Err(RefError::Invalid("COPY: `--from` needs a value".into())),
+                _ => return Err(RefError::Invalid("COPY: duplicate flag `--from`".into())),
+            }
+        }
+        "run" => {
+            for value in node.flag_values("mount") {
+                let value = value.ok_or_else(|| RefError::Invalid("RUN: `--mount` needs a value".into()))?;
+                if let Some(from) = mount_from(value)? {
+                    refs.push(Ref { line, kind: RefKind::Mount, value: from });
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(refs)
+}
+
+/// The `from=` of a `--mount` value (comma-separated `key=value` fields, CSV quoting allowed).
+fn mount_from(value: &str) -> Result<Option<String>, RefError> {
+    let fields = csv_fields(value).map_err(|why| RefError::Invalid(format!("RUN: `--mount={value}`: {why}")))?;
+    let mut from = None;
+    for field in fields {
+        let Some((key, v)) = field.split_once('=') else { continue };
+        if key.eq_ignore_ascii_case("from") {
+            // BuildKit refuses a `$` anywhere but at the very end.
+            if v.find('$').is_some_and(|at| at + 1 != v.len()) {
+                return Err(RefError::Variable { flag: "--mount from".into(), value: v.to_string() });
+            }
+            from = Some(v.to_string());
+        }
+    }
+    Ok(from)
+}
+
+/// One CSV record as Go's `encoding/csv` reads it.
+fn csv_fields(record: &str) -> Result<Vec<String>, String> {
+    if record.is_empty() {
+        return Err("empty mount".into());
+    }
+    let mut fields = Vec::new();
+    let mut chars = record.chars().peekable();
+    loop {
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => return Err("extraneous or missing `\"` in quoted field".into()),
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                }
+            }
+            match chars.next() {
+                None => {
+                    fields.push(field);
+                    return Ok(fields);
+                }
+                Some(',') => fields.push(field),
+                Some(_) => return Err("extraneous or missing `\"` in quoted field".into()),
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        fields.push(field);
+                        return Ok(fields);
+                    }
+                    Some(',') => break,
+                    Some('"') => return Err("bare `\"` in non-quoted field".into()),
+                    Some(c) => field.push(c),
+                }
+            }
+            fields.push(field);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution for one target platform
+
+#[derive(Debug, Clone, PartialEq)]
+enum Base {
+    Stage(usize),
+    Scratch,
+    Image(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Source {
+    Stage(usize),
+    Image(String),
+}
+
+/// A dependency of a stage on another stage or an image.
+#[derive(Debug, Clone)]
+struct Dep {
+    line: usize,
+    kind: RefKind,
+    source: Source,
+}
+
+/// The stages as built for one target platform.
+struct Resolution {
+    bases: Vec<Base>,
+    platforms: Vec<Platform>,
+    deps: Vec<Vec<Dep>>,
+    needed: Vec<bool>,
+}
+
+/// Stage bases and `--platform` values with only the global ARGs known (automatic platform ARGs
+/// stay as written), for display.
+struct Display {
+    bases: Vec<String>,
+    platforms: Vec<Option<String>>,
+}
+
+struct Context<'a> {
+    file: &'a str,
+    model: &'a Model<'a>,
+    lex: ShellLex,
+    build_args: &'a HashMap<String, String>,
+    target: usize,
+    target_stage: String,
+    text: &'a str,
+}
+
+impl Context<'_> {
+    /// BuildKit's global scope: the automatic platform ARGs (when given), then each ARG before
+    /// the first FROM, a build arg overriding its default.
+    fn globals(
+        &self,
+        lex: &ShellLex,
+        automatic: Option<(&Platform, &Platform)>,
+        what: &str,
+    ) -> Result<HashMap<String, String>, AnalysisError> {
+        let mut env = HashMap::new();
+        match automatic {
+            Some((build, target)) => {
+                for (key, value) in automatic_args(build, target, &self.target_stage) {
+                    let value = self.build_args.get(key).cloned().unwrap_or(value);
+                    env.insert(key.to_string(), value);
+                }
+            }
+            // Without a platform only build args that override them are known.
+            None => {
+                for key in AUTOMATIC_ARGS {
+                    if let Some(value) = self.build_args.get(key) {
+                        env.insert(key.to_string(), value.clone());
+                    }
+                }
+            }
+        }
+        for arg in &self.model.globals {
+            let value = match (self.build_args.get(&arg.key), &arg.value) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(default)) => Some(
+                    lex.process(default, &env)
+                        .map_err(|e| AnalysisError::Expand {
+                            file: self.file.to_string(),
+                            line: arg.line,
+                            what: format!("the default of ARG `{}`", arg.key),
+                            platform: what.to_string(),
+                            message: e.message,
+                        })?
+                        .result,
+                ),
+                (None, None) => None,
+            };
+            if let Some(value) = value {
+                env.insert(arg.key.clone(), value);
+            }
+        }
+        Ok(env)
+    }
+
+    fn display(&self) -> Display {
+        let lex = ShellLex { skip_unset_env: true, ..self.lex };
+        let env = self.globals(&lex, None, "display").unwrap_or_default();
+        let show = |word: &str| lex.process(word, &env).map(|e| e.result).unwrap_or_else(|_| word.to_string());
+        Display {
+            bases: self.model.stages.iter().map(|s| show(&s.image)).collect(),
+            platforms: self.model.stages.iter().map(|s| s.platform.as_deref().map(show)).collect(),
+        }
+    }
+
+    fn resolve(&self, build: &Platform, target: &Platform) -> Result<Resolution, AnalysisError> {
+        let file = self.file.to_string();
+        let for_platform = target.to_string();
+        let env = self.globals(&self.lex, Some((build, target)), &for_platform)?;
+        let stages = &self.model.stages;
+        let mut bases = Vec::with_capacity(stages.len());
+        let mut platforms: Vec<Platform> = Vec::with_capacity(stages.len());
+        let mut names_so_far: HashMap<&str, usize> = HashMap::new();
+        for (i, decl) in stages.iter().enumerate() {
+            let line = decl.line;
+            let expand = |word: &str, what: &str| {
+                self.lex.process(word, &env).map(|e| e.result).map_err(|e| AnalysisError::Expand {
+                    file: file.clone(),
+                    line,
+                    what: format!("{what} `{word}`"),
+                    platform: for_platform.clone(),
+                    message: e.message,
+                })
+            };
+            let image = expand(&decl.image, "the FROM image")?;
+            if image.is_empty() {
+                return Err(AnalysisError::EmptyBase {
+                    file,
+                    line,
+                    expression: decl.image.clone(),
+                    platform: for_platform,
+                });
+            }
+            let flag = match &decl.platform {
+                None => None,
+                Some(expression) => {
+                    let value = expand(expression, "the --platform value")?;
+                    if value.is_empty() {
+                        return Err(AnalysisError::EmptyPlatform {
+                            file,
+                            line,
+                            expression: expression.clone(),
+                            platform: for_platform,
+                        });
+                    }
+                    let parsed = value.parse::<Platform>().map_err(|error| AnalysisError::Platform {
+                        file: file.clone(),
+                        line,
+                        expression: expression.clone(),
+                        value: value.clone(),
+                        platform: for_platform.clone(),
+                        error: Box::new(error),
+                    })?;
+                    Some(parsed)
+                }
+            };
+            // FROM names a stage only if that stage comes earlier and the name matches exactly.
+            let base = match names_so_far.get(image.as_str()) {
+                Some(&j) => Base::Stage(j),
+                None if image != image.to_lowercase() && names_so_far.contains_key(image.to_lowercase().as_str()) => {
+                    return Err(AnalysisError::StageCase { file, line, stage: image.to_lowercase(), base: image });
+                }
+                None if image == SCRATCH => Base::Scratch,
+                None => Base::Image(image),
+            };
+            // As in BuildKit: a stage built on a stage takes that stage's platform (its own
+            // --platform is ignored), and scratch is always the target platform.
+            let platform = match &base {
+                Base::Stage(j) => platforms[*j].clone(),
+                Base::Scratch => target.clone(),
+                Base::Image(_) => flag.unwrap_or_else(|| target.clone()),
+            };
+            bases.push(base);
+            platforms.push(platform);
+            if let Some(name) = &decl.name {
+                names_so_far.insert(name, i);
+            }
+        }
+
+        let mut deps = Vec::with_capacity(stages.len());
+        for (i, decl) in stages.iter().enumerate() {
+            let mut stage_deps = Vec::new();
+            for r in decl.refs.iter().chain(self.inherited(&bases[i]).flat_map(|t| &t.refs)) {
+                stage_deps.push(Dep { line: r.line, kind: r.kind, source: self.resolve_ref(r)? });
+            }
+            deps.push(stage_deps);
+        }
+        self.check_cycles(&deps)?;
+
+        let mut needed = vec![false; stages.len()];
+        let mut todo = vec![self.target];
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut needed[i], true) {
+                continue;
+            }
+            if let Base::Stage(j) = bases[i] {
+                todo.push(j);
+            }
+            todo.extend(deps[i].iter().filter_map(|d| match d.source {
+                Source::Stage(j) => Some(j),
+                Source::Image(_) => None,
+            }));
+        }
+        for (i, stage_deps) in deps.iter().enumerate().filter(|(i, _)| needed[*i]) {
+            for dep in stage_deps {
+                if let Source::Stage(j) = dep.source
+                    && j > i
+                {
+                    return Err(AnalysisError::LaterStage {
+                        file,
+                        line: dep.line,
+                        stage: stages[i].label.clone(),
+                        used: stages[j].label.clone(),
+                        used_line: stages[j].line,
+                    });
+                }
+            }
+        }
+        Ok(Resolution { bases, platforms, deps, needed })
+    }
+
+    /// The ONBUILD triggers a stage runs: those of the stage it is built on.
+    fn inherited<'s>(&'s self, base: &Base) -> impl Iterator<Item = &'s Trigger<'s>> + 's {
+        let triggers: &[Trigger] = match base {
+            Base::Stage(j) => &self.model.stages[*j].triggers,
+            _ => &[],
+        };
+        triggers.iter()
+    }
+
+    /// A `COPY --from` value is a stage index, a stage name (any case) or an image; a mount's
+    /// `from=` is a stage name or an image.
+    fn resolve_ref(&self, r: &Ref) -> Result<Source, AnalysisError> {
+        if r.kind == RefKind::Copy {
+            let expanded = self.lex.process(&r.value, &HashMap::new()).map(|e| e.result);
+            if expanded.as_deref() != Ok(r.value.as_str()) {
+                return Err(AnalysisError::FromVariable {
+                    file: self.file.to_string(),
+                    line: r.line,
+                    flag: "COPY --from".into(),
+                    value: r.value.clone(),
+                });
+            }
+            if let Some(index) = go_atoi(&r.value) {
+                let count = self.model.stages.len();
+                return match usize::try_from(index).ok().filter(|&i| i < count) {
+                    Some(i) => Ok(Source::Stage(i)),
+                    None => Err(AnalysisError::StageIndex {
+                        file: self.file.to_string(),
+                        line: r.line,
+                        index: r.value.clone(),
+                        last: count - 1,
+                    }),
+                };
+            }
+        }
+        Ok(match self.model.by_name.get(&r.value.to_lowercase()) {
+            Some(&i) => Source::Stage(i),
+            None => Source::Image(r.value.clone()),
+        })
+    }
+
+    /// BuildKit's check: no stage may reach itself through COPY --from or mounts.
+    fn check_cycles(&self, deps: &[Vec<Dep>]) -> Result<(), AnalysisError> {
+        fn visit(
+            i: usize,
+            deps: &[Vec<Dep>],
+            visited: &mut [bool],
+            on_path: &mut [bool],
+            first: Option<usize>,
+        ) -> Option<usize> {
+            if visited[i] {
+                return None;
+            }
+            visited[i] = true;
+            on_path[i] = true;
+            for dep in &deps[i] {
+                let Source::Stage(j) = dep.source else { continue };
+                let first = first.or(Some(dep.line));
+                if on_path[j] {
+                    return first;
+                }
+                if let Some(line) = visit(j, deps, visited, on_path, first) {
+                    return Some(line);
+                }
+            }
+            on_path[i] = false;
+            None
+        }
+        let n = deps.len();
+        let mut visited = vec![false; n];
+        for i in 0..n {
+            let mut on_path = vec![false; n];
+            if let Some(line) = visit(i, deps, &mut visited, &mut on_path, None) {
+                let stage = self.model.stages[i].label.clone();
+                return Err(AnalysisError::Cycle { file: self.file.to_string(), line, stage });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether foreign code runs for `target`, and the first RUN that makes it so.
+    fn verdict(&self, build: &Platform, target: &Platform, r: &Resolution) -> PlatformAnalysis {
+        let mut deciding: Option<Location> = None;
+        for (i, decl) in self.model.stages.iter().enumerate() {
+            if !r.needed[i] || &r.platforms[i] == build {
+                continue;
+            }
+            let own = decl.runs.iter().map(|n| n.start_line);
+            let triggered = self.inherited(&r.bases[i]).filter(|t| t.run).map(|t| t.onbuild.start_line);
+            if let Some(line) = own.chain(triggered).min()
+                && deciding.as_ref().is_none_or(|d| line < d.line)
+            {
+                deciding = Some(Location {
+                    file: self.file.to_string(),
+                    line,
+                    stage: decl.label.clone(),
+                    instruction: instruction_text(self.text, line),
+                });
+            }
+        }
+        PlatformAnalysis { platform: target.clone(), foreign_code: deciding.is_some(), deciding }
+    }
+
+    /// What the file cannot tell, one sentence each, across all target platforms.
+    fn unknowns(&self, build: &Platform, resolutions: &[(Platform, Resolution)]) -> Vec<String> {
+        // Base images whose hidden ONBUILD triggers would run as foreign code: image → (stage, platforms).
+        let mut onbuild: Vec<(String, usize, Vec<String>)> = Vec::new();
+        let mut images: Vec<(RefKind, String, usize)> = Vec::new();
+        let mut ignored: Vec<usize> = Vec::new();
+        for (_, r) in resolutions {
+            for (i, decl) in self.model.stages.iter().enumerate().filter(|(i, _)| r.needed[*i]) {
+                match &r.bases[i] {
+                    Base::Image(image) if &r.platforms[i] != build => {
+                        let platform = r.platforms[i].to_string();
+                        match onbuild.iter_mut().find(|(img, _, _)| img == image) {
+                            Some((_, _, platforms)) if !platforms.contains(&platform) => platforms.push(platform),
+                            Some(_) => {}
+                            None => onbuild.push((image.clone(), i, vec![platform])),
+                        }
+                    }
+                    Base::Stage(_) if decl.platform.is_some() && !ignored.contains(&i) => ignored.push(i),
+                    _ => {}
+                }
+                for dep in &r.deps[i] {
+                    if let Source::Image(image) = &dep.source {
+                        let key = (dep.kind, image.clone(), dep.line);
+                        if !images.contains(&key) {
+                            images.push(key);
+                        }
+                    }
+                }
+            }
+        }
+        let targets: Vec<String> = resolutions.iter().map(|(p, _)| p.to_string()).collect();
+        let mut out = Vec::new();
+        for (image, i, platforms) in onbuild {
+            let decl = &self.model.stages[i];
+            out.push(format!(
+                "ONBUILD triggers in base image `{image}` (stage `{}`, {}:{}) cannot be seen from the Dockerfile; if it \
+                 has any, they run on {}, not on the build platform {build}",
+                decl.label,
+                self.file,
+                decl.line,
+                join_and(&platforms),
+            ));
+        }
+        for (kind, image, line) in images {
+            let how = match kind {
+                RefKind::Copy => format!("`COPY --from={image}`"),
+                RefKind::Mount => format!("`RUN --mount=from={image}`"),
+            };
+            out.push(format!(
+                "{how} ({}:{line}) reads image `{image}`, not a stage: nothing in it runs, but whether it is \
+                 published for {} cannot be seen from the Dockerfile",
+                self.file,
+                join_and(&targets),
+            ));
+        }
+        for i in ignored {
+            let decl = &self.model.stages[i];
+            if let Base::Stage(j) = resolutions[0].1.bases[i] {
+                out.push(format!(
+                    "stage `{}` ({}:{}) is built on stage `{}`, so BuildKit builds it on that stage's platform and \
+                     ignores its `--platform={}`",
+                    decl.label,
+                    self.file,
+                    decl.line,
+                    self.model.stages[j].label,
+                    decl.platform.as_deref().unwrap_or_default(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// BuildKit's automatic ARGs, available in FROM lines without a declaration.
+const AUTOMATIC_ARGS: [&str; 11] = [
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDOSVERSION",
+    "BUILDARCH",
+    "BUILDVARIANT",
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETOSVERSION",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "TARGETSTAGE",
+];
+
+/// The values of `AUTOMATIC_ARGS`, in the same order.
+fn automatic_args(build: &Platform, target: &Platform, target_stage: &str) -> [(&'static str, String); 11] {
+    let variant = |p: &Platform| p.variant.clone().unwrap_or_default();
+    let values = [
+        build.to_string(),
+        build.os.clone(),
+        String::new(),
+        build.architecture.clone(),
+        variant(build),
+        target.to_string(),
+        target.os.clone(),
+        String::new(),
+        target.architecture.clone(),
+        variant(target),
+        target_stage.to_string(),
+    ];
+    let mut values = values.into_iter();
+    AUTOMATIC_ARGS.map(|key| (key, values.next().unwrap_or_default()))
+}
+
+/// Go's `strconv.Atoi`: an optional sign, then ASCII digits.
+fn go_atoi(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The first physical line of the instruction at `line`, trimmed and shortened.
+fn instruction_text(text: &str, line: usize) -> String {
+    let raw = text.split('\n').nth(line.saturating_sub(1)).unwrap_or_default();
+    let raw = if line == 1 { raw.trim_start_matches('\u{feff}') } else { raw };
+    let trimmed = raw.trim();
+    if trimmed.chars().count() <= MAX_INSTRUCTION_CHARS {
+        return trimmed.to_string();
+    }
+    let mut short: String = trimmed.chars().take(MAX_INSTRUCTION_CHARS - 1).collect();
+    short.push('…');
+    short
+}
+
+fn unknown_target(file: &str, target: &str, model: &Model) -> AnalysisError {
+    let names: Vec<&str> = model.stages.iter().filter_map(|s| s.name.as_deref()).collect();
+    let choices = if names.is_empty() {
+        "the Dockerfile names no stage; name one with `FROM image AS name`".to_string()
+    } else {
+        let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        let hint = suggest(&target.to_lowercase(), names.iter().copied())
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        format!("expected one of {}{hint}", list.join(", "))
+    };
+    AnalysisError::UnknownTarget { file: file.to_string(), target: target.to_string(), choices }
+}
+
+/// The closest candidate, if it is close enough to be a likely typo.
+fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    candidates
+        .map(|c| (edit_distance(&word, c), c))
+        .filter(|(d, c)| *d > 0 && *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + cost);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_like_go() {
+        assert_eq!(csv_fields("type=cache,from=deps,target=/x").unwrap(), ["type=cache", "from=deps", "target=/x"]);
+        assert_eq!(csv_fields("\"from=a,b\",x").unwrap(), ["from=a,b", "x"]);
+        assert_eq!(csv_fields("a,").unwrap(), ["a", ""]);
+        assert!(csv_fields("a\"b").is_err());
+        assert!(csv_fields("\"a\"b").is_err());
+    }
+
+    #[test]
+    fn mount_from_refuses_variables() {
+        assert_eq!(mount_from("type=cache,from=deps,target=/x").ok().flatten(), Some("deps".into()));
+        assert_eq!(mount_from("type=cache,target=/x").ok().flatten(), None);
+        assert!(matches!(mount_from("from=$X,target=/x"), Err(RefError::Variable { .. })));
+        assert_eq!(mount_from("from=a$,target=/x").ok().flatten(), Some("a$".into()));
+    }
+
+    #[test]
+    fn small_helpers() {
+        assert_eq!(go_atoi("+1"), Some(1));
+        assert_eq!(go_atoi("-1"), Some(-1));
+        assert_eq!(go_atoi("1a"), None);
+        assert_eq!(go_atoi(""), None);
+        assert_eq!(suggest("biuld", ["build", "final"].into_iter()), Some("build"));
+        assert_eq!(suggest("zzz", ["build", "final"].into_iter()), None);
+        assert_eq!(join_and(&["a".into(), "b".into(), "c".into()]), "a, b and c");
+        let long = format!("RUN {}", "x".repeat(200));
+        assert_eq!(instruction_text(&format!("FROM a\n  {long}  \n"), 2).chars().count(), MAX_INSTRUCTION_CHARS);
+    }
+}

@@ -1,0 +1,86 @@
+//! dockerfile: what a Dockerfile means for each target platform. Pure: no I/O.
+//!
+//! `parse` reads the text as BuildKit does (directives, continuations, heredocs, JSON and
+//! shell forms, flags); `analysis` gives it meaning: global ARGs and their expansion, stages and
+//! their platforms, the stages the target needs, and — per target platform — whether foreign
+//! code would run (a RUN in a needed stage whose platform is not the build platform).
+
+pub mod analysis;
+pub mod parse;
+
+use serde::{Deserialize, Serialize};
+
+use crate::platform::Platform;
+
+pub use analysis::{AnalysisError, analyze};
+
+/// What `analyze` needs besides the text.
+#[derive(Debug, Clone)]
+pub struct AnalyzeInput<'a> {
+    /// The Dockerfile's text.
+    pub text: &'a str,
+    /// How to name the file in locations (`Dockerfile`, `docker/Dockerfile.prod`).
+    pub file: &'a str,
+    /// `--build-arg` values (they override ARG defaults, global and per stage).
+    pub build_args: &'a [(String, String)],
+    /// `--target`; `None` means the last stage.
+    pub target: Option<&'a str>,
+    /// The platform the build runs on (`BUILDPLATFORM`).
+    pub build_platform: &'a Platform,
+    /// The platforms to build (`TARGETPLATFORM`, one at a time).
+    pub platforms: &'a [Platform],
+}
+
+/// Where an instruction is: file, 1-based line, the stage it is in, and its text (first line,
+/// trimmed, at most ~80 characters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub stage: String,
+    pub instruction: String,
+}
+
+/// One stage as declared and, where it depends on the target platform, as resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    /// `AS name`, or the stage's index as a string when unnamed.
+    pub name: String,
+    /// The FROM image after global ARG expansion (`scratch`, an image, or another stage's name).
+    pub base: String,
+    /// The `--platform` value after expansion of globals (still holding `$TARGETPLATFORM` and
+    /// the like, which are resolved per platform); `None` when absent.
+    pub platform_flag: Option<String>,
+    /// Line of its FROM.
+    pub line: usize,
+    /// Number of RUN instructions in it.
+    pub runs: usize,
+    /// Whether the target needs it (transitively, through FROM, `COPY --from`, `RUN --mount=from=`).
+    pub needed: bool,
+}
+
+/// The verdict for one target platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformAnalysis {
+    pub platform: Platform,
+    /// A needed stage whose platform differs from the build platform contains a RUN.
+    pub foreign_code: bool,
+    /// The first such RUN (when `foreign_code`).
+    pub deciding: Option<Location>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub stages: Vec<Stage>,
+    /// Name of the target stage.
+    pub target: String,
+    pub per_platform: Vec<PlatformAnalysis>,
+    /// What cannot be known from the file (e.g. ONBUILD triggers in base images), one sentence each.
+    pub unknowns: Vec<String>,
+}
+
+impl Analysis {
+    pub fn for_platform(&self, p: &Platform) -> Option<&PlatformAnalysis> {
+        self.per_platform.iter().find(|a| &a.platform == p)
+    }
+}

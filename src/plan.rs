@@ -1,0 +1,820 @@
+//! plan: chooses, for each platform, how this runner builds it — native, cross, remote or
+//! emulated — and says why in one line; or says why it cannot, what was tried and how to
+//! unblock it. Pure: a function of the request's platforms and policy, the probed
+//! `Capabilities` and the Dockerfile `Analysis`. No I/O.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dockerfile::{Analysis, Location};
+use crate::platform::Platform;
+use crate::probe::Capabilities;
+
+/// The ways a platform can be built, in the default order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Native,
+    Cross,
+    Remote,
+    Emulated,
+}
+
+impl Kind {
+    pub const DEFAULT_ORDER: [Kind; 4] = [Kind::Native, Kind::Cross, Kind::Remote, Kind::Emulated];
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "native" => Some(Kind::Native),
+            "cross" => Some(Kind::Cross),
+            "remote" => Some(Kind::Remote),
+            "emulated" | "emulation" | "qemu" => Some(Kind::Emulated),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Native => "native",
+            Kind::Cross => "cross",
+            Kind::Remote => "remote",
+            Kind::Emulated => "emulated",
+        })
+    }
+}
+
+/// Whether archway may register QEMU handlers in the kernel (`--binfmt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BinfmtPolicy {
+    /// Register the handlers a build needs when none exists and archway is allowed to.
+    #[default]
+    Auto,
+    /// Never change kernel state; use only handlers that already exist.
+    Never,
+}
+
+/// What the user allows and prefers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Order in which strategies are tried (`--prefer`); kinds left out are tried after, in
+    /// the default order.
+    pub order: Vec<Kind>,
+    /// `--no-emulation`: never run foreign code under QEMU.
+    pub no_emulation: bool,
+    pub binfmt: BinfmtPolicy,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { order: Kind::DEFAULT_ORDER.to_vec(), no_emulation: false, binfmt: BinfmtPolicy::Auto }
+    }
+}
+
+impl Policy {
+    /// The full order: the preferred kinds first, then the rest in the default order.
+    fn full_order(&self) -> Vec<Kind> {
+        let mut out: Vec<Kind> = Vec::new();
+        for k in self.order.iter().chain(Kind::DEFAULT_ORDER.iter()) {
+            if !out.contains(k) {
+                out.push(*k);
+            }
+        }
+        out
+    }
+}
+
+/// Which local builder runs a local strategy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalBuilder {
+    /// `docker buildx build` against the local engine.
+    Buildx,
+    /// The engine's classic builder through the Engine API (no BuildKit, own platform only).
+    EngineApi,
+}
+
+/// How a QEMU handler will be available for an emulated build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "how")]
+pub enum Handler {
+    /// Already registered in the kernel under this name.
+    Registered { name: String },
+    /// archway registers it from this interpreter on the host (it is privileged).
+    RegisterFromHost { interpreter: String },
+    /// archway registers it from a privileged container of this local image.
+    RegisterFromContainer { image: String },
+}
+
+/// The chosen way to build one platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Strategy {
+    Native { builder: LocalBuilder },
+    Cross,
+    Remote { endpoint: String },
+    Emulated { handler: Handler },
+}
+
+impl Strategy {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Strategy::Native { .. } => Kind::Native,
+            Strategy::Cross => Kind::Cross,
+            Strategy::Remote { .. } => Kind::Remote,
+            Strategy::Emulated { .. } => Kind::Emulated,
+        }
+    }
+}
+
+/// A platform with its strategy and the one-line reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Planned {
+    pub platform: Platform,
+    pub strategy: Strategy,
+    pub reason: String,
+    pub foreign_code: bool,
+    /// The RUN that makes code foreign, when there is one.
+    pub deciding: Option<Location>,
+    /// Why each strategy tried before this one was not taken.
+    pub passed_over: Vec<(Kind, String)>,
+}
+
+/// A platform this runner cannot build, with every option and how to unblock it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Impossible {
+    pub platform: Platform,
+    pub foreign_code: bool,
+    pub deciding: Option<Location>,
+    /// Every strategy and why it is unavailable here, in the order tried.
+    pub tried: Vec<(Kind, String)>,
+    /// What the user can change, most direct first.
+    pub fixes: Vec<String>,
+}
+
+impl Impossible {
+    /// The one-line summary used in tables.
+    pub fn reason(&self) -> String {
+        format!(
+            "no way to build it here: {}",
+            self.tried.iter().map(|(k, why)| format!("{k}: {why}")).collect::<Vec<_>>().join("; ")
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub platforms: Vec<Result<Planned, Impossible>>,
+}
+
+impl Plan {
+    pub fn impossible(&self) -> Vec<&Impossible> {
+        self.platforms.iter().filter_map(|p| p.as_ref().err()).collect()
+    }
+    pub fn planned(&self) -> Vec<&Planned> {
+        self.platforms.iter().filter_map(|p| p.as_ref().ok()).collect()
+    }
+}
+
+/// What the runner's local engine can do for builds.
+struct Local<'a> {
+    /// The engine's platform, if an engine answers.
+    engine: Option<&'a Platform>,
+    /// `Some(why)` when buildx cannot be used.
+    buildx_unusable: Option<String>,
+}
+
+fn local(caps: &Capabilities) -> Local<'_> {
+    let engine = caps.engine.as_ref().map(|e| &e.platform);
+    let buildx_unusable = match (&caps.engine, &caps.buildx) {
+        (None, _) => Some("no Docker engine answers".to_string()),
+        (Some(_), None) => Some("the buildx plugin is not installed".to_string()),
+        (Some(_), Some(b)) => b.refused.clone(),
+    };
+    Local { engine, buildx_unusable }
+}
+
+/// Platforms an engine's CPU runs without emulation.
+fn runs_natively(engine: &Platform, p: &Platform) -> bool {
+    if engine == p {
+        return true;
+    }
+    // Every amd64 CPU executes 386 code.
+    engine.os == p.os && engine.architecture == "amd64" && p.architecture == "386"
+}
+
+fn at(loc: &Location) -> String {
+    format!("{}:{}", loc.file, loc.line)
+}
+
+/// Decides one platform.
+fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysis) -> Result<Planned, Impossible> {
+    let verdict = analysis.for_platform(p);
+    let foreign = verdict.map(|v| v.foreign_code).unwrap_or(true);
+    let deciding = verdict.and_then(|v| v.deciding.clone());
+    let local = local(caps);
+    let mut tried: Vec<(Kind, String)> = Vec::new();
+
+    for kind in policy.full_order() {
+        let outcome: Result<(Strategy, String), String> = match kind {
+            Kind::Native => match local.engine {
+                None => Err("no Docker engine answers here".into()),
+                Some(e) if !runs_natively(e, p) => Err(format!("the engine runs {e}")),
+                Some(e) => match &local.buildx_unusable {
+                    None => {
+                        Ok((Strategy::Native { builder: LocalBuilder::Buildx }, format!("the local engine runs {e}")))
+                    }
+                    Some(why) => Ok((
+                        Strategy::Native { builder: LocalBuilder::EngineApi },
+                        format!(
+                            "the local engine runs {e}; buildx is unusable ({why}), so its classic builder is used"
+                        ),
+                    )),
+                },
+            },
+            Kind::Cross => match (local.engine, &local.buildx_unusable) {
+                (None, _) => Err("no Docker engine answers here".into()),
+                (Some(_), Some(why)) => Err(format!("cross builds need buildx, which is unusable: {why}")),
+                (Some(_), None) if foreign => Err(match &deciding {
+                    Some(d) => format!("the RUN at {} (stage `{}`) would execute {p} code", at(d), d.stage),
+                    None => format!("{p} code would run during the build"),
+                }),
+                (Some(e), None) => Ok((
+                    Strategy::Cross,
+                    if analysis.stages.iter().any(|s| s.needed && s.runs > 0) {
+                        format!("every RUN the target needs runs on the build platform {e}, so no {p} code executes")
+                    } else {
+                        format!("the stages the target needs have no RUN, so no {p} code executes")
+                    },
+                )),
+            },
+            Kind::Remote => {
+                let nodes: Vec<_> = caps.nodes.iter().filter(|n| &n.platform == p).collect();
+                if nodes.is_empty() {
+                    Err(format!("no `--node {p}=…` is configured"))
+                } else {
+                    // A node that runs the platform natively first; else one the user named for
+                    // it anyway, which then emulates on its own side (and the reason says so).
+                    let native = nodes.iter().find_map(|n| match &n.reached {
+                        Ok(np) if runs_natively(np, p) => Some((n, np)),
+                        _ => None,
+                    });
+                    let other = nodes.iter().find_map(|n| n.reached.as_ref().ok().map(|np| (n, np)));
+                    match (native, other) {
+                        (Some((n, np)), _) => Ok((
+                            Strategy::Remote { endpoint: n.endpoint.clone() },
+                            format!("node {} runs {np}", n.endpoint),
+                        )),
+                        (None, Some((n, np))) => Ok((
+                            Strategy::Remote { endpoint: n.endpoint.clone() },
+                            format!(
+                                "node {} was named for {p}; it runs {np}, so {p} is emulated on that node",
+                                n.endpoint
+                            ),
+                        )),
+                        (None, None) => Err(nodes
+                            .iter()
+                            .map(|n| {
+                                format!(
+                                    "node {} is unreachable: {}",
+                                    n.endpoint,
+                                    n.reached.as_ref().err().map(String::as_str).unwrap_or("")
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ")),
+                    }
+                }
+            }
+            Kind::Emulated => emulated(p, policy, caps, &local, foreign),
+        };
+        match outcome {
+            Ok((strategy, reason)) => {
+                return Ok(Planned {
+                    platform: p.clone(),
+                    strategy,
+                    reason,
+                    foreign_code: foreign,
+                    deciding,
+                    passed_over: tried,
+                });
+            }
+            Err(why) => tried.push((kind, why)),
+        }
+    }
+    let fixes = fixes(p, policy, caps, &local, foreign, deciding.as_ref());
+    Err(Impossible { platform: p.clone(), foreign_code: foreign, deciding, tried, fixes })
+}
+
+fn emulated(
+    p: &Platform,
+    policy: &Policy,
+    caps: &Capabilities,
+    local: &Local<'_>,
+    foreign: bool,
+) -> Result<(Strategy, String), String> {
+    if policy.no_emulation {
+        return Err("`--no-emulation` is set".into());
+    }
+    if local.engine.is_none() {
+        return Err("no Docker engine answers here".into());
+    }
+    if !foreign {
+        return Err(format!("no {p} code runs, so there is nothing to emulate"));
+    }
+    let handler = handler(p, policy, caps);
+    match (&local.buildx_unusable, handler) {
+        (None, h) => h,
+        (Some(why), Ok(_)) => Err(format!("emulated builds need buildx, which is unusable: {why}")),
+        (Some(why), Err(h)) => Err(format!("emulated builds need buildx, which is unusable: {why}; and {h}")),
+    }
+}
+
+/// How a QEMU handler for `p` will be there: registered already, or registered by archway.
+fn handler(p: &Platform, policy: &Policy, caps: &Capabilities) -> Result<(Strategy, String), String> {
+    if let Some(h) = caps.handler_for(p) {
+        if h.usable_in_containers {
+            let flags = if h.flags.is_empty() { String::new() } else { format!(", flags {}", h.flags) };
+            return Ok((
+                Strategy::Emulated { handler: Handler::Registered { name: h.name.clone() } },
+                format!("QEMU handler `{}` is registered ({}{flags})", h.name, h.interpreter),
+            ));
+        }
+        return Err(format!(
+            "QEMU handler `{}` is registered without the F flag and its interpreter `{}` is not visible inside build containers",
+            h.name, h.interpreter
+        ));
+    }
+    if policy.binfmt == BinfmtPolicy::Never {
+        return Err(format!("no QEMU handler for {p} is registered, and `--binfmt never` forbids registering one"));
+    }
+    if caps.privilege.can_register_binfmt()
+        && let Some(q) = caps.qemu.iter().find(|q| &q.platform == p)
+    {
+        return Ok((
+            Strategy::Emulated { handler: Handler::RegisterFromHost { interpreter: q.path.clone() } },
+            format!("no QEMU handler for {p} is registered; archway will register `{}` (it is privileged)", q.path),
+        ));
+    }
+    if let Some(e) = &caps.engine
+        && e.accepts_privileged == Some(true)
+        && let Some(image) = e.local_images.iter().find(|i| i.contains("archway"))
+    {
+        return Ok((
+            Strategy::Emulated { handler: Handler::RegisterFromContainer { image: image.clone() } },
+            format!(
+                "no QEMU handler for {p} is registered; archway will register one from a privileged container of `{image}`"
+            ),
+        ));
+    }
+    let mut reasons = Vec::new();
+    if !caps.privilege.can_register_binfmt() {
+        reasons.push(if caps.privilege.cap_sys_admin {
+            "binfmt_misc is not writable here".to_string()
+        } else {
+            "archway is not privileged (no CAP_SYS_ADMIN)".to_string()
+        });
+    } else {
+        reasons.push(format!("no qemu-user-static interpreter for {p} is installed"));
+    }
+    match caps.engine.as_ref().map(|e| e.accepts_privileged) {
+        Some(Some(false)) => reasons.push("the engine refuses privileged containers".into()),
+        Some(None) => reasons.push("no local image to run a privileged helper from".into()),
+        _ => reasons.push("archway's own image is not present in the engine".into()),
+    }
+    Err(format!("no QEMU handler for {p} is registered, and archway cannot register one: {}", reasons.join(", and ")))
+}
+
+fn fixes(
+    p: &Platform,
+    policy: &Policy,
+    caps: &Capabilities,
+    local: &Local<'_>,
+    foreign: bool,
+    deciding: Option<&Location>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if local.engine.is_none() {
+        out.push("start a Docker engine here, or point `DOCKER_HOST` at one".to_string());
+    }
+    if foreign {
+        match deciding {
+            Some(d) => out.push(format!(
+                "move the RUN at {} into a `FROM --platform=$BUILDPLATFORM` stage and cross-compile for `$TARGETPLATFORM`, so no {p} code runs",
+                at(d)
+            )),
+            None => out.push(format!("build in a `FROM --platform=$BUILDPLATFORM` stage so no {p} code runs")),
+        }
+    }
+    out.push(format!("add `--node {p}=tcp://HOST:2376`: a {} machine running Docker", p.architecture));
+    if foreign {
+        if policy.no_emulation {
+            out.push("drop `--no-emulation` to allow QEMU".into());
+        } else if policy.binfmt == BinfmtPolicy::Never {
+            out.push(format!("allow archway to register QEMU (`--binfmt auto`), or register it yourself before this step (`qemu-{}` in binfmt_misc)", qemu_name(p)));
+        } else {
+            let bitbucket =
+                caps.engine.as_ref().is_some_and(|e| e.authorization_plugins.iter().any(|a| a == "pipelines"));
+            if bitbucket {
+                out.push("enable privileged mode so archway can register QEMU (Bitbucket: runtime v3, `runtime: cloud: version: \"3\"` with a self-hosted or privileged-capable step)".into());
+            } else {
+                out.push("enable privileged mode so archway can register QEMU (GitHub/GitLab: a privileged Docker service; Bitbucket: runtime v3)".into());
+            }
+        }
+    }
+    out
+}
+
+/// The name QEMU uses for an architecture (`aarch64` for arm64).
+pub fn qemu_name(p: &Platform) -> &'static str {
+    match p.architecture.as_str() {
+        "amd64" => "x86_64",
+        "arm64" => "aarch64",
+        "arm" => "arm",
+        "386" => "i386",
+        "ppc64le" => "ppc64le",
+        "ppc64" => "ppc64",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        "mips64le" => "mips64el",
+        "mips64" => "mips64",
+        "mipsle" => "mipsel",
+        "mips" => "mips",
+        "loong64" => "loongarch64",
+        _ => "unknown",
+    }
+}
+
+/// Plans every platform. Pure.
+pub fn plan(platforms: &[Platform], policy: &Policy, caps: &Capabilities, analysis: &Analysis) -> Plan {
+    Plan { platforms: platforms.iter().map(|p| decide(p, policy, caps, analysis)).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The planner's table: recorded runner capabilities (this lab, GitHub, GitLab, Bitbucket's
+    //! default runtime and runtime v3, an arm64 runner, remote nodes) × Dockerfile verdicts ×
+    //! policies → the strategy chosen, or the reason none works.
+
+    use super::*;
+    use crate::dockerfile::{PlatformAnalysis, Stage};
+    use crate::probe::{BinfmtEntry, BuildxInfo, Engine, Node, Privilege, QemuInterpreter};
+
+    fn p(s: &str) -> Platform {
+        s.parse().unwrap()
+    }
+
+    fn handler(name: &str, platforms: &[&str], flags: &str, usable: bool) -> BinfmtEntry {
+        BinfmtEntry {
+            name: name.into(),
+            enabled: true,
+            interpreter: format!("/usr/libexec/qemu-binfmt/{}-binfmt-P", name.trim_start_matches("qemu-")),
+            flags: flags.into(),
+            offset: 0,
+            magic: String::new(),
+            mask: String::new(),
+            platforms: platforms.iter().map(|x| p(x)).collect(),
+            usable_in_containers: usable,
+        }
+    }
+
+    fn engine(platform: &str) -> Engine {
+        Engine {
+            endpoint: "unix:///var/run/docker.sock".into(),
+            version: "26.1.5".into(),
+            platform: p(platform),
+            containerd_store: true,
+            authorization_plugins: vec![],
+            accepts_privileged: Some(true),
+            local_images: vec![],
+        }
+    }
+
+    fn buildx(platforms: &[&str]) -> BuildxInfo {
+        BuildxInfo {
+            version: "0.13.1".into(),
+            builder: "default".into(),
+            driver: "docker".into(),
+            platforms: platforms.iter().map(|x| p(x)).collect(),
+            refused: None,
+        }
+    }
+
+    const PRIVILEGED: Privilege = Privilege {
+        cap_sys_admin: true,
+        binfmt_mounted: true,
+        binfmt_mountable: false,
+        binfmt_register_writable: true,
+    };
+    const UNPRIVILEGED: Privilege = Privilege {
+        cap_sys_admin: false,
+        binfmt_mounted: false,
+        binfmt_mountable: false,
+        binfmt_register_writable: false,
+    };
+
+    fn qemu(platforms: &[&str]) -> Vec<QemuInterpreter> {
+        platforms
+            .iter()
+            .map(|x| QemuInterpreter { platform: p(x), path: format!("/usr/bin/qemu-{}-static", qemu_name(&p(x))) })
+            .collect()
+    }
+
+    /// This lab: root, amd64 engine with buildx, QEMU handlers registered with F.
+    fn lab() -> Capabilities {
+        Capabilities {
+            host: p("linux/amd64"),
+            in_container: false,
+            privilege: PRIVILEGED,
+            binfmt: vec![
+                handler("qemu-aarch64", &["linux/arm64"], "OCF", true),
+                handler("qemu-arm", &["linux/arm/v7", "linux/arm/v6"], "OCF", true),
+                handler("qemu-riscv64", &["linux/riscv64"], "OCF", true),
+            ],
+            engine: Some(engine("linux/amd64")),
+            buildx: Some(buildx(&["linux/amd64", "linux/arm64", "linux/arm/v7"])),
+            nodes: vec![],
+            qemu: qemu(&["linux/arm64", "linux/arm/v7", "linux/riscv64", "linux/s390x", "linux/ppc64le"]),
+        }
+    }
+
+    /// The lab with no handler registered (binfmt_misc empty), still privileged.
+    fn lab_no_handlers() -> Capabilities {
+        Capabilities { binfmt: vec![], ..lab() }
+    }
+
+    /// A GitHub-hosted runner, archway as a container action: the host's engine via the socket,
+    /// no handlers (no setup-qemu), not privileged, but the engine accepts privileged
+    /// containers and archway's own image is present.
+    fn github_container_action() -> Capabilities {
+        let mut e = engine("linux/amd64");
+        e.local_images = vec!["ghcr.io/archway-build/archway:1".into()];
+        Capabilities {
+            host: p("linux/amd64"),
+            in_container: true,
+            privilege: UNPRIVILEGED,
+            binfmt: vec![],
+            engine: Some(e),
+            buildx: Some(buildx(&["linux/amd64", "linux/386"])),
+            nodes: vec![],
+            qemu: vec![],
+        }
+    }
+
+    /// Bitbucket's default runtime: unprivileged, no binfmt_misc, an engine whose
+    /// authorization plugin `pipelines` refuses privileged containers, BuildKit and --platform.
+    fn bitbucket_default() -> Capabilities {
+        let mut e = engine("linux/amd64");
+        e.authorization_plugins = vec!["pipelines".into()];
+        e.accepts_privileged = Some(false);
+        e.containerd_store = false;
+        let mut b = buildx(&["linux/amd64"]);
+        b.refused = Some("the Docker engine's authorization plugin `pipelines` refuses BuildKit".into());
+        Capabilities {
+            host: p("linux/amd64"),
+            in_container: true,
+            privilege: UNPRIVILEGED,
+            binfmt: vec![],
+            engine: Some(e),
+            buildx: Some(b),
+            nodes: vec![],
+            qemu: qemu(&["linux/arm64", "linux/arm/v7"]),
+        }
+    }
+
+    /// Bitbucket runtime v3 with privileged mode: like the lab, without handlers.
+    fn bitbucket_v3() -> Capabilities {
+        Capabilities { in_container: true, ..lab_no_handlers() }
+    }
+
+    /// A native arm64 runner (GitHub `ubuntu-24.04-arm`, GitLab `saas-linux-small-arm64`).
+    fn arm64_runner() -> Capabilities {
+        Capabilities {
+            host: p("linux/arm64"),
+            engine: Some(engine("linux/arm64")),
+            buildx: Some(buildx(&["linux/arm64", "linux/arm/v7"])),
+            binfmt: vec![],
+            privilege: UNPRIVILEGED,
+            ..lab()
+        }
+    }
+
+    fn no_engine() -> Capabilities {
+        Capabilities { engine: None, buildx: None, ..lab() }
+    }
+
+    fn no_buildx() -> Capabilities {
+        Capabilities { buildx: None, ..lab() }
+    }
+
+    fn with_node(mut c: Capabilities, platform: &str, reached: Result<&str, &str>) -> Capabilities {
+        c.nodes.push(Node {
+            platform: p(platform),
+            endpoint: "tcp://arm-builder:2376".into(),
+            reached: reached.map(p).map_err(String::from),
+        });
+        c
+    }
+
+    fn stage(name: &str, runs: usize) -> Stage {
+        Stage { name: name.into(), base: "img".into(), platform_flag: None, line: 1, runs, needed: true }
+    }
+
+    /// Every non-build platform runs the RUN at Dockerfile:14.
+    fn foreign(platforms: &[&str]) -> Analysis {
+        Analysis {
+            stages: vec![stage("final", 1)],
+            target: "final".into(),
+            per_platform: platforms
+                .iter()
+                .map(|x| {
+                    let is_build = *x == "linux/amd64";
+                    PlatformAnalysis {
+                        platform: p(x),
+                        foreign_code: !is_build,
+                        deciding: (!is_build).then(|| Location {
+                            file: "Dockerfile".into(),
+                            line: 14,
+                            stage: "final".into(),
+                            instruction: "RUN make".into(),
+                        }),
+                    }
+                })
+                .collect(),
+            unknowns: vec![],
+        }
+    }
+
+    /// A cross-compiling Dockerfile: no foreign code on any platform.
+    fn crossable(platforms: &[&str]) -> Analysis {
+        Analysis {
+            stages: vec![stage("build", 2), Stage { runs: 0, ..stage("final", 0) }],
+            target: "final".into(),
+            per_platform: platforms
+                .iter()
+                .map(|x| PlatformAnalysis { platform: p(x), foreign_code: false, deciding: None })
+                .collect(),
+            unknowns: vec![],
+        }
+    }
+
+    /// No RUN at all (`FROM scratch` + COPY).
+    fn no_run(platforms: &[&str]) -> Analysis {
+        Analysis { stages: vec![stage("final", 0)], ..crossable(platforms) }
+    }
+
+    /// On an arm64 runner, amd64 is the foreign one.
+    fn foreign_on_arm64(platforms: &[&str]) -> Analysis {
+        let mut a = foreign(platforms);
+        for v in &mut a.per_platform {
+            v.foreign_code = v.platform != p("linux/arm64");
+            if !v.foreign_code {
+                v.deciding = None;
+            } else if v.deciding.is_none() {
+                v.deciding = Some(Location {
+                    file: "Dockerfile".into(),
+                    line: 14,
+                    stage: "final".into(),
+                    instruction: "RUN make".into(),
+                });
+            }
+        }
+        a
+    }
+
+    fn policy() -> Policy {
+        Policy::default()
+    }
+    fn no_emulation() -> Policy {
+        Policy { no_emulation: true, ..Policy::default() }
+    }
+    fn binfmt_never() -> Policy {
+        Policy { binfmt: BinfmtPolicy::Never, ..Policy::default() }
+    }
+    fn prefer(kinds: &[Kind]) -> Policy {
+        Policy { order: kinds.to_vec(), ..Policy::default() }
+    }
+
+    /// Expected outcome: a strategy kind (with a word the reason must hold), or impossible
+    /// (with a word a fix must hold).
+    enum Want {
+        Chooses(Kind, &'static str),
+        Refuses(&'static str),
+    }
+    use Want::*;
+
+    #[test]
+    fn table() {
+        const ALL: &[&str] =
+            &["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/riscv64", "linux/386", "linux/s390x"];
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Capabilities, Analysis, Policy, &str, Want)> = vec![
+            // This lab.
+            ("lab amd64 native", lab(), foreign(ALL), policy(), "linux/amd64", Chooses(Kind::Native, "engine runs linux/amd64")),
+            ("lab 386 runs natively on amd64", lab(), foreign(ALL), policy(), "linux/386", Chooses(Kind::Native, "linux/amd64")),
+            ("lab arm64 RUN → emulated, handler registered", lab(), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Emulated, "qemu-aarch64")),
+            ("lab arm/v7 RUN → emulated", lab(), foreign(ALL), policy(), "linux/arm/v7", Chooses(Kind::Emulated, "qemu-arm")),
+            ("lab riscv64 RUN → emulated", lab(), foreign(ALL), policy(), "linux/riscv64", Chooses(Kind::Emulated, "qemu-riscv64")),
+            ("lab s390x: no handler, archway registers it", lab(), foreign(ALL), policy(), "linux/s390x", Chooses(Kind::Emulated, "archway will register `/usr/bin/qemu-s390x-static`")),
+            ("lab arm64 cross-compiled → cross", lab(), crossable(ALL), policy(), "linux/arm64", Chooses(Kind::Cross, "runs on the build platform")),
+            ("lab arm/v7 no RUN → cross", lab(), no_run(ALL), policy(), "linux/arm/v7", Chooses(Kind::Cross, "have no RUN")),
+            ("lab amd64 cross-compiled still native first", lab(), crossable(ALL), policy(), "linux/amd64", Chooses(Kind::Native, "linux/amd64")),
+            ("lab --no-emulation arm64 RUN → impossible", lab(), foreign(ALL), no_emulation(), "linux/arm64", Refuses("drop `--no-emulation`")),
+            ("lab --no-emulation arm64 cross → cross", lab(), crossable(ALL), no_emulation(), "linux/arm64", Chooses(Kind::Cross, "no linux/arm64 code")),
+            ("lab --no-emulation amd64 native", lab(), foreign(ALL), no_emulation(), "linux/amd64", Chooses(Kind::Native, "")),
+            ("lab --binfmt never, handler exists → emulated", lab(), foreign(ALL), binfmt_never(), "linux/arm64", Chooses(Kind::Emulated, "qemu-aarch64")),
+            ("lab --binfmt never, no handler → impossible", lab_no_handlers(), foreign(ALL), binfmt_never(), "linux/arm64", Refuses("--binfmt auto")),
+            ("lab no handlers, privileged → registers", lab_no_handlers(), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Emulated, "archway will register `/usr/bin/qemu-aarch64-static`")),
+            ("lab no handlers, cross → no registration needed", lab_no_handlers(), crossable(ALL), policy(), "linux/arm64", Chooses(Kind::Cross, "")),
+            ("lab --prefer emulated, cross-compiled → still cross (nothing to emulate)", lab(), crossable(ALL), prefer(&[Kind::Emulated]), "linux/arm64", Chooses(Kind::Cross, "")),
+            ("lab --prefer emulated, foreign → emulated", lab(), foreign(ALL), prefer(&[Kind::Emulated]), "linux/arm64", Chooses(Kind::Emulated, "")),
+            ("lab handler without F, interpreter missing → unusable, registers none (exists)", Capabilities { binfmt: vec![handler("qemu-aarch64", &["linux/arm64"], "", false)], ..lab() }, foreign(ALL), policy(), "linux/arm64", Refuses("FROM --platform=$BUILDPLATFORM")),
+            // Remote nodes.
+            ("remote node for arm64 beats emulation", with_node(lab(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Remote, "node tcp://arm-builder:2376 runs linux/arm64")),
+            ("remote node, but cross comes first", with_node(lab(), "linux/arm64", Ok("linux/arm64")), crossable(ALL), policy(), "linux/arm64", Chooses(Kind::Cross, "")),
+            ("--prefer remote beats cross", with_node(lab(), "linux/arm64", Ok("linux/arm64")), crossable(ALL), prefer(&[Kind::Remote]), "linux/arm64", Chooses(Kind::Remote, "")),
+            ("unreachable node → falls to emulation", with_node(lab(), "linux/arm64", Err("connection refused")), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Emulated, "")),
+            ("node of another platform, named by the user, emulates there", with_node(lab_no_handlers(), "linux/arm64", Ok("linux/amd64")), foreign(ALL), binfmt_never(), "linux/arm64", Chooses(Kind::Remote, "emulated on that node")),
+            ("unreachable node and no emulation → impossible naming the node", with_node(lab(), "linux/arm64", Err("connection refused")), foreign(ALL), no_emulation(), "linux/arm64", Refuses("--node linux/arm64=")),
+            ("node for arm64 does not serve arm/v7", with_node(lab(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), no_emulation(), "linux/arm/v7", Refuses("--node linux/arm/v7=")),
+            ("--prefer remote with no node → native", lab(), foreign(ALL), prefer(&[Kind::Remote]), "linux/amd64", Chooses(Kind::Native, "")),
+            // GitHub container action.
+            ("github amd64 native", github_container_action(), foreign(ALL), policy(), "linux/amd64", Chooses(Kind::Native, "")),
+            ("github arm64 cross", github_container_action(), crossable(ALL), policy(), "linux/arm64", Chooses(Kind::Cross, "")),
+            ("github arm64 RUN → register via own image", github_container_action(), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Emulated, "privileged container of `ghcr.io/archway-build/archway:1`")),
+            ("github --binfmt never → impossible", github_container_action(), foreign(ALL), binfmt_never(), "linux/arm64", Refuses("--binfmt auto")),
+            ("github own image absent → impossible", Capabilities { engine: Some(engine("linux/amd64")), ..github_container_action() }, foreign(ALL), policy(), "linux/arm64", Refuses("enable privileged mode")),
+            // Bitbucket default runtime.
+            ("bitbucket amd64 → engine API classic builder", bitbucket_default(), foreign(ALL), policy(), "linux/amd64", Chooses(Kind::Native, "classic builder")),
+            ("bitbucket arm64 RUN → impossible", bitbucket_default(), foreign(ALL), policy(), "linux/arm64", Refuses("runtime v3")),
+            ("bitbucket arm64 cross still needs buildx → impossible", bitbucket_default(), crossable(ALL), policy(), "linux/arm64", Refuses("--node linux/arm64=")),
+            ("bitbucket arm64 via remote node", with_node(bitbucket_default(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Remote, "")),
+            ("bitbucket arm/v7 via an arm64 node: emulated on that node", with_node(bitbucket_default(), "linux/arm/v7", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm/v7", Chooses(Kind::Remote, "runs linux/arm64")),
+            ("bitbucket arm/v7 with an unreachable node → impossible", with_node(bitbucket_default(), "linux/arm/v7", Err("timed out")), foreign(ALL), policy(), "linux/arm/v7", Refuses("FROM --platform=$BUILDPLATFORM")),
+            // Bitbucket runtime v3 (privileged).
+            ("bitbucket v3 arm64 RUN → registers handler", bitbucket_v3(), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Emulated, "archway will register")),
+            ("bitbucket v3 arm64 cross", bitbucket_v3(), crossable(ALL), policy(), "linux/arm64", Chooses(Kind::Cross, "")),
+            // Native arm64 runner.
+            ("arm64 runner arm64 native", arm64_runner(), foreign_on_arm64(ALL), policy(), "linux/arm64", Chooses(Kind::Native, "engine runs linux/arm64")),
+            ("arm64 runner amd64 RUN → emulation impossible, unprivileged", Capabilities { qemu: vec![], ..arm64_runner() }, foreign_on_arm64(ALL), policy(), "linux/amd64", Refuses("enable privileged mode")),
+            ("arm64 runner amd64 cross", arm64_runner(), crossable(ALL), policy(), "linux/amd64", Chooses(Kind::Cross, "linux/arm64")),
+            ("arm64 runner does not treat 386 as native", arm64_runner(), crossable(ALL), policy(), "linux/386", Chooses(Kind::Cross, "")),
+            // No engine, no buildx.
+            ("no engine → impossible with engine fix", no_engine(), foreign(ALL), policy(), "linux/amd64", Refuses("DOCKER_HOST")),
+            ("no engine, node for arm64 → remote", with_node(no_engine(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Remote, "")),
+            ("no buildx amd64 → classic builder", no_buildx(), foreign(ALL), policy(), "linux/amd64", Chooses(Kind::Native, "buildx plugin is not installed")),
+            ("no buildx arm64 cross → impossible", no_buildx(), crossable(ALL), policy(), "linux/arm64", Refuses("--node linux/arm64=")),
+        ];
+        assert!(cases.len() >= 40, "{} cases", cases.len());
+        let mut failures = Vec::new();
+        for (name, caps, analysis, policy, platform, want) in cases {
+            let plan = plan(&[p(platform)], &policy, &caps, &analysis);
+            let got = &plan.platforms[0];
+            let ok = match (&want, got) {
+                (Chooses(kind, word), Ok(planned)) => planned.strategy.kind() == *kind && planned.reason.contains(word),
+                (Refuses(word), Err(imp)) => imp.fixes.iter().any(|f| f.contains(word)),
+                _ => false,
+            };
+            if !ok {
+                failures.push(format!("{name}: got {got:#?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n\n"));
+    }
+
+    #[test]
+    fn impossible_lists_every_option_with_its_reason() {
+        let plan = plan(&[p("linux/arm64")], &policy(), &bitbucket_default(), &foreign(&["linux/arm64"]));
+        let imp = &plan.impossible()[0];
+        let kinds: Vec<Kind> = imp.tried.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, Kind::DEFAULT_ORDER);
+        assert_eq!(imp.tried[0].1, "the engine runs linux/amd64");
+        assert!(imp.tried[1].1.contains("cross builds need buildx"), "{:?}", imp.tried);
+        assert_eq!(imp.tried[2].1, "no `--node linux/arm64=…` is configured");
+        assert!(
+            imp.tried[3].1.contains("not privileged") && imp.tried[3].1.contains("refuses privileged containers"),
+            "{:?}",
+            imp.tried
+        );
+        assert_eq!(
+            imp.fixes[0],
+            "move the RUN at Dockerfile:14 into a `FROM --platform=$BUILDPLATFORM` stage and cross-compile for `$TARGETPLATFORM`, so no linux/arm64 code runs"
+        );
+    }
+
+    #[test]
+    fn reasons_are_one_line_and_passed_over_options_are_kept() {
+        let plan =
+            plan(&[p("linux/amd64"), p("linux/arm64")], &policy(), &lab(), &foreign(&["linux/amd64", "linux/arm64"]));
+        for pl in plan.planned() {
+            assert!(!pl.reason.contains('\n'));
+        }
+        let arm = plan.planned()[1];
+        let passed: Vec<Kind> = arm.passed_over.iter().map(|(k, _)| *k).collect();
+        assert_eq!(passed, [Kind::Native, Kind::Cross, Kind::Remote]);
+        assert!(arm.passed_over[1].1.contains("RUN at Dockerfile:14"));
+    }
+}

@@ -1,0 +1,398 @@
+//! engine: asks a Docker engine through its API (`bollard`) what it is and what it allows —
+//! version, platform, image store, authorization plugins, whether it accepts privileged
+//! containers, and which helper images it already has. Also how archway connects to an engine
+//! (`DOCKER_HOST`, TLS from `DOCKER_CERT_PATH`), shared with `nodes`.
+//!
+//! Never starts a container and never pulls: the privileged check creates a container from an
+//! image already present and removes it at once. Every call has a short deadline.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, ImageSummary};
+use bollard::query_parameters::{CreateContainerOptions, ListImagesOptions, RemoveContainerOptions};
+
+use super::Engine;
+use crate::platform::Platform;
+
+/// How long one Engine API call may take.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+// The Docker CLI's variables. TODO(lead): move to `crate::env` with the others.
+/// The engine to talk to; `unix:///var/run/docker.sock` when unset.
+pub const DOCKER_HOST: &str = "DOCKER_HOST";
+/// Non-empty: talk TLS to a `tcp://` engine, verifying it with the certificates below.
+pub const DOCKER_TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
+/// Directory with `key.pem`, `cert.pem` and `ca.pem`; `~/.docker` when unset.
+pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
+
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+/// Label on the container the privileged check creates, so it can be told from others.
+pub const PROBE_LABEL: &str = "org.archway.probe";
+/// Repository names archway may run without pulling: its own image and QEMU installers.
+const HELPER_IMAGE_HINTS: &[&str] = &["archway", "qemu", "binfmt"];
+/// How many local images the privileged check tries before giving up (one may lack the host's
+/// platform in a multi-platform store).
+const PRIVILEGED_TRIES: usize = 10;
+
+/// Where an engine is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineEndpoint {
+    /// `unix:///…`, `tcp://HOST:PORT`.
+    pub host: String,
+    /// TLS certificates (`key.pem`, `cert.pem`, `ca.pem`) for a `tcp://` host; plain when `None`.
+    pub cert_dir: Option<PathBuf>,
+}
+
+impl EngineEndpoint {
+    /// The engine the Docker CLI would use from the environment (contexts aside).
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok();
+        Self::from_vars(
+            var(DOCKER_HOST).as_deref(),
+            var(DOCKER_TLS_VERIFY).as_deref(),
+            var(DOCKER_CERT_PATH).as_deref(),
+            var("HOME").as_deref(),
+        )
+    }
+
+    /// [`from_env`](Self::from_env) on given values. TLS is on when `DOCKER_TLS_VERIFY` is
+    /// non-empty or `DOCKER_CERT_PATH` is set (the Docker client then uses TLS too, but without
+    /// verifying; archway always verifies).
+    pub fn from_vars(
+        host: Option<&str>,
+        tls_verify: Option<&str>,
+        cert_path: Option<&str>,
+        home: Option<&str>,
+    ) -> Self {
+        let host = host.map(str::trim).filter(|h| !h.is_empty()).unwrap_or(DEFAULT_HOST).to_string();
+        let cert_path = cert_path.filter(|p| !p.is_empty());
+        let tls = tls_verify.is_some_and(|v| !v.is_empty()) || cert_path.is_some();
+        let cert_dir =
+            tls.then(|| cert_path.map(PathBuf::from).or_else(|| home.map(|h| Path::new(h).join(".docker")))).flatten();
+        EngineEndpoint { host, cert_dir }
+    }
+}
+
+/// Probes the engine at `endpoint`; `Err` is why it cannot be used, for users.
+pub async fn probe_engine(endpoint: &EngineEndpoint) -> Result<Engine, String> {
+    let host = endpoint.host.as_str();
+    let docker = connect(host, endpoint.cert_dir.as_deref()).await?;
+    let version = call(host, docker.version()).await?;
+    let info = call(host, docker.info()).await?;
+    let platform = platform_of(version.os.as_deref(), version.arch.as_deref())
+        .ok_or_else(|| format!("the engine at {host} reports an unknown platform"))?;
+    let images = call(host, docker.list_images(None::<ListImagesOptions>)).await.unwrap_or_else(|why| {
+        tracing::info!("cannot list the images at {host}: {why}");
+        Vec::new()
+    });
+    let accepts_privileged = accepts_privileged(&docker, host, &privileged_candidates(&images)).await;
+    Ok(Engine {
+        endpoint: host.to_string(),
+        version: version.version.unwrap_or_default(),
+        platform,
+        containerd_store: containerd_store(info.driver_status.as_deref().unwrap_or_default()),
+        authorization_plugins: info.plugins.and_then(|p| p.authorization).unwrap_or_default(),
+        accepts_privileged,
+        local_images: helper_images(&images),
+    })
+}
+
+/// A client for `host` with the API version negotiated (bollard speaks a newer API than most
+/// engines accept). TLS with `cert_dir` for `tcp://` and `https://` hosts.
+pub(crate) async fn connect(host: &str, cert_dir: Option<&Path>) -> Result<Docker, String> {
+    let tls = cert_dir.filter(|_| host.starts_with("tcp://") || host.starts_with("https://"));
+    let client = match tls {
+        Some(dir) => {
+            for f in ["key.pem", "cert.pem", "ca.pem"] {
+                if !dir.join(f).is_file() {
+                    return Err(format!("no {f} in {} to reach {host} over TLS", dir.display()));
+                }
+            }
+            Docker::connect_with_ssl(
+                host,
+                &dir.join("key.pem"),
+                &dir.join("cert.pem"),
+                &dir.join("ca.pem"),
+                TIMEOUT.as_secs(),
+                bollard::API_DEFAULT_VERSION,
+            )
+        }
+        None if host.starts_with("ssh://") => {
+            return Err(format!("{host} is an ssh endpoint; archway reaches those through the `docker` CLI only"));
+        }
+        None => Docker::connect_with_host(host).map(|d| d.with_timeout(TIMEOUT)),
+    }
+    .map_err(|e| describe(host, &e))?;
+    call(host, client.negotiate_version()).await
+}
+
+/// Awaits one API call with [`TIMEOUT`] (bollard's own deadline does not cover reading the
+/// body), turning failures into reasons.
+pub(crate) async fn call<T>(
+    host: &str,
+    fut: impl Future<Output = Result<T, bollard::errors::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(TIMEOUT, fut).await {
+        Err(_) => Err(no_answer(host)),
+        Ok(r) => r.map_err(|e| describe(host, &e)),
+    }
+}
+
+fn no_answer(host: &str) -> String {
+    format!("no answer within {} s from {host}", TIMEOUT.as_secs())
+}
+
+/// A reason a user can act on: "connection refused at tcp://127.0.0.1:2376".
+pub(crate) fn describe(host: &str, err: &bollard::errors::Error) -> String {
+    use bollard::errors::Error as E;
+    match err {
+        E::SocketNotFoundError(_) => return format!("no Docker socket at {host}"),
+        E::RequestTimeoutError => return no_answer(host),
+        E::DockerResponseServerError { status_code, message } if message.trim().is_empty() => {
+            return format!(
+                "{host} answered HTTP {status_code} without a message; is a Docker engine listening there?"
+            );
+        }
+        E::DockerResponseServerError { status_code, message } => {
+            return format!("{host} answered HTTP {status_code}: {}", message.trim());
+        }
+        E::CertPathError { path } | E::CertParseError { path } => {
+            return format!("cannot use {} to reach {host} over TLS", path.display());
+        }
+        E::UnsupportedURISchemeError { .. } => {
+            return format!(
+                "`{host}` is not an endpoint archway can reach; expected `unix://PATH` or `tcp://HOST:PORT`"
+            );
+        }
+        _ => {}
+    }
+    let mut chain = vec![err.to_string()];
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            match io.kind() {
+                K::ConnectionRefused => return format!("connection refused at {host}"),
+                K::NotFound => return format!("no Docker socket at {host}"),
+                K::PermissionDenied => return format!("permission denied connecting to {host}"),
+                K::TimedOut => return no_answer(host),
+                _ => {}
+            }
+        }
+        chain.push(e.to_string());
+        source = e.source();
+    }
+    chain.dedup();
+    format!("cannot reach {host}: {}", chain.join(": "))
+}
+
+/// The engine's platform from `docker version`'s `Os` and `Arch`.
+pub fn platform_of(os: Option<&str>, arch: Option<&str>) -> Option<Platform> {
+    format!("{}/{}", os?, arch?).parse().ok()
+}
+
+/// The containerd image store reports `driver-type io.containerd.snapshotter.v1` in `DriverStatus`.
+pub fn containerd_store(driver_status: &[Vec<String>]) -> bool {
+    driver_status
+        .iter()
+        .any(|kv| matches!(kv.as_slice(), [k, v] if k == "driver-type" && v == "io.containerd.snapshotter.v1"))
+}
+
+/// `repo:tag` names of an image, without `<none>`.
+fn tags(image: &ImageSummary) -> impl Iterator<Item = &String> {
+    image.repo_tags.iter().filter(|t| !t.starts_with("<none>"))
+}
+
+/// The repository part of `repo:tag` (a `:` before the last `/` is a registry port).
+fn repository(tag: &str) -> &str {
+    match tag.rsplit_once(':') {
+        Some((repo, t)) if !t.contains('/') => repo,
+        _ => tag,
+    }
+}
+
+/// Local images archway may run without pulling: its own, and QEMU installers. Sorted.
+pub fn helper_images(images: &[ImageSummary]) -> Vec<String> {
+    let mut out: Vec<String> = images
+        .iter()
+        .flat_map(tags)
+        .filter(|t| {
+            let repo = repository(t).to_ascii_lowercase();
+            HELPER_IMAGE_HINTS.iter().any(|h| repo.contains(h))
+        })
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Images to create the privileged test container from: archway's own first, then any, by
+/// name (or id when untagged).
+pub fn privileged_candidates(images: &[ImageSummary]) -> Vec<String> {
+    let name = |i: &ImageSummary| tags(i).next().cloned().unwrap_or_else(|| i.id.clone());
+    let (mut ours, others): (Vec<_>, Vec<_>) =
+        images.iter().partition(|i| tags(i).any(|t| repository(t).contains("archway")));
+    ours.extend(others);
+    let mut out: Vec<String> = ours.into_iter().map(name).filter(|n| !n.is_empty()).collect();
+    out.dedup();
+    out
+}
+
+/// An authorization plugin said no (Bitbucket's `pipelines` answers 403 "authorization denied
+/// by plugin pipelines: …").
+pub fn is_authorization_denial(status: u16, message: &str) -> bool {
+    status == 403 || message.to_ascii_lowercase().contains("authorization denied")
+}
+
+/// Creates (never starts) a privileged container from a local image and removes it. `None`
+/// when no local image could be used for the test.
+async fn accepts_privileged(docker: &Docker, host: &str, candidates: &[String]) -> Option<bool> {
+    for image in candidates.iter().take(PRIVILEGED_TRIES) {
+        let name = format!("archway-probe-{}-{}", std::process::id(), unique());
+        let body = ContainerCreateBody {
+            image: Some(image.clone()),
+            // Never run; a command is needed only for images that have none.
+            cmd: Some(vec!["true".into()]),
+            network_disabled: Some(true),
+            labels: Some([(PROBE_LABEL.to_string(), "accepts-privileged".to_string())].into()),
+            host_config: Some(HostConfig { privileged: Some(true), ..Default::default() }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
+        let created = tokio::time::timeout(TIMEOUT, docker.create_container(Some(options), body)).await;
+        // Remove by name whatever the outcome: a create that timed out here may still finish in
+        // the engine. `v` removes the anonymous volumes an image's VOLUME created.
+        let remove = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        match tokio::time::timeout(TIMEOUT, docker.remove_container(&name, Some(remove))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => {}
+            Ok(Err(e)) => tracing::warn!("could not remove the probe container {name}: {}", describe(host, &e)),
+            Err(_) => tracing::warn!("could not remove the probe container {name}: {}", no_answer(host)),
+        }
+        match created {
+            Ok(Ok(_)) => return Some(true),
+            Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code, message }))
+                if is_authorization_denial(status_code, &message) =>
+            {
+                return Some(false);
+            }
+            Ok(Err(e)) => tracing::debug!("privileged check with {image}: {}", describe(host, &e)),
+            Err(_) => tracing::debug!("privileged check with {image}: {}", no_answer(host)),
+        }
+    }
+    None
+}
+
+/// A number that differs between calls in one process.
+fn unique() -> u128 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default() % 1_000_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(id: &str, tags: &[&str]) -> ImageSummary {
+        ImageSummary {
+            id: id.to_string(),
+            repo_tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn endpoint_from_the_docker_variables() {
+        let e = EngineEndpoint::from_vars(None, None, None, Some("/root"));
+        assert_eq!(e, EngineEndpoint { host: "unix:///var/run/docker.sock".into(), cert_dir: None });
+        let e = EngineEndpoint::from_vars(Some("tcp://10.0.0.1:2376"), Some("1"), None, Some("/home/ci"));
+        assert_eq!(e.cert_dir.as_deref(), Some(Path::new("/home/ci/.docker")));
+        let e = EngineEndpoint::from_vars(Some("tcp://10.0.0.1:2376"), Some("1"), Some("/certs"), None);
+        assert_eq!(e.cert_dir.as_deref(), Some(Path::new("/certs")));
+        let e = EngineEndpoint::from_vars(Some("tcp://10.0.0.1:2376"), None, Some("/certs"), None);
+        assert_eq!(e.cert_dir.as_deref(), Some(Path::new("/certs")), "the cert path alone turns TLS on");
+        let e = EngineEndpoint::from_vars(Some("tcp://docker:2375"), Some(""), Some(""), Some("/root"));
+        assert_eq!(e, EngineEndpoint { host: "tcp://docker:2375".into(), cert_dir: None });
+    }
+
+    #[test]
+    fn engine_facts() {
+        assert_eq!(platform_of(Some("linux"), Some("amd64")).map(|p| p.to_string()).as_deref(), Some("linux/amd64"));
+        assert_eq!(platform_of(Some("linux"), Some("arm64")).map(|p| p.to_string()).as_deref(), Some("linux/arm64"));
+        assert_eq!(platform_of(Some("linux"), None), None);
+        let s = |kv: &[&str]| kv.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // Docker 26 with the containerd store, as `docker info` reports it on the lab machine.
+        assert!(containerd_store(&[s(&["driver-type", "io.containerd.snapshotter.v1"])]));
+        // The classic overlay2 driver.
+        assert!(!containerd_store(&[
+            s(&["Backing Filesystem", "extfs"]),
+            s(&["Supports d_type", "true"]),
+            s(&["Using metacopy", "false"]),
+        ]));
+        assert!(!containerd_store(&[]));
+    }
+
+    #[test]
+    fn helper_images_and_candidates() {
+        let images = [
+            image("sha256:1", &["busybox:latest", "127.0.0.1:5000/lab/busybox:latest"]),
+            image("sha256:2", &["tonistiigi/binfmt:qemu-v8"]),
+            image("sha256:3", &["<none>:<none>"]),
+            image("sha256:4", &["ghcr.io/acme/archway:1.2", "ghcr.io/acme/archway:latest"]),
+            image("sha256:5", &["multiarch/qemu-user-static:latest"]),
+            image("sha256:6", &["registry:5000/tools:qemu"]),
+        ];
+        assert_eq!(
+            helper_images(&images),
+            [
+                "ghcr.io/acme/archway:1.2",
+                "ghcr.io/acme/archway:latest",
+                "multiarch/qemu-user-static:latest",
+                "tonistiigi/binfmt:qemu-v8"
+            ],
+            "a tag that merely says qemu is not a QEMU image"
+        );
+        assert_eq!(
+            privileged_candidates(&images),
+            [
+                "ghcr.io/acme/archway:1.2",
+                "busybox:latest",
+                "tonistiigi/binfmt:qemu-v8",
+                "sha256:3",
+                "multiarch/qemu-user-static:latest",
+                "registry:5000/tools:qemu"
+            ]
+        );
+        assert_eq!(repository("127.0.0.1:5000/lab/busybox"), "127.0.0.1:5000/lab/busybox");
+    }
+
+    #[test]
+    fn authorization_denials() {
+        assert!(is_authorization_denial(
+            403,
+            "authorization denied by plugin pipelines: --privileged=true is not allowed"
+        ));
+        assert!(is_authorization_denial(500, "Error: Authorization denied by plugin x"));
+        assert!(!is_authorization_denial(404, "No such image: busybox:latest"));
+    }
+
+    #[tokio::test]
+    async fn unreachable_engines_have_readable_reasons() {
+        let e = probe_engine(&EngineEndpoint { host: "unix:///nonexistent/docker.sock".into(), cert_dir: None })
+            .await
+            .unwrap_err();
+        assert_eq!(e, "no Docker socket at unix:///nonexistent/docker.sock");
+        let e = probe_engine(&EngineEndpoint { host: "ssh://ci@builder".into(), cert_dir: None }).await.unwrap_err();
+        assert!(e.contains("ssh endpoint"), "{e}");
+        let e = probe_engine(&EngineEndpoint { host: "npipe:////./pipe/x".into(), cert_dir: None }).await.unwrap_err();
+        assert!(e.contains("`npipe:////./pipe/x` is not an endpoint"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let e = probe_engine(&EngineEndpoint { host: "tcp://127.0.0.1:1".into(), cert_dir: Some(dir.path().into()) })
+            .await
+            .unwrap_err();
+        assert_eq!(e, format!("no key.pem in {} to reach tcp://127.0.0.1:1 over TLS", dir.path().display()));
+    }
+}

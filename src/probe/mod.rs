@@ -1,0 +1,192 @@
+//! probe: finds out what this runner can do, without changing anything, and records it as
+//! `Capabilities` — host platform, privilege, binfmt_misc handlers, the Docker engine, buildx,
+//! and the remote nodes the user configured. Everything here reads the world; `plan` decides.
+//!
+//! `Capabilities` serialises to JSON so a runner's facts can be recorded (`archway plan
+//! --capabilities-out`) and replayed in planner tests (the Bitbucket runtime, say).
+
+pub mod binfmt;
+pub mod buildx;
+mod command;
+pub mod engine;
+pub mod host;
+pub mod nodes;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::platform::Platform;
+
+/// Everything the planner needs to know about this runner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// The platform of the machine archway runs on (from `uname`, normalised).
+    pub host: Platform,
+    /// Whether archway itself runs inside a container (`/.dockerenv`, cgroup, or `container` env).
+    pub in_container: bool,
+    pub privilege: Privilege,
+    /// Every binfmt_misc entry, parsed; empty when binfmt_misc is not mounted.
+    pub binfmt: Vec<BinfmtEntry>,
+    /// The Docker engine reached through `DOCKER_HOST` (or the default socket), if any.
+    pub engine: Option<Engine>,
+    /// The buildx CLI plugin, if installed.
+    pub buildx: Option<BuildxInfo>,
+    /// Remote builder nodes from `--node PLATFORM=ENDPOINT`.
+    pub nodes: Vec<Node>,
+    /// qemu-user-static interpreters present on this host (or in archway's image), from which
+    /// archway can register handlers. Filled by the lead's code (`crate::build::qemu`).
+    #[serde(default)]
+    pub qemu: Vec<QemuInterpreter>,
+}
+
+/// A qemu-user-static binary archway could register for a platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QemuInterpreter {
+    pub platform: Platform,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Privilege {
+    /// CAP_SYS_ADMIN is in this process's effective capability set (`CapEff` in /proc/self/status).
+    pub cap_sys_admin: bool,
+    /// `/proc/sys/fs/binfmt_misc` is mounted (its `register` file exists).
+    pub binfmt_mounted: bool,
+    /// binfmt_misc could be mounted here (not mounted, but CAP_SYS_ADMIN is held).
+    pub binfmt_mountable: bool,
+    /// `/proc/sys/fs/binfmt_misc/register` is writable by this process (checked with access(2),
+    /// never written).
+    pub binfmt_register_writable: bool,
+}
+
+impl Privilege {
+    /// archway itself can register binfmt handlers here.
+    pub fn can_register_binfmt(&self) -> bool {
+        self.cap_sys_admin && (self.binfmt_register_writable || (!self.binfmt_mounted && self.binfmt_mountable))
+    }
+}
+
+/// One `/proc/sys/fs/binfmt_misc/<name>` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinfmtEntry {
+    pub name: String,
+    pub enabled: bool,
+    pub interpreter: String,
+    /// Flags as the kernel prints them, e.g. `POCF`.
+    pub flags: String,
+    /// Byte offset of the magic (magic entries only).
+    pub offset: u32,
+    /// Hex-encoded magic and mask; empty for extension (`E`) entries.
+    pub magic: String,
+    pub mask: String,
+    /// Platforms whose ELF binaries this entry matches (mask/magic against each known
+    /// architecture's ELF header: class, endianness, e_machine).
+    pub platforms: Vec<Platform>,
+    /// Usable for builds inside containers: the F flag (interpreter opened at registration), or
+    /// an interpreter path that exists on this host.
+    pub usable_in_containers: bool,
+}
+
+impl BinfmtEntry {
+    pub fn has_flag(&self, f: char) -> bool {
+        self.flags.contains(f)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Engine {
+    /// Where it was reached: `unix:///var/run/docker.sock`, `tcp://…`.
+    pub endpoint: String,
+    pub version: String,
+    /// The engine's own platform (`os`/`arch` from `docker version`).
+    pub platform: Platform,
+    /// The containerd image store is on (`driver-type io.containerd.snapshotter.v1`).
+    pub containerd_store: bool,
+    /// Authorization plugins (`Plugins.Authorization` in `docker info`), e.g. Bitbucket's `pipelines`.
+    pub authorization_plugins: Vec<String>,
+    /// Whether the engine accepts privileged containers: `Some(false)` when creating one was
+    /// refused (authorization plugin), `None` when it could not be tried (no local image).
+    pub accepts_privileged: Option<bool>,
+    /// Images present locally (repo:tag), used to run helpers without pulling. Only the ones
+    /// archway may use: its own image, and images carrying qemu-user-static.
+    pub local_images: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildxInfo {
+    pub version: String,
+    /// The builder buildx would use (`docker buildx inspect`).
+    pub builder: String,
+    pub driver: String,
+    /// Platforms the builder reports it can build (native plus emulated).
+    pub platforms: Vec<Platform>,
+    /// `None` when buildx can run builds here; otherwise why not (e.g. an authorization
+    /// plugin refuses BuildKit).
+    pub refused: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// The platform the user assigned to this node.
+    pub platform: Platform,
+    /// `tcp://HOST:PORT` or `ssh://USER@HOST`.
+    pub endpoint: String,
+    /// The node's engine platform when reached, or why it could not be reached.
+    pub reached: Result<Platform, String>,
+}
+
+/// What to probe besides this machine and the engine `DOCKER_HOST` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeOptions {
+    /// The `docker` executable, for `docker buildx` and for nodes reached over ssh.
+    pub docker: PathBuf,
+    /// The remote nodes the user configured.
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// One `--node PLATFORM=ENDPOINT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub platform: Platform,
+    /// `tcp://HOST:PORT`, `ssh://USER@HOST` or `unix:///PATH`.
+    pub endpoint: String,
+    /// A directory with `key.pem`, `cert.pem` and `ca.pem` (what `DOCKER_CERT_PATH` names) to
+    /// reach a `tcp://` endpoint over verified TLS; plain TCP when `None`.
+    pub cert_dir: Option<PathBuf>,
+}
+
+/// Probes everything at once: the local facts, the engine, buildx and every node are
+/// independent, so the slow ones (network, child processes) run concurrently.
+pub async fn probe(opts: &ProbeOptions) -> Capabilities {
+    let local = async {
+        let binfmt = binfmt::read_all(std::path::Path::new(binfmt::BINFMT_DIR));
+        (host::platform(), host::in_container(), host::privilege(), binfmt)
+    };
+    let engine = async {
+        engine::probe_engine(&engine::EngineEndpoint::from_env())
+            .await
+            .inspect_err(|why| tracing::info!("no Docker engine: {why}"))
+            .ok()
+    };
+    let buildx =
+        async { buildx::probe_buildx(&opts.docker).await.inspect_err(|why| tracing::info!("no buildx: {why}")).ok() };
+    let nodes = nodes::probe_nodes(&opts.nodes, &opts.docker);
+    // The local reads block, but for microseconds (small /proc files); not worth a thread.
+    let (engine, mut buildx, nodes, (host, in_container, privilege, binfmt)) =
+        tokio::join!(engine, buildx, nodes, local);
+    if let (Some(b), Some(e)) = (buildx.as_mut(), engine.as_ref())
+        && b.refused.is_none()
+    {
+        b.refused = buildx::authorization_refusal(&e.authorization_plugins);
+    }
+    // `qemu` depends on the platforms requested; the caller fills it (`crate::build::qemu`).
+    Capabilities { host, in_container, privilege, binfmt, engine, buildx, nodes, qemu: Vec::new() }
+}
+
+impl Capabilities {
+    /// The enabled binfmt_misc entry that runs `p`'s binaries, if any (see [`binfmt::handler_for`]).
+    pub fn handler_for(&self, p: &Platform) -> Option<&BinfmtEntry> {
+        binfmt::handler_for(&self.binfmt, p)
+    }
+}

@@ -1,0 +1,112 @@
+//! nodes: reaches each remote builder node the user configured (`--node PLATFORM=ENDPOINT`)
+//! and asks its engine for its native platform: `tcp://` (TLS with a certificate directory) and
+//! `unix://` through the Engine API, `ssh://` through `docker -H ssh://… version`, since only
+//! the Docker CLI speaks ssh.
+//!
+//! A node that cannot be reached is a fact, not an error: its `reached` holds the reason.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Node, NodeSpec, command, engine};
+use crate::platform::Platform;
+
+/// How long `docker -H ssh://… version` may take (ssh handshakes are slow).
+pub const SSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Probes every node concurrently, in the order given.
+pub async fn probe_nodes(specs: &[NodeSpec], docker: &Path) -> Vec<Node> {
+    futures_util::future::join_all(specs.iter().map(|s| probe_node(s, docker))).await
+}
+
+/// Probes one node; `docker` runs the ssh ones.
+pub async fn probe_node(spec: &NodeSpec, docker: &Path) -> Node {
+    let endpoint = spec.endpoint.trim();
+    let reached = if endpoint.starts_with("ssh://") {
+        over_ssh(endpoint, docker).await
+    } else if endpoint.starts_with("tcp://") || endpoint.starts_with("unix://") {
+        over_api(endpoint, spec.cert_dir.as_deref()).await
+    } else {
+        Err(format!("`{endpoint}` is not a node endpoint; expected `tcp://HOST:PORT` or `ssh://USER@HOST`"))
+    };
+    Node { platform: spec.platform.clone(), endpoint: spec.endpoint.clone(), reached }
+}
+
+async fn over_api(endpoint: &str, cert_dir: Option<&Path>) -> Result<Platform, String> {
+    let docker = engine::connect(endpoint, cert_dir).await?;
+    let v = engine::call(endpoint, docker.version()).await?;
+    engine::platform_of(v.os.as_deref(), v.arch.as_deref()).ok_or_else(|| {
+        format!(
+            "the engine at {endpoint} reports an unknown platform `{}/{}`",
+            v.os.unwrap_or_default(),
+            v.arch.unwrap_or_default()
+        )
+    })
+}
+
+async fn over_ssh(endpoint: &str, docker: &Path) -> Result<Platform, String> {
+    let args = ["-H", endpoint, "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"];
+    let out = command::run(docker, &args, SSH_TIMEOUT).await?;
+    if !out.success {
+        return Err(format!("cannot reach {endpoint}: {}", ssh_reason(&out.reason())));
+    }
+    parse_os_arch(&out.stdout).map_err(|why| format!("{endpoint}: {why}"))
+}
+
+/// The docker CLI wraps ssh's own complaint in a long sentence ending `stderr=…`; that part is
+/// what a user needs.
+pub fn ssh_reason(line: &str) -> String {
+    match line.rsplit_once("stderr=") {
+        Some((_, ssh)) if !ssh.trim().is_empty() => ssh.trim().to_string(),
+        _ => line.to_string(),
+    }
+}
+
+/// Parses `docker version --format '{{.Server.Os}}/{{.Server.Arch}}'`: `linux/arm64`.
+pub fn parse_os_arch(text: &str) -> Result<Platform, String> {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    line.parse().map_err(|_| format!("the engine reports an unknown platform `{line}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_arch_parses() {
+        assert_eq!(parse_os_arch("linux/arm64\n").unwrap().to_string(), "linux/arm64");
+        assert_eq!(parse_os_arch("\nlinux/amd64\n").unwrap().to_string(), "linux/amd64");
+        assert_eq!(
+            parse_os_arch("linux/sparc64\n").unwrap_err(),
+            "the engine reports an unknown platform `linux/sparc64`"
+        );
+        assert!(parse_os_arch("").is_err());
+    }
+
+    #[test]
+    fn ssh_reasons_are_ssh_s_own() {
+        // `docker -H ssh://nobody@127.0.0.1:44549 version` on the lab machine (Docker CLI 28.2).
+        let cli = "error during connect: Get \"http://docker.example.com/v1.50/version\": command [ssh -o \
+                   ConnectTimeout=30 -T -l nobody -p 44549 -- 127.0.0.1 docker system dial-stdio] has exited with \
+                   exit status 255, make sure the URL is valid, and Docker 18.09 or later is installed on the remote \
+                   host: stderr=ssh: connect to host 127.0.0.1 port 44549: Connection refused";
+        assert_eq!(ssh_reason(cli), "ssh: connect to host 127.0.0.1 port 44549: Connection refused");
+        assert_eq!(ssh_reason("permission denied"), "permission denied");
+        assert_eq!(ssh_reason("… stderr="), "… stderr=");
+    }
+
+    #[tokio::test]
+    async fn bad_endpoints_are_reasons() {
+        let spec =
+            NodeSpec { platform: "linux/arm64".parse().unwrap(), endpoint: "arm-box:2376".into(), cert_dir: None };
+        let n = probe_node(&spec, Path::new("docker")).await;
+        assert_eq!(n.endpoint, "arm-box:2376");
+        assert_eq!(
+            n.reached.unwrap_err(),
+            "`arm-box:2376` is not a node endpoint; expected `tcp://HOST:PORT` or `ssh://USER@HOST`"
+        );
+        let spec = NodeSpec { endpoint: "ssh://ci@arm-box".into(), ..spec };
+        let n = probe_node(&spec, Path::new("archway-no-such-docker")).await;
+        assert_eq!(n.reached.unwrap_err(), "`archway-no-such-docker` is not installed (not found)");
+    }
+}
