@@ -110,7 +110,7 @@ fn pushes_a_multi_platform_index_that_runs_on_each_platform() {
 
     // The log names each platform's start and end, and the summary the index and tags.
     for p in ["linux/amd64", "linux/arm64", "linux/arm/v7"] {
-        assert!(stderr.contains(&format!("==> {p}: building with buildx")), "{stderr}");
+        assert!(stderr.contains(&format!("==> {p}: building ")), "{stderr}");
         assert!(stderr.contains(&format!("[{p}] ")), "buildx output is prefixed with {p}");
     }
     assert!(stderr.contains(&format!("tagged {tag}")), "{stderr}");

@@ -185,12 +185,39 @@ fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Containers carrying the probe's label, by the Docker CLI rather than archway's own code.
-fn probe_containers(filter: &str) -> Vec<String> {
-    let out = Command::new("docker").args(["ps", "-a", "-q", "--filter", filter]).output().unwrap();
+/// This process's probe containers (`archway-probe-PID-…`), by the Docker CLI rather than
+/// archway's own code.
+fn our_probe_containers() -> Vec<String> {
+    let filter = format!("name=archway-probe-{}-", std::process::id());
+    let out = Command::new("docker").args(["ps", "-a", "-q", "--filter", &filter]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
 }
+
+/// What the engine did to this process's probe containers between two times (`docker events`).
+fn probe_container_events(since: &str, until: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["events", "--since", since, "--until", until, "--filter", "type=container"])
+        .args(["--filter", &format!("label={PROBE_LABEL}"), "--format", "{{.Action}} {{.Actor.Attributes.name}}"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours = format!("archway-probe-{}-", std::process::id());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&ours))
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect()
+}
+
+fn now() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
+/// Tests in this binary that probe the lab engine run one at a time, so the containers and
+/// events of one are not mistaken for the other's.
+static ENGINE_PROBES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn lab_engine() -> EngineEndpoint {
     support::lab::lab();
@@ -199,11 +226,12 @@ fn lab_engine() -> EngineEndpoint {
 
 #[tokio::test]
 async fn the_lab_engine() {
-    let labelled = format!("label={PROBE_LABEL}");
-    let ours = format!("name=archway-probe-{}-", std::process::id());
-    let before = probe_containers(&labelled);
+    let _engine = ENGINE_PROBES.lock().await;
+    let endpoint = lab_engine();
+    let before = our_probe_containers();
+    let since = now();
 
-    let e = engine::probe_engine(&lab_engine()).await.unwrap();
+    let e = engine::probe_engine(&endpoint).await.unwrap();
     assert_eq!(e.endpoint, "unix:///var/run/docker.sock");
     assert!(e.version.starts_with("26"), "{}", e.version);
     assert_eq!(e.platform, p("linux/amd64"));
@@ -212,8 +240,11 @@ async fn the_lab_engine() {
     assert_eq!(e.accepts_privileged, Some(true));
     assert!(e.local_images.iter().all(|i| ["archway", "qemu", "binfmt"].iter().any(|h| i.contains(h))), "{e:?}");
 
-    assert_eq!(probe_containers(&ours), Vec::<String>::new(), "the probe container was left behind");
-    assert_eq!(probe_containers(&labelled).len(), before.len(), "probe containers before and after");
+    let until = now();
+    assert_eq!(before, Vec::<String>::new());
+    assert_eq!(our_probe_containers(), Vec::<String>::new(), "the probe container was left behind");
+    // Created, never started, removed.
+    assert_eq!(probe_container_events(&since, &until), ["create", "destroy"]);
 }
 
 #[tokio::test]
@@ -308,6 +339,7 @@ async fn a_tls_node_without_certificates() {
 #[tokio::test]
 async fn everything_at_once_on_the_lab() {
     let _machine = support::machine::lock();
+    let _engine = ENGINE_PROBES.lock().await;
     lab_engine();
     let opts = ProbeOptions {
         docker: PathBuf::from("docker"),

@@ -151,10 +151,8 @@ pub fn analyze(input: &AnalyzeInput) -> Result<Analysis, AnalysisError> {
         resolutions.push((platform.clone(), ctx.resolve(input.build_platform, platform)?));
     }
     // With no platform to build, still check the file and find the stages the target needs.
-    let fallback = match resolutions.is_empty() {
-        true => Some(ctx.resolve(input.build_platform, input.build_platform)?),
-        false => None,
-    };
+    let fallback =
+        if resolutions.is_empty() { Some(ctx.resolve(input.build_platform, input.build_platform)?) } else { None };
 
     let display = ctx.display();
     let stages = model

@@ -18,7 +18,7 @@
 //! lives there, so a dockerd without `--containerd` would silently join it, in the main
 //! engine's `moby` namespace. Distinct `--containerd-namespace`s on the shared containerd
 //! would work but leave images, leases and snapshots in the lab's containerd to clean up.
-//! A private containerd (`containerd --config ctd.toml`, CRI off, all paths under the
+//! A private containerd (`containerd --config containerd.toml`, CRI off, all paths under the
 //! node's directory) is isolated and goes away with the directory.
 //!
 //! Why the node has a bridge of its own (`awn<pid>n<n>`, a free 10.x.y.0/24): BuildKit in
@@ -45,16 +45,20 @@
 //! Cleanup (`Drop`): SIGTERM dockerd (it stops its containers and unmounts), then
 //! containerd, SIGKILL after a timeout; then SIGKILL whatever still refers to the node's
 //! directory (containerd shims, BuildKit's runc and their children) and remove the sockets
-//! of killed shims (containerd 1.7 keeps them in the host-wide `/run/containerd/s`); then lazily unmount
-//! everything mounted under the directory, deepest first (dockerd bind-mounts `data/` onto
-//! itself; overlay rootfs and netns mounts remain after a SIGKILL); then delete the bridge
-//! and the directory. `start` also sweeps what an earlier test process that was killed
-//! (no `Drop`) left: `/tmp/awn-<pid>-*` whose pid is gone. The daemons get
-//! `PR_SET_PDEATHSIG`, so they are terminated when the thread that started them dies; keep
-//! a `Node` in the test that started it, not in a static.
+//! of killed shims (containerd 1.7 keeps them in the host-wide `/run/containerd/s`, named
+//! `sha256(ADDRESS/NAMESPACE/ID)`); then lazily unmount everything mounted under the
+//! directory, deepest first (dockerd bind-mounts `data/` onto itself; overlay rootfs and
+//! netns mounts remain after a SIGKILL); then delete the bridge and the directory.
+//! `start` also sweeps what an earlier test process that was killed (no `Drop`) left:
+//! `/tmp/awn-<pid>-*` whose pid is gone. The daemons get `PR_SET_PDEATHSIG` (SIGTERM), so
+//! they end when the thread that started them dies (dockerd then waits ~15 s for the
+//! containerd that died with it, and leaves its mounts for that sweep); keep a `Node` in
+//! the test that started it, not in a static.
 //!
 //! Safe next to tests using the main engine: own data root, exec root, pidfile, containerd,
 //! bridge and port; nothing machine-wide is changed except the bridge with its unique name.
+//! The node runs linux/amd64: it builds other platforms with the host's QEMU handlers, so a
+//! test building them there depends on binfmt_misc state (take `machine::lock()`).
 
 use std::collections::HashMap;
 use std::io::Write as _;
