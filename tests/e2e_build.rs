@@ -33,6 +33,7 @@ fn platforms_of(index: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn pushes_a_multi_platform_index_that_runs_on_each_platform() {
+    let _machine = support::machine::lock();
     let repo = unique_repo("hello");
     let tag = format!("{repo}:v1");
     let ctx = context(&uname_dockerfile());
@@ -125,6 +126,7 @@ fn pushes_a_multi_platform_index_that_runs_on_each_platform() {
 
 #[test]
 fn a_platform_that_fails_moves_no_tag() {
+    let _machine = support::machine::lock();
     let repo = unique_repo("atomic");
     let good = context(&uname_dockerfile());
     let out = archway(
@@ -165,6 +167,7 @@ fn a_platform_that_fails_moves_no_tag() {
 
 #[test]
 fn without_push_writes_an_oci_layout_that_skopeo_reads() {
+    let _machine = support::machine::lock();
     let ctx = context(&uname_dockerfile());
     let out = archway(
         ctx.path(),

@@ -24,7 +24,7 @@ const MASK_64: [u8; 20] = [
     0xff,
 ];
 const MASK_BE: [u8; 20] = [
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xff,
     0xff,
 ];
 
@@ -43,6 +43,7 @@ fn pattern(p: &Platform) -> Option<ElfPattern> {
         "s390x" => ("s390x", elf(2, 2, 0x16, 0), MASK_BE),
         "ppc64le" => {
             let mut m = MASK_64;
+            m[7] = 0xfc;
             m[19] = 0x00;
             ("ppc64le", elf(2, 1, 0x15, 0), m)
         }
@@ -188,6 +189,6 @@ mod tests {
         let line = register_line("qemu-aarch64", &pattern(&p).unwrap(), "/usr/bin/qemu-aarch64-static");
         assert!(line.starts_with(":qemu-aarch64:M:0:\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01"), "{line}");
         assert!(line.ends_with(":/usr/bin/qemu-aarch64-static:F"), "{line}");
-        assert_eq!(line.matches(':').count(), 8);
+        assert_eq!(line.matches(':').count(), 7);
     }
 }
