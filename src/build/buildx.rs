@@ -125,10 +125,11 @@ impl Builder for Buildx {
         if let Some(r) = &self.remote {
             // The remote engine's own default builder; the user's selected local builder and
             // context must not apply.
-            cmd.env("DOCKER_HOST", &r.endpoint).env_remove("DOCKER_CONTEXT").env_remove("BUILDX_BUILDER");
+            use crate::env::{BUILDX_BUILDER, DOCKER_CERT_PATH, DOCKER_CONTEXT, DOCKER_HOST, DOCKER_TLS_VERIFY};
+            cmd.env(DOCKER_HOST, &r.endpoint).env_remove(DOCKER_CONTEXT).env_remove(BUILDX_BUILDER);
             match &r.cert_dir {
-                Some(d) => cmd.env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", d),
-                None => cmd.env_remove("DOCKER_TLS_VERIFY"),
+                Some(d) => cmd.env(DOCKER_TLS_VERIFY, "1").env(DOCKER_CERT_PATH, d),
+                None => cmd.env_remove(DOCKER_TLS_VERIFY),
             };
         }
         let mut child = cmd.spawn().map_err(|e| BuildError::Spawn {

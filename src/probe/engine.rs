@@ -19,13 +19,7 @@ use crate::platform::Platform;
 /// How long one Engine API call may take.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
-// The Docker CLI's variables. TODO(lead): move to `crate::env` with the others.
-/// The engine to talk to; `unix:///var/run/docker.sock` when unset.
-pub const DOCKER_HOST: &str = "DOCKER_HOST";
-/// Non-empty: talk TLS to a `tcp://` engine, verifying it with the certificates below.
-pub const DOCKER_TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
-/// Directory with `key.pem`, `cert.pem` and `ca.pem`; `~/.docker` when unset.
-pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
+use crate::env::{DOCKER_CERT_PATH, DOCKER_HOST, DOCKER_TLS_VERIFY};
 
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// Label on the container the privileged check creates, so it can be told from others.
