@@ -23,6 +23,12 @@ pub enum Command {
     Build(BuildArgs),
     /// Show how each platform would be built here, and why, without building
     Plan(PlanArgs),
+    /// Stitch platforms pushed by digest (matrix legs) into one multi-platform image
+    Merge(MergeArgs),
+    /// Copy a multi-platform image to new tags without pulling it
+    Promote(PromoteArgs),
+    /// Show what a reference holds: platforms, digests, sizes, attestations
+    Inspect(InspectArgs),
     /// Register QEMU handlers for platforms (used inside archway's own privileged helper container)
     #[command(hide = true)]
     BinfmtRegister(BinfmtRegisterArgs),
@@ -111,6 +117,15 @@ pub struct BuildArgs {
     #[arg(long)]
     pub push: bool,
 
+    /// Push by digest only, moving no tag (a matrix leg; `archway merge` tags later). Prints
+    /// the digest
+    #[arg(long, conflicts_with = "push")]
+    pub push_by_digest: bool,
+
+    /// With `--push-by-digest`: write `REPO@sha256:…` to FILE, for `archway merge`
+    #[arg(long, value_name = "FILE", requires = "push_by_digest")]
+    pub digest_file: Option<PathBuf>,
+
     /// OCI image layout directory to write when not pushing
     #[arg(long, default_value = "archway-out", value_name = "DIR")]
     pub output: PathBuf,
@@ -164,4 +179,79 @@ pub struct BinfmtRegisterArgs {
     /// Platforms to register QEMU handlers for
     #[arg(long = "platform", value_name = "P[,P...]", required = true)]
     pub platforms: Vec<String>,
+}
+
+/// Registry access shared by the registry commands.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Registry host[:port] to talk plain HTTP to (loopback hosts always are)
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Image reference to publish (repeatable; one repository)
+    #[arg(short = 't', long = "tag", value_name = "REF", required = true)]
+    pub tags: Vec<String>,
+
+    /// What to merge: `REPO@sha256:…`, a digest file a leg wrote (`sha256:…` or
+    /// `REPO@sha256:…`), or a directory of digest files
+    #[arg(value_name = "SOURCE", required = true)]
+    pub sources: Vec<String>,
+
+    /// Platforms that must be present (a missing one fails the merge unless `--allow-partial`)
+    #[arg(long = "platform", value_name = "P[,P...]")]
+    pub platforms: Vec<String>,
+
+    /// Publish even when a leg is missing or failed; the summary names what is missing
+    #[arg(long)]
+    pub allow_partial: bool,
+
+    /// Annotation on the index, `index:KEY=VALUE` (repeatable)
+    #[arg(long = "annotation", value_name = "index:KEY=VALUE")]
+    pub annotations: Vec<String>,
+
+    /// Write the result as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The image to copy (`REPO:TAG` or `REPO@sha256:…`)
+    #[arg(value_name = "SRC")]
+    pub source: String,
+
+    /// Where to copy it (`REPO:TAG`; repeatable)
+    #[arg(value_name = "DST", required = true)]
+    pub destinations: Vec<String>,
+
+    /// Keep only these platforms (the index is rewritten, so its digest changes)
+    #[arg(long = "platform", value_name = "P[,P...]")]
+    pub platforms: Vec<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image to inspect
+    #[arg(value_name = "REF")]
+    pub reference: String,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table, conflicts_with = "raw")]
+    pub format: Format,
+
+    /// Print the stored manifest bytes exactly
+    #[arg(long)]
+    pub raw: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }

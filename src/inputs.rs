@@ -60,6 +60,8 @@ pub enum Output {
     Registry { tags: Vec<Reference> },
     /// Write an OCI image layout; `names` go into `org.opencontainers.image.ref.name`.
     Layout { dir: PathBuf, names: Vec<String> },
+    /// Push by digest only (a matrix leg): no tag moves.
+    Digest { repo: Reference, digest_file: Option<PathBuf> },
 }
 
 impl Request {
@@ -67,6 +69,7 @@ impl Request {
     pub fn repository(&self) -> Option<&Reference> {
         match &self.output {
             Output::Registry { tags } => tags.first(),
+            Output::Digest { repo, .. } => Some(repo),
             Output::Layout { .. } => None,
         }
     }
@@ -183,7 +186,13 @@ pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserErro
         .hint("give tags of one repository, and copy the result to the other afterwards"));
     }
 
-    let output = if a.push {
+    let output = if a.push_by_digest {
+        let Some(first) = tags.first() else {
+            return Err(UserError::input("`--push-by-digest` needs a repository to push to, and no `-t` was given")
+                .hint("add `-t registry/repository`"));
+        };
+        Output::Digest { repo: Reference { tag: None, ..first.clone() }, digest_file: a.digest_file.clone() }
+    } else if a.push {
         if tags.is_empty() {
             return Err(UserError::input("`--push` needs an image to push to, and no `-t` was given")
                 .hint("add `-t registry/repository:tag`"));

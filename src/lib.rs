@@ -6,6 +6,7 @@
 pub mod build;
 pub mod cli;
 pub mod commands;
+pub mod copy;
 pub mod dockerfile;
 pub mod env;
 pub mod error;

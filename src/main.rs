@@ -33,6 +33,9 @@ fn main() -> ExitCode {
             match &cli.command {
                 Command::Build(args) => archway::commands::build::run(args, log.clone()).await,
                 Command::Plan(args) => archway::commands::plan::run(args, log.clone()).await,
+                Command::Merge(args) => archway::commands::merge::run(args, log.clone()).await,
+                Command::Promote(args) => archway::commands::promote::run(args, log.clone()).await,
+                Command::Inspect(args) => archway::commands::inspect::run(args).await,
                 Command::BinfmtRegister(args) => archway::commands::binfmt_register::run(args, &log),
             }
         };

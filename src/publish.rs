@@ -17,17 +17,25 @@ use crate::reference::{Digest, Reference};
 use crate::registry::{Body, Client};
 use futures_util::StreamExt as _;
 
-/// Where the content of built images can be read: the OCI layout a builder exported.
-pub struct Source<'a> {
-    pub layout: &'a Path,
+/// Where the content of images can be read: the OCI layout a builder exported, or a
+/// repository in a registry (for `merge`).
+pub enum Source<'a> {
+    Layout(&'a Path),
+    Registry { client: &'a Client, repo: &'a Reference },
 }
 
 impl Source<'_> {
     async fn manifest(&self, d: &Digest) -> anyhow::Result<Bytes> {
-        read_layout_blob(self.layout, d)
+        match self {
+            Source::Layout(dir) => read_layout_blob(dir, d),
+            Source::Registry { client, repo } => Ok(client.manifest_get(&repo.with_digest(d.clone())).await?.bytes),
+        }
     }
     async fn blob(&self, d: &Digest) -> anyhow::Result<Bytes> {
-        read_layout_blob(self.layout, d)
+        match self {
+            Source::Layout(dir) => read_layout_blob(dir, d),
+            Source::Registry { client, repo } => Ok(client.blob_get(repo, d).await?),
+        }
     }
 }
 
@@ -69,44 +77,79 @@ pub struct Entries {
     pub image_size: u64,
 }
 
+/// One image of a resolved manifest or index, with the platform its config declares.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    pub descriptor: Descriptor,
+    pub platform: Platform,
+    /// Config plus layers, compressed.
+    pub image_size: u64,
+    /// Attestation manifests that describe this image, kept as they were.
+    pub attestations: Vec<Descriptor>,
+}
+
+/// Resolves what `top` names: an image manifest, or an index whose images (with `platform`
+/// read from each config) and attestation manifests are flattened. Nested indexes are
+/// flattened too.
+pub async fn resolve(src: &Source<'_>, top: &Descriptor) -> anyhow::Result<Vec<ResolvedImage>> {
+    let mut images: Vec<Descriptor> = Vec::new();
+    let mut attestations: Vec<Descriptor> = Vec::new();
+    let mut pending = vec![top.clone()];
+    while let Some(d) = pending.pop() {
+        if oci::is_index(&d.media_type) {
+            let bytes = src.manifest(&d.digest).await?;
+            let idx: Index =
+                serde_json::from_slice(&bytes).with_context(|| format!("index {} is unreadable", d.digest))?;
+            for e in idx.manifests.into_iter().rev() {
+                if e.is_attestation() {
+                    attestations.push(e);
+                } else {
+                    pending.push(e);
+                }
+            }
+        } else {
+            images.push(d);
+        }
+    }
+    let mut out = Vec::new();
+    for image in images {
+        let (from_config, image_size) = platform_of_manifest(src, &image.digest)
+            .await
+            .with_context(|| format!("reading the config of {}", image.digest))?;
+        let platform = from_config.platform().with_context(|| {
+            format!(
+                "image {} names no known platform in its config (os `{}`, architecture `{}`)",
+                image.digest, from_config.os, from_config.architecture
+            )
+        })?;
+        let mine: Vec<Descriptor> = attestations
+            .iter()
+            .filter(|a| a.annotation(oci::ANN_REFERENCE_DIGEST) == Some(image.digest.as_str()))
+            .cloned()
+            .collect();
+        // The normalised spelling, so `arm64` never carries a `v8` variant.
+        let descriptor = Descriptor { platform: Some(DescriptorPlatform::from(&platform)), ..image };
+        out.push(ResolvedImage { descriptor, platform, image_size, attestations: mine });
+    }
+    Ok(out)
+}
+
 /// The index entries one platform's build contributes: its image manifest with `platform`
 /// filled from the config, then any attestation manifests buildx attached, as they were.
 pub async fn entries_for(src: &Source<'_>, built: &Built) -> anyhow::Result<Entries> {
     let want = &built.platform;
-    let d = &built.descriptor;
-    let mut images = Vec::new();
-    let mut attestations = Vec::new();
-    if oci::is_index(&d.media_type) {
-        let bytes = src.manifest(&d.digest).await?;
-        let idx: Index =
-            serde_json::from_slice(&bytes).with_context(|| format!("{want}: index {} is unreadable", d.digest))?;
-        for e in idx.manifests {
-            if e.is_attestation() { attestations.push(e) } else { images.push(e) }
-        }
-    } else {
-        images.push(Descriptor { platform: None, annotations: None, ..d.clone() });
-    }
+    let top = Descriptor { platform: None, annotations: None, ..built.descriptor.clone() };
+    let mut images = resolve(src, &top).await.with_context(|| format!("{want}: reading the build's result"))?;
     if images.len() != 1 {
         bail!("{want}: the build produced {} images, expected exactly one", images.len());
     }
-    let mut image = images.remove(0);
-    let (from_config, image_size) = platform_of_manifest(src, &image.digest)
-        .await
-        .with_context(|| format!("{want}: reading the image's config"))?;
-    match from_config.platform() {
-        Some(p) if p == *want => {}
-        Some(p) => bail!("{want}: the image's config says it is {p}; check the final stage's `FROM --platform`"),
-        None => bail!(
-            "{want}: the image's config names no known platform (os `{}`, architecture `{}`)",
-            from_config.os,
-            from_config.architecture
-        ),
+    let image = images.remove(0);
+    if image.platform != *want {
+        bail!("{want}: the image's config says it is {}; check the final stage's `FROM --platform`", image.platform);
     }
-    // The normalised spelling, so `arm64` never carries a `v8` variant.
-    image.platform = Some(DescriptorPlatform::from(want));
-    let mut descriptors = vec![image];
-    descriptors.extend(attestations);
-    Ok(Entries { descriptors, image_size })
+    let mut descriptors = vec![image.descriptor];
+    descriptors.extend(image.attestations);
+    Ok(Entries { descriptors, image_size: image.image_size })
 }
 
 /// Builds the index from every platform's entries (pure). An OCI index unless every child is

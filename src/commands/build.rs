@@ -14,19 +14,20 @@ use crate::build::engine::EngineBuilder;
 use crate::build::qemu;
 use crate::build::{BuildSpec, Builder, Built, LineSink};
 use crate::cli::BuildArgs;
+use crate::commands::{explicit_credential, push_check_error};
 use crate::error::UserError;
 use crate::inputs::{self, Output, Request};
+use crate::oci::Descriptor;
 use crate::plan::{Handler, LocalBuilder, Planned, Strategy};
 use crate::platform::Platform;
-use crate::publish::{self, Entries, Source};
-use crate::reference::{DOCKER_HUB, Reference};
-use crate::registry::{Client, Credential, CredentialSource, RegistryError};
+use crate::publish::{self, Entries, Published, Source};
+use crate::reference::DOCKER_HUB;
+use crate::registry::{Client, Credential, CredentialSource};
 use crate::report::{self, Log};
-use crate::secret::Secret;
 
 pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
     let req = inputs::from_flags(args, &|k| std::env::var(k).ok())?;
-    let explicit = explicit_credential(&req, &|k| std::env::var(k).ok())?;
+    let explicit = explicit_credential(req.repository().map(|r| r.registry.as_str()), &|k| std::env::var(k).ok())?;
     let docker = crate::commands::docker_bin();
 
     log.line("==> planning");
@@ -73,7 +74,9 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
             std::fs::create_dir_all(&s).with_context(|| format!("creating {}", s.display()))?;
             Staging::Dir(s)
         }
-        Output::Registry { .. } => Staging::Temp(tempfile::Builder::new().prefix("archway-staging-").tempdir()?),
+        Output::Registry { .. } | Output::Digest { .. } => {
+            Staging::Temp(tempfile::Builder::new().prefix("archway-staging-").tempdir()?)
+        }
     };
 
     let mut builders: Vec<(Planned, Chosen)> = Vec::new();
@@ -96,15 +99,31 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
     }
     let built = build_all(&req, &builders, &client, &spec, staging.path(), &log).await?;
 
-    log.line("==> assembling the multi-platform index");
     let mut with_entries: Vec<(Built, Entries)> = Vec::new();
     for b in built {
-        let e = publish::entries_for(&Source { layout: &b.layout }, &b).await?;
+        let e = publish::entries_for(&Source::Layout(&b.layout), &b).await?;
         with_entries.push((b, e));
     }
     let index =
         publish::assemble(with_entries.iter().map(|(_, e)| e.descriptors.clone()).collect(), Default::default())?;
     let published = match &req.output {
+        // A matrix leg with one platform: its own result, as pushed, is what `merge` takes.
+        Output::Digest { repo, .. } if with_entries.len() == 1 => {
+            let (b, e) = &with_entries[0];
+            let top = Descriptor { platform: None, annotations: None, ..b.descriptor.clone() };
+            Published {
+                location: repo.with_digest(top.digest.clone()).to_string(),
+                index: top,
+                tags: vec![],
+                entries: e.descriptors.clone(),
+            }
+        }
+        Output::Digest { repo, .. } => {
+            log.line("==> pushing the multi-platform index by digest (no tag)");
+            publish::to_registry(&client, repo, &index, &[]).await.map_err(|e| {
+                UserError::failure(format!("publishing to {} failed", repo.name())).caused_by(e.into_boxed_dyn_error())
+            })?
+        }
         Output::Registry { tags } => publish::to_registry(&client, &tags[0], &index, tags).await.map_err(|e| {
             UserError::failure(format!("publishing to {} failed", tags[0].name())).caused_by(e.into_boxed_dyn_error())
         })?,
@@ -120,6 +139,10 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
     if let Some(path) = &req.metadata_file {
         let json = serde_json::to_vec_pretty(&report::metadata(&with_entries, &published))?;
         std::fs::write(path, json).with_context(|| format!("writing `--metadata-file {}`", path.display()))?;
+    }
+    if let Output::Digest { digest_file: Some(path), .. } = &req.output {
+        std::fs::write(path, format!("{}\n", published.location))
+            .with_context(|| format!("writing `--digest-file {}`", path.display()))?;
     }
     println!("{}", published.location);
     Ok(())
@@ -194,7 +217,7 @@ async fn build_all(
         failed.sort_by_key(|(p, _, _)| req.source.platforms.iter().position(|x| x == p));
         let names: Vec<String> = failed.iter().map(|(p, step, _)| format!("{p} at the {step} step")).collect();
         let what = match &req.output {
-            Output::Registry { .. } => "no tag was moved",
+            Output::Registry { .. } | Output::Digest { .. } => "no tag was moved",
             Output::Layout { .. } => "nothing was written to the output layout",
         };
         let details: Vec<String> = failed.iter().map(|(p, step, e)| format!("{p} ({step}): {e:#}")).collect();
@@ -270,46 +293,6 @@ async fn register_qemu(planned: &[Planned], docker: &Path, log: &Log) -> anyhow:
         ));
     }
     Ok(())
-}
-
-fn push_check_error(repo: &Reference, e: RegistryError) -> UserError {
-    let hint = match &e {
-        RegistryError::Unreachable { .. } => format!(
-            "check that `{}` is the right registry and is reachable from here; a plain-HTTP registry needs `--insecure-registry {}`",
-            repo.registry, repo.registry
-        ),
-        RegistryError::Unauthorized { .. } | RegistryError::Denied { .. } => format!(
-            "log in with `docker login {}`, or set `{}` and `{}`",
-            repo.registry,
-            crate::env::REGISTRY_USERNAME,
-            crate::env::REGISTRY_PASSWORD
-        ),
-        _ => "nothing was built; fix the registry access and run again".into(),
-    };
-    UserError::failure(format!("cannot push to `{}`; nothing was built", repo.name())).hint(hint).caused_by(e)
-}
-
-/// `ARCHWAY_REGISTRY_USERNAME`/`_PASSWORD`, which apply to the registry being pushed to only.
-fn explicit_credential(
-    req: &Request,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<(String, Credential)>, UserError> {
-    use crate::env::{REGISTRY_PASSWORD, REGISTRY_USERNAME};
-    let user = env(REGISTRY_USERNAME).filter(|s| !s.is_empty());
-    let pass = env(REGISTRY_PASSWORD).filter(|s| !s.is_empty());
-    let (user, pass) = match (user, pass) {
-        (None, None) => return Ok(None),
-        (Some(u), Some(p)) => (u, Secret::new(p)),
-        (Some(_), None) => {
-            return Err(UserError::input(format!("`{REGISTRY_USERNAME}` is set but `{REGISTRY_PASSWORD}` is not"))
-                .hint("set both, or neither"));
-        }
-        (None, Some(_)) => {
-            return Err(UserError::input(format!("`{REGISTRY_PASSWORD}` is set but `{REGISTRY_USERNAME}` is not"))
-                .hint("set both, or neither"));
-        }
-    };
-    Ok(req.repository().map(|r| (r.registry.clone(), Credential::Basic { username: user, password: pass })))
 }
 
 /// A private `DOCKER_CONFIG` for buildx: the user's config plus archway's credential for one
