@@ -1,0 +1,239 @@
+//! vars: every environment variable the CI layer reads, as one documented constant each, and the
+//! table of inputs with their spelling on each CI. Names only: nothing here reads the environment.
+
+// ---- Detection ----
+
+/// `true` on a GitHub Actions runner.
+pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// `true` in a GitLab CI job.
+pub const GITLAB_CI: &str = "GITLAB_CI";
+/// Set in every Bitbucket Pipelines step, and passed on to pipes.
+pub const BITBUCKET_BUILD_NUMBER: &str = "BITBUCKET_BUILD_NUMBER";
+/// Set only inside a Bitbucket pipe's container: the pipe's own storage directory.
+pub const BITBUCKET_PIPE_STORAGE_DIR: &str = "BITBUCKET_PIPE_STORAGE_DIR";
+
+// ---- GitHub Actions ----
+
+/// The checkout directory (`/github/workspace` inside a container action); the default context.
+pub const GITHUB_WORKSPACE: &str = "GITHUB_WORKSPACE";
+/// `owner/repo`; gives the default image `ghcr.io/owner/repo` and the title label.
+pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
+/// `https://github.com` or a GitHub Enterprise server; with the repository, the source label.
+pub const GITHUB_SERVER_URL: &str = "GITHUB_SERVER_URL";
+/// The full ref: `refs/heads/main`, `refs/tags/v1.2.3`, `refs/pull/42/merge`.
+pub const GITHUB_REF: &str = "GITHUB_REF";
+/// The short ref name: `main`, `v1.2.3`, `42/merge`.
+pub const GITHUB_REF_NAME: &str = "GITHUB_REF_NAME";
+/// `branch` or `tag`.
+pub const GITHUB_REF_TYPE: &str = "GITHUB_REF_TYPE";
+/// The commit the workflow runs on (for a pull request: the merge commit).
+pub const GITHUB_SHA: &str = "GITHUB_SHA";
+/// A pull request's source branch; empty for other events.
+pub const GITHUB_HEAD_REF: &str = "GITHUB_HEAD_REF";
+/// `push`, `pull_request`, `release`, …
+pub const GITHUB_EVENT_NAME: &str = "GITHUB_EVENT_NAME";
+/// The webhook payload as a JSON file; archway reads `repository.default_branch` and
+/// `pull_request.number` from it.
+pub const GITHUB_EVENT_PATH: &str = "GITHUB_EVENT_PATH";
+/// The user or app that triggered the run; the username for `ghcr.io` with the workflow token.
+pub const GITHUB_ACTOR: &str = "GITHUB_ACTOR";
+/// The workflow token, when the workflow puts it in the step's environment. Never printed.
+pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+/// The action's `github-token` input (the runner keeps the hyphen). Never printed.
+pub const INPUT_GITHUB_TOKEN: &str = "INPUT_GITHUB-TOKEN";
+/// The runner's own token for the Actions service; masked in case anything echoes it.
+pub const ACTIONS_RUNTIME_TOKEN: &str = "ACTIONS_RUNTIME_TOKEN";
+/// File the step appends `name=value` outputs to.
+pub const GITHUB_OUTPUT: &str = "GITHUB_OUTPUT";
+/// File the step appends Markdown to, shown on the run's summary page.
+pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
+
+// ---- GitLab CI ----
+
+/// The checkout directory; the default context and where the dotenv report goes.
+pub const CI_PROJECT_DIR: &str = "CI_PROJECT_DIR";
+/// The project's web address; the source label.
+pub const CI_PROJECT_URL: &str = "CI_PROJECT_URL";
+/// The project's name; the title label.
+pub const CI_PROJECT_NAME: &str = "CI_PROJECT_NAME";
+/// The branch of a branch pipeline; unset in tag and merge request pipelines.
+pub const CI_COMMIT_BRANCH: &str = "CI_COMMIT_BRANCH";
+/// The tag of a tag pipeline.
+pub const CI_COMMIT_TAG: &str = "CI_COMMIT_TAG";
+/// The commit the pipeline runs on.
+pub const CI_COMMIT_SHA: &str = "CI_COMMIT_SHA";
+/// The branch or tag name in every pipeline (the source branch in a merge request pipeline).
+pub const CI_COMMIT_REF_NAME: &str = "CI_COMMIT_REF_NAME";
+/// The merge request's number within the project, in merge request pipelines.
+pub const CI_MERGE_REQUEST_IID: &str = "CI_MERGE_REQUEST_IID";
+/// The merge request's source branch, in merge request pipelines.
+pub const CI_MERGE_REQUEST_SOURCE_BRANCH_NAME: &str = "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME";
+/// The project's default branch.
+pub const CI_DEFAULT_BRANCH: &str = "CI_DEFAULT_BRANCH";
+/// What started the pipeline: `push`, `merge_request_event`, `schedule`, …
+pub const CI_PIPELINE_SOURCE: &str = "CI_PIPELINE_SOURCE";
+/// The project's container registry host, e.g. `registry.gitlab.com`.
+pub const CI_REGISTRY: &str = "CI_REGISTRY";
+/// The project's image in that registry; the default image.
+pub const CI_REGISTRY_IMAGE: &str = "CI_REGISTRY_IMAGE";
+/// Username for `CI_REGISTRY`, valid for this job.
+pub const CI_REGISTRY_USER: &str = "CI_REGISTRY_USER";
+/// Password for `CI_REGISTRY`, valid for this job. Never printed.
+pub const CI_REGISTRY_PASSWORD: &str = "CI_REGISTRY_PASSWORD";
+/// The job token; logs in to `CI_REGISTRY` as `gitlab-ci-token`. Never printed.
+pub const CI_JOB_TOKEN: &str = "CI_JOB_TOKEN";
+/// Password for the dependency proxy; masked in case anything echoes it.
+pub const CI_DEPENDENCY_PROXY_PASSWORD: &str = "CI_DEPENDENCY_PROXY_PASSWORD";
+/// `true` when the job runs with debug logging; enables archway's debug lines on GitLab.
+pub const CI_DEBUG_TRACE: &str = "CI_DEBUG_TRACE";
+/// Where archway writes its dotenv report on GitLab; default `archway.env` in `CI_PROJECT_DIR`.
+pub const ARCHWAY_DOTENV: &str = "ARCHWAY_DOTENV";
+
+// ---- Bitbucket Pipelines ----
+
+/// The checkout directory; the default context.
+pub const BITBUCKET_CLONE_DIR: &str = "BITBUCKET_CLONE_DIR";
+/// The branch built; for a pull request, its source branch. Unset in tag builds.
+pub const BITBUCKET_BRANCH: &str = "BITBUCKET_BRANCH";
+/// The tag of a tag build.
+pub const BITBUCKET_TAG: &str = "BITBUCKET_TAG";
+/// The commit built.
+pub const BITBUCKET_COMMIT: &str = "BITBUCKET_COMMIT";
+/// The pull request's number, in pull request builds.
+pub const BITBUCKET_PR_ID: &str = "BITBUCKET_PR_ID";
+/// `http://bitbucket.org/workspace/repo`; the source label (upgraded to `https://`).
+pub const BITBUCKET_GIT_HTTP_ORIGIN: &str = "BITBUCKET_GIT_HTTP_ORIGIN";
+/// The repository's slug; the title label.
+pub const BITBUCKET_REPO_SLUG: &str = "BITBUCKET_REPO_SLUG";
+/// The step's OIDC token when the step asks for one; masked in case anything echoes it.
+pub const BITBUCKET_STEP_OIDC_TOKEN: &str = "BITBUCKET_STEP_OIDC_TOKEN";
+/// File a step appends `KEY=VALUE` lines to, for its `output-variables`.
+pub const BITBUCKET_PIPELINES_VARIABLES_PATH: &str = "BITBUCKET_PIPELINES_VARIABLES_PATH";
+/// Directory shared by the pipes of a step; archway writes `archway-result.json` there.
+pub const BITBUCKET_PIPE_SHARED_STORAGE_DIR: &str = "BITBUCKET_PIPE_SHARED_STORAGE_DIR";
+/// Pipe variable `DEBUG=true`: show debug lines (as every Atlassian pipe does).
+pub const PIPE_DEBUG: &str = "DEBUG";
+/// The default branch, which Bitbucket does not tell a build; `main` and `master` count as
+/// default when it is not given. Spelled `DEFAULT_BRANCH` in a pipe, `ARCHWAY_DEFAULT_BRANCH`
+/// in a script step.
+pub const PIPE_DEFAULT_BRANCH: &str = "DEFAULT_BRANCH";
+/// `DEFAULT_BRANCH` in a Bitbucket script step.
+pub const ARCHWAY_DEFAULT_BRANCH: &str = "ARCHWAY_DEFAULT_BRANCH";
+/// Suffix of the variable Bitbucket sets for a list-valued pipe variable: `TAGS_COUNT=2` with
+/// `TAGS_0`, `TAGS_1`.
+pub const COUNT_SUFFIX: &str = "_COUNT";
+
+// ---- Inputs ----
+
+/// How an input's value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One value, trimmed.
+    Text,
+    /// Items split on commas and newlines, trimmed, empties dropped.
+    List,
+    /// `KEY=VALUE` items: split on newlines when the value has any, else on commas.
+    KeyValues,
+    /// `true`/`false`, `1`/`0`, `yes`/`no`, any case.
+    Bool,
+    /// Kept as a `Secret`; only a trailing line break is dropped.
+    Secret,
+}
+
+/// One input and the variable that carries it on each CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputVar {
+    /// The input's name in an action's `with:` (docker/build-push-action's where it means the same).
+    pub name: &'static str,
+    /// On GitHub: `INPUT_` and the name upper-cased, hyphens kept (as the runner sets it).
+    pub github: &'static str,
+    /// In a Bitbucket pipe: the name in UPPER_SNAKE (credentials as `REGISTRY_*`).
+    pub pipe: &'static str,
+    /// On GitLab, in a Bitbucket script step and locally: `ARCHWAY_` and UPPER_SNAKE.
+    pub archway: &'static str,
+    pub kind: Kind,
+    pub doc: &'static str,
+}
+
+macro_rules! inputs {
+    ($($id:ident: $name:literal, $github:literal, $pipe:literal, $archway:literal, $kind:ident, $doc:literal;)*) => {
+        $(
+            #[doc = $doc]
+            pub const $id: InputVar =
+                InputVar { name: $name, github: $github, pipe: $pipe, archway: $archway, kind: Kind::$kind, doc: $doc };
+        )*
+        /// Every input, in the order of `CiInputs`' fields.
+        pub const INPUTS: &[InputVar] = &[$($id),*];
+    };
+}
+
+inputs! {
+    CONTEXT: "context", "INPUT_CONTEXT", "CONTEXT", "ARCHWAY_CONTEXT", Text,
+        "Build context directory; default: the CI's checkout.";
+    FILE: "file", "INPUT_FILE", "FILE", "ARCHWAY_FILE", Text,
+        "Dockerfile; default `CONTEXT/Dockerfile`.";
+    PLATFORMS: "platforms", "INPUT_PLATFORMS", "PLATFORMS", "ARCHWAY_PLATFORMS", List,
+        "Target platforms; default `linux/amd64,linux/arm64`.";
+    TAGS: "tags", "INPUT_TAGS", "TAGS", "ARCHWAY_TAGS", List,
+        "Image references to publish; default: computed from the image and the commit.";
+    IMAGE: "image", "INPUT_IMAGE", "IMAGE", "ARCHWAY_IMAGE", Text,
+        "Image name without tag, to compute tags for; default `ghcr.io/OWNER/REPO` on GitHub, `$CI_REGISTRY_IMAGE` on GitLab.";
+    BUILD_ARGS: "build-args", "INPUT_BUILD-ARGS", "BUILD_ARGS", "ARCHWAY_BUILD_ARGS", KeyValues,
+        "Build arguments, `KEY=VALUE` (or `KEY` to take it from the environment).";
+    LABELS: "labels", "INPUT_LABELS", "LABELS", "ARCHWAY_LABELS", KeyValues,
+        "Image labels, `KEY=VALUE`; added to the computed `org.opencontainers.image.*` ones.";
+    ANNOTATIONS: "annotations", "INPUT_ANNOTATIONS", "ANNOTATIONS", "ARCHWAY_ANNOTATIONS", KeyValues,
+        "Index annotations, `KEY=VALUE`; added to the computed `org.opencontainers.image.*` ones.";
+    TARGET: "target", "INPUT_TARGET", "TARGET", "ARCHWAY_TARGET", Text,
+        "Stage to build; default the last.";
+    PUSH: "push", "INPUT_PUSH", "PUSH", "ARCHWAY_PUSH", Bool,
+        "Push the image and move the tags.";
+    NODES: "nodes", "INPUT_NODES", "NODES", "ARCHWAY_NODES", List,
+        "Remote engines, `PLATFORM=ENDPOINT`.";
+    NODE_CERTS: "node-certs", "INPUT_NODE-CERTS", "NODE_CERTS", "ARCHWAY_NODE_CERTS", Text,
+        "Directory with `ca.pem`, `cert.pem`, `key.pem` for `tcp://` nodes.";
+    NO_EMULATION: "no-emulation", "INPUT_NO-EMULATION", "NO_EMULATION", "ARCHWAY_NO_EMULATION", Bool,
+        "Never run foreign code under QEMU.";
+    BINFMT: "binfmt", "INPUT_BINFMT", "BINFMT", "ARCHWAY_BINFMT", Text,
+        "`auto` or `never`: may archway register QEMU handlers.";
+    PREFER: "prefer", "INPUT_PREFER", "PREFER", "ARCHWAY_PREFER", List,
+        "Strategies to try first: `native`, `cross`, `remote`, `emulated`.";
+    PROVENANCE: "provenance", "INPUT_PROVENANCE", "PROVENANCE", "ARCHWAY_PROVENANCE", Text,
+        "Provenance attestation, as buildx's `--provenance`.";
+    SBOM: "sbom", "INPUT_SBOM", "SBOM", "ARCHWAY_SBOM", Text,
+        "SBOM attestation, as buildx's `--sbom`.";
+    USERNAME: "username", "INPUT_USERNAME", "REGISTRY_USERNAME", "ARCHWAY_REGISTRY_USERNAME", Text,
+        "Username for the registry pushed to (or `registry`).";
+    PASSWORD: "password", "INPUT_PASSWORD", "REGISTRY_PASSWORD", "ARCHWAY_REGISTRY_PASSWORD", Secret,
+        "Password or token for the registry pushed to (or `registry`). Never printed.";
+    REGISTRY: "registry", "INPUT_REGISTRY", "REGISTRY", "ARCHWAY_REGISTRY", Text,
+        "The registry `username` and `password` are for; default the one pushed to.";
+    METADATA_FILE: "metadata-file", "INPUT_METADATA-FILE", "METADATA_FILE", "ARCHWAY_METADATA_FILE", Text,
+        "Write the result as JSON to this file.";
+    DRY_RUN: "dry-run", "INPUT_DRY-RUN", "DRY_RUN", "ARCHWAY_DRY_RUN", Bool,
+        "Print the plan and stop.";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spellings are written out so they can be searched for; this keeps them following the
+    /// rule each CI uses.
+    #[test]
+    fn spellings_follow_each_ci_rule() {
+        for i in INPUTS {
+            assert_eq!(i.github, format!("INPUT_{}", i.name.to_uppercase()), "{}", i.name);
+            let snake = i.name.to_uppercase().replace('-', "_");
+            let pipe = match i.name {
+                "username" | "password" => format!("REGISTRY_{snake}"),
+                _ => snake.clone(),
+            };
+            assert_eq!(i.pipe, pipe);
+            assert_eq!(i.archway, format!("ARCHWAY_{pipe}"));
+        }
+        assert_eq!(USERNAME.archway, crate::env::REGISTRY_USERNAME);
+        assert_eq!(PASSWORD.archway, crate::env::REGISTRY_PASSWORD);
+        assert_eq!(INPUTS.len(), 22);
+    }
+}
