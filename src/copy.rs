@@ -10,9 +10,6 @@ use crate::oci::{self, Descriptor, ImageManifest, Index};
 use crate::reference::{Digest, Reference};
 use crate::registry::{Body, Client};
 
-// Replaced by `Client::blob_mount` once the registry core has it (lead, in progress).
-const MOUNT_PENDING: bool = false;
-
 /// What a copy transferred, for the summary.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CopyStats {
@@ -35,7 +32,7 @@ async fn copy_blob(
         stats.blobs_present += 1;
         return Ok(());
     }
-    if from.registry == to.registry && MOUNT_PENDING && client.blob_exists(to, d).await? {
+    if from.registry == to.registry && client.blob_mount(to, from, d).await? {
         stats.blobs_mounted += 1;
         return Ok(());
     }

@@ -4,6 +4,7 @@
 //! calls a command and turns its error into an exit code.
 
 pub mod build;
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod copy;

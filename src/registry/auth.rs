@@ -1,9 +1,16 @@
 //! Registry credentials and the token dance: where a username/password comes from
-//! (`ARCHWAY_REGISTRY_*`, `~/.docker/config.json`, credential helpers) and how a
-//! `WWW-Authenticate` challenge is answered. Credentials live only in `Secret`s.
+//! (`ARCHWAY_REGISTRY_*`, `~/.docker/config.json`, credential helpers), how a
+//! `WWW-Authenticate` challenge is answered, and which token goes with which request.
+//! Credentials live only in `Secret`s and sensitive header values; no message shows them.
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
+use reqwest::header::HeaderValue;
+
+use super::http::{Outcome, Req, error_chain, error_detail, outcome, strip_query};
+use super::retry::{Attempts, Transient, retry_after};
+use super::{Client, HostAuth, RegistryError};
 use crate::reference::DOCKER_HUB;
 use crate::secret::Secret;
 
@@ -89,6 +96,194 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     }
     let realm = params.remove("realm")?;
     Some(Challenge::Bearer { realm, params })
+}
+
+enum TokenError {
+    /// The token service turned the credentials down.
+    Rejected(String),
+    Transient(Transient),
+    Other(RegistryError),
+}
+
+impl Client {
+    /// The `Authorization` value for a request needing `scopes`, if one is known.
+    pub(super) fn cached_auth(&self, registry: &str, scopes: &[String]) -> Option<HeaderValue> {
+        let host_auth = self.host_auth.lock().unwrap().get(registry).cloned()?;
+        let value = match host_auth {
+            HostAuth::Basic(b) => format!("Basic {}", b.expose()),
+            HostAuth::Bearer { .. } => {
+                let tokens = self.tokens.lock().unwrap();
+                let t = tokens.get(&(registry.to_string(), scopes.join(" ")))?;
+                format!("Bearer {}", t.expose())
+            }
+        };
+        let mut v = HeaderValue::from_str(&value).ok()?;
+        v.set_sensitive(true);
+        Some(v)
+    }
+
+    /// Before sending: a host known to want bearer tokens gets one for these scopes now,
+    /// rather than after a 401.
+    pub(super) async fn prepare_auth(&self, req: &Req<'_>, scopes: &[String]) -> Result<(), RegistryError> {
+        let known = self.host_auth.lock().unwrap().get(req.registry).cloned();
+        let Some(HostAuth::Bearer { realm, service }) = known else {
+            return Ok(());
+        };
+        if self.tokens.lock().unwrap().contains_key(&(req.registry.to_string(), scopes.join(" "))) {
+            return Ok(());
+        }
+        self.bearer_token(req, scopes, &realm, service.as_deref()).await
+    }
+
+    /// Answers a 401: learns how the host authenticates and fetches a token when it wants
+    /// one. `sent` is what the rejected request carried: an expired token is replaced, unless
+    /// another request already replaced it.
+    pub(super) async fn authenticate(
+        &self,
+        req: &Req<'_>,
+        scopes: &[String],
+        challenge: Option<&str>,
+        sent: Option<&HeaderValue>,
+    ) -> Result<(), RegistryError> {
+        if let Some(sent) = sent
+            && self.cached_auth(req.registry, scopes).is_some_and(|now| now != *sent)
+        {
+            return Ok(());
+        }
+        match challenge.and_then(parse_challenge) {
+            Some(Challenge::Basic) => {
+                let cred = self.creds.lookup(req.registry).map_err(RegistryError::Credentials)?;
+                let Some(Credential::Basic { username, password }) = &cred else {
+                    return Err(unauthorized(req, "no username and password are configured for it".into()));
+                };
+                use base64::Engine as _;
+                let b = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()));
+                self.host_auth.lock().unwrap().insert(req.registry.to_string(), HostAuth::Basic(Secret::new(b)));
+                Ok(())
+            }
+            Some(Challenge::Bearer { realm, params }) => {
+                let service = params.get("service").cloned();
+                self.bearer_token(req, scopes, &realm, service.as_deref()).await?;
+                self.host_auth.lock().unwrap().insert(req.registry.to_string(), HostAuth::Bearer { realm, service });
+                Ok(())
+            }
+            None => Err(unauthorized(req, "it answered 401 without a usable `WWW-Authenticate` challenge".into())),
+        }
+    }
+
+    /// Fetches and caches a token for `scopes`, retrying a token service that is busy.
+    async fn bearer_token(
+        &self,
+        req: &Req<'_>,
+        scopes: &[String],
+        realm: &str,
+        service: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let cred = self.creds.lookup(req.registry).map_err(RegistryError::Credentials)?;
+        let mut attempts = Attempts::new(self.retry);
+        let token = loop {
+            match self.fetch_token(req.registry, realm, service, scopes, cred.as_ref()).await {
+                Ok(t) => break t,
+                Err(TokenError::Rejected(d)) => return Err(unauthorized(req, d)),
+                Err(TokenError::Transient(t)) => {
+                    attempts.retry(t, req.registry, &format!("token request for {}", req.operation)).await?
+                }
+                Err(TokenError::Other(e)) => return Err(e),
+            }
+        };
+        self.tokens.lock().unwrap().insert((req.registry.to_string(), scopes.join(" ")), token);
+        Ok(())
+    }
+
+    async fn fetch_token(
+        &self,
+        registry: &str,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+        cred: Option<&Credential>,
+    ) -> Result<Secret, TokenError> {
+        let status_error = |status: u16, detail: String| {
+            TokenError::Other(RegistryError::Status {
+                registry: registry.into(),
+                operation: format!("the token request to {}", strip_query(realm)),
+                status,
+                detail,
+            })
+        };
+        let mut url = url::Url::parse(realm)
+            .map_err(|_| status_error(401, format!("its token realm `{}` is not a URL", strip_query(realm))))?;
+        let req = match cred {
+            Some(Credential::IdentityToken(t)) => {
+                // OAuth2 refresh-token grant, as the Docker CLI does with identity tokens.
+                let mut form = vec![
+                    ("grant_type", "refresh_token".to_string()),
+                    ("refresh_token", t.expose().to_string()),
+                    ("scope", scopes.join(" ")),
+                    ("client_id", "archway".into()),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s.to_string()));
+                }
+                self.http.post(url.clone()).form(&form)
+            }
+            _ => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(s) = service {
+                        q.append_pair("service", s);
+                    }
+                    for s in scopes {
+                        q.append_pair("scope", s);
+                    }
+                }
+                let r = self.http.get(url.clone());
+                match cred {
+                    Some(Credential::Basic { username, password }) => r.basic_auth(username, Some(password.expose())),
+                    _ => r,
+                }
+            }
+        };
+        let transient = |detail: String, connect: bool, status, retry_after| {
+            TokenError::Transient(Transient { status, retry_after, detail, connect, url: strip_query(realm) })
+        };
+        let resp = req.header("Accept", "application/json").send().await.map_err(|e| {
+            let connect = e.is_connect();
+            transient(error_chain(&e.without_url()), connect, None, None)
+        })?;
+        let status = resp.status();
+        let asked = retry_after(resp.headers(), SystemTime::now());
+        let body = resp.bytes().await.map_err(|e| transient(error_chain(&e.without_url()), false, None, None))?;
+        match outcome(status) {
+            Outcome::Done => {}
+            Outcome::Retry => return Err(transient(error_detail(&body), false, Some(status), asked)),
+            Outcome::Authenticate | Outcome::Denied => {
+                return Err(TokenError::Rejected(format!("its token service answered {}", status.as_u16())));
+            }
+            Outcome::NotFound | Outcome::Failed => return Err(status_error(status.as_u16(), error_detail(&body))),
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let t: Token = serde_json::from_slice(&body)
+            .map_err(|e| status_error(status.as_u16(), format!("unreadable token response: {e}")))?;
+        t.token
+            .or(t.access_token)
+            .filter(|t| !t.is_empty())
+            .map(Secret::new)
+            .ok_or_else(|| TokenError::Rejected("its token service returned no token".into()))
+    }
+}
+
+fn unauthorized(req: &Req<'_>, detail: String) -> RegistryError {
+    RegistryError::Unauthorized {
+        registry: req.registry.into(),
+        repository: req.repository.into(),
+        action: if req.push { "push" } else { "pull" },
+        detail,
+    }
 }
 
 #[cfg(test)]

@@ -1,33 +1,35 @@
-//! Blob endpoints: get, exists, upload, and the push-access check (an upload opened and
-//! cancelled, so nothing is written).
+//! Blob endpoints: get, exists, mount, push (already present, mounted from another
+//! repository, or uploaded), and the push-access check (an upload opened and cancelled, so
+//! nothing is written). How the bytes of an upload travel is `upload.rs`.
 
 use bytes::Bytes;
 use reqwest::Method;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
 
-use super::{Body, Client, RegistryError, Req};
+use super::http::Req;
+use super::upload::Opened;
+use super::{Body, Client, RegistryError};
 use crate::reference::{Digest, Reference};
+
+/// How `blob_put_from` got a blob into a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobPush {
+    /// The repository had it already.
+    Present,
+    /// Mounted from another repository of the same registry: no bytes sent.
+    Mounted,
+    Uploaded,
+}
+
+/// A mount needs a source in the same registry, other than the target.
+fn mountable(to: &Reference, from: &Reference) -> bool {
+    to.registry == from.registry && to.repository != from.repository
+}
 
 impl Client {
     pub async fn blob_get(&self, r: &Reference, digest: &Digest) -> Result<Bytes, RegistryError> {
-        let resp = self
-            .send(Req {
-                method: Method::GET,
-                registry: &r.registry,
-                repository: &r.repository,
-                target: format!("/v2/{}/blobs/{digest}", r.repository),
-                headers: HeaderMap::new(),
-                body: None,
-                push: false,
-                operation: format!("GET blob {}@{digest}", r.name()),
-            })
-            .await?;
-        let bytes = resp.bytes().await.map_err(|e| RegistryError::Unreachable {
-            registry: r.registry.clone(),
-            url: digest.to_string(),
-            detail: e.to_string(),
-        })?;
-        let got = Digest::of(&bytes);
+        let target = format!("/v2/{}/blobs/{digest}", r.repository);
+        let resp = self.send(Req::new(Method::GET, r, target, format!("GET blob {}@{digest}", r.name()))).await?;
+        let got = Digest::of(&resp.body);
         if got != *digest {
             return Err(RegistryError::DigestMismatch {
                 registry: r.registry.clone(),
@@ -35,102 +37,69 @@ impl Client {
                 got: got.to_string(),
             });
         }
-        Ok(bytes)
+        Ok(resp.body)
     }
 
     pub async fn blob_exists(&self, r: &Reference, digest: &Digest) -> Result<bool, RegistryError> {
-        let resp = self
-            .send(Req {
-                method: Method::HEAD,
-                registry: &r.registry,
-                repository: &r.repository,
-                target: format!("/v2/{}/blobs/{digest}", r.repository),
-                headers: HeaderMap::new(),
-                body: None,
-                push: true,
-                operation: format!("HEAD blob {}@{digest}", r.name()),
-            })
-            .await;
-        match resp {
+        let target = format!("/v2/{}/blobs/{digest}", r.repository);
+        match self.send(Req::new(Method::HEAD, r, target, format!("HEAD blob {}@{digest}", r.name())).push()).await {
             Ok(_) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// Opens an upload session; returns its absolute `Location`.
-    async fn upload_start(&self, r: &Reference) -> Result<String, RegistryError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-        let resp = self
-            .send(Req {
-                method: Method::POST,
-                registry: &r.registry,
-                repository: &r.repository,
-                target: format!("/v2/{}/blobs/uploads/", r.repository),
-                headers,
-                body: None,
-                push: true,
-                operation: format!("start blob upload to {}", r.name()),
-            })
-            .await?;
-        let loc = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).ok_or_else(|| RegistryError::Status {
-            registry: r.registry.clone(),
-            operation: format!("start blob upload to {}", r.name()),
-            status: resp.status().as_u16(),
-            detail: "no `Location` header in the answer".into(),
-        })?;
-        Ok(self.absolute(&r.registry, loc))
-    }
-
-    fn absolute(&self, registry: &str, loc: &str) -> String {
-        if loc.starts_with("http://") || loc.starts_with("https://") {
-            loc.to_string()
-        } else {
-            format!("{}{}", self.base_url(registry), loc)
-        }
-    }
-
-    /// Uploads a blob in one PUT unless the repository already has it; says whether it uploaded.
-    pub async fn blob_put(&self, r: &Reference, digest: &Digest, data: Body) -> Result<bool, RegistryError> {
-        if self.blob_exists(r, digest).await? {
+    /// Asks the registry to link blob `digest` of `from`'s repository into `to`'s without
+    /// sending it, and says whether it did. When the registry declines (or `from` lacks the
+    /// blob) it opens an upload session instead, which this cancels; `blob_put_from` uses it.
+    pub async fn blob_mount(&self, to: &Reference, from: &Reference, digest: &Digest) -> Result<bool, RegistryError> {
+        if !mountable(to, from) {
             return Ok(false);
         }
-        let loc = self.upload_start(r).await?;
-        let sep = if loc.contains('?') { '&' } else { '?' };
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-        self.send(Req {
-            method: Method::PUT,
-            registry: &r.registry,
-            repository: &r.repository,
-            target: format!("{loc}{sep}digest={digest}"),
-            headers,
-            body: Some(data),
-            push: true,
-            operation: format!("PUT blob {}@{digest}", r.name()),
-        })
-        .await?;
-        Ok(true)
+        match self.upload_open(to, Some((from, digest))).await? {
+            Opened::Mounted => Ok(true),
+            Opened::Session { location, .. } => {
+                self.upload_cancel(to, location).await;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Uploads a blob unless the repository already has it; says whether it uploaded.
+    pub async fn blob_put(&self, r: &Reference, digest: &Digest, data: Body) -> Result<bool, RegistryError> {
+        Ok(self.blob_put_from(r, digest, data, None).await? == BlobPush::Uploaded)
+    }
+
+    /// Gets blob `digest` into `to`'s repository: nothing to do when it is there; else a
+    /// cross-repository mount from `mount_from` (same registry) when given; else an upload, in
+    /// the session a declined mount opened if there is one.
+    pub async fn blob_put_from(
+        &self,
+        to: &Reference,
+        digest: &Digest,
+        data: Body,
+        mount_from: Option<&Reference>,
+    ) -> Result<BlobPush, RegistryError> {
+        if self.blob_exists(to, digest).await? {
+            return Ok(BlobPush::Present);
+        }
+        let mut session = None;
+        if let Some(from) = mount_from.filter(|f| mountable(to, f)) {
+            match self.upload_open(to, Some((from, digest))).await? {
+                Opened::Mounted => return Ok(BlobPush::Mounted),
+                Opened::Session { location, chunk_min } => session = Some((location, chunk_min)),
+            }
+        }
+        self.upload(to, digest, data.into(), session).await?;
+        Ok(BlobPush::Uploaded)
     }
 
     /// Proves push access to `r`'s repository without writing anything: opens an upload
     /// session and cancels it.
     pub async fn check_push(&self, r: &Reference) -> Result<(), RegistryError> {
-        let loc = self.upload_start(r).await?;
-        // Cancelling is a courtesy; registries expire abandoned sessions anyway.
-        let _ = self
-            .send(Req {
-                method: Method::DELETE,
-                registry: &r.registry,
-                repository: &r.repository,
-                target: loc,
-                headers: HeaderMap::new(),
-                body: None,
-                push: true,
-                operation: format!("cancel blob upload to {}", r.name()),
-            })
-            .await;
+        if let Opened::Session { location, .. } = self.upload_open(r, None).await? {
+            self.upload_cancel(r, location).await;
+        }
         Ok(())
     }
 }

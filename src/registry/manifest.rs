@@ -5,7 +5,8 @@ use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
-use super::{Body, Client, RegistryError, Req};
+use super::http::{Payload, Req};
+use super::{Client, RegistryError};
 use crate::oci;
 use crate::reference::{Digest, Reference};
 
@@ -31,28 +32,13 @@ impl Client {
     /// Fetches a manifest; when the reference names a digest, the bytes must hash to it.
     pub async fn manifest_get(&self, r: &Reference) -> Result<Manifest, RegistryError> {
         let sel = r.selector();
-        let resp = self
-            .send(Req {
-                method: Method::GET,
-                registry: &r.registry,
-                repository: &r.repository,
-                target: format!("/v2/{}/manifests/{sel}", r.repository),
-                headers: accept_all(),
-                body: None,
-                push: false,
-                operation: format!("GET manifest {r}"),
-            })
-            .await?;
-        let header_type = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
-        let bytes = resp.bytes().await.map_err(|e| RegistryError::Unreachable {
-            registry: r.registry.clone(),
-            url: sel.clone(),
-            detail: e.to_string(),
-        })?;
+        let mut req =
+            Req::new(Method::GET, r, format!("/v2/{}/manifests/{sel}", r.repository), format!("GET manifest {r}"));
+        req.headers = accept_all();
+        let resp = self.send(req).await?;
+        let header_type =
+            resp.header(CONTENT_TYPE.as_str()).map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
+        let bytes = resp.body;
         let digest = Digest::of(&bytes);
         if let Some(want) = &r.digest
             && *want != digest
@@ -69,20 +55,11 @@ impl Client {
 
     /// The digest a tag or digest resolves to, or `None` when it does not exist.
     pub async fn manifest_digest(&self, r: &Reference) -> Result<Option<Digest>, RegistryError> {
-        let resp = self
-            .send(Req {
-                method: Method::HEAD,
-                registry: &r.registry,
-                repository: &r.repository,
-                target: format!("/v2/{}/manifests/{}", r.repository, r.selector()),
-                headers: accept_all(),
-                body: None,
-                push: false,
-                operation: format!("HEAD manifest {r}"),
-            })
-            .await;
-        match resp {
-            Ok(resp) => match header_digest(resp.headers()) {
+        let target = format!("/v2/{}/manifests/{}", r.repository, r.selector());
+        let mut req = Req::new(Method::HEAD, r, target, format!("HEAD manifest {r}"));
+        req.headers = accept_all();
+        match self.send(req).await {
+            Ok(resp) => match header_digest(&resp.headers) {
                 Some(d) => Ok(Some(d)),
                 // Some registries omit the header on HEAD: fall back to hashing the body.
                 None => Ok(Some(self.manifest_get(r).await?.digest)),
@@ -100,29 +77,23 @@ impl Client {
             (Some(t), _) => t.clone(),
             _ => digest.to_string(),
         };
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_str(media_type).map_err(|_| RegistryError::Status {
-                registry: r.registry.clone(),
-                operation: "PUT manifest".into(),
-                status: 0,
-                detail: format!("media type `{media_type}` is not a valid header"),
-            })?,
-        );
-        let resp = self
-            .send(Req {
-                method: Method::PUT,
-                registry: &r.registry,
-                repository: &r.repository,
-                target: format!("/v2/{}/manifests/{sel}", r.repository),
-                headers,
-                body: Some(Body::Bytes(bytes.clone())),
-                push: true,
-                operation: format!("PUT manifest {}:{sel}", r.name()),
-            })
-            .await?;
-        if let Some(got) = header_digest(resp.headers())
+        let operation = if sel.starts_with("sha256:") {
+            format!("PUT manifest {}@{sel}", r.name())
+        } else {
+            format!("PUT manifest {}:{sel}", r.name())
+        };
+        let content_type = HeaderValue::from_str(media_type).map_err(|_| RegistryError::Status {
+            registry: r.registry.clone(),
+            operation: operation.clone(),
+            status: 0,
+            detail: format!("media type `{media_type}` is not a valid header"),
+        })?;
+        let req = Req::new(Method::PUT, r, format!("/v2/{}/manifests/{sel}", r.repository), operation)
+            .push()
+            .header(CONTENT_TYPE, content_type)
+            .body(Payload::Bytes(bytes.clone()));
+        let resp = self.send(req).await?;
+        if let Some(got) = header_digest(&resp.headers)
             && got != digest
         {
             return Err(RegistryError::DigestMismatch {

@@ -5,4 +5,5 @@ pub mod auth_registry;
 pub mod lab;
 pub mod machine;
 pub mod node;
+pub mod proxy;
 pub mod schema;

@@ -1,0 +1,317 @@
+//! github: GitHub Actions — `INPUT_*` inputs, commit metadata from `GITHUB_*` and the event
+//! payload, `ghcr.io` with the workflow token, workflow commands (`::group::`, `::error …::`,
+//! `::add-mask::`) with GitHub's escaping, `$GITHUB_OUTPUT` and the step summary.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use super::log::{Dialect, Level, Reporter};
+use super::outputs::{self, CiResult};
+use super::vars::{self, ACTIONS_RUNTIME_TOKEN, GITHUB_TOKEN, INPUT_GITHUB_TOKEN};
+use super::{Ci, CiInputs, Credentials, Env, GitMeta, Provider, Spelling, from_inputs, get, same_registry};
+use crate::secret::Secret;
+
+/// GitHub's container registry, where the workflow token can push.
+pub const GHCR: &str = "ghcr.io";
+
+pub struct GitHub;
+
+impl Ci for GitHub {
+    fn provider(&self) -> Provider {
+        Provider::GitHub
+    }
+
+    fn name(&self) -> &'static str {
+        "GitHub Actions"
+    }
+
+    fn spelling(&self) -> Spelling {
+        Spelling::GitHub
+    }
+
+    fn default_context(&self, env: &Env) -> Option<PathBuf> {
+        get(env, vars::GITHUB_WORKSPACE).map(PathBuf::from)
+    }
+
+    fn read_event(&self, env: &Env) -> Option<String> {
+        std::fs::read_to_string(get(env, vars::GITHUB_EVENT_PATH)?).ok()
+    }
+
+    fn git_meta(&self, env: &Env, event_json: Option<&str>) -> GitMeta {
+        meta(env, event_json)
+    }
+
+    /// `ghcr.io/OWNER/REPO`, lower-cased (GitHub names may have capitals, image names may not).
+    fn default_image(&self, env: &Env) -> Option<String> {
+        get(env, vars::GITHUB_REPOSITORY).map(|r| format!("{GHCR}/{}", r.to_lowercase()))
+    }
+
+    /// The `username`/`password` inputs; else, for `ghcr.io`, the `github-token` input or
+    /// `GITHUB_TOKEN`, as `username` or the actor.
+    fn credentials(&self, env: &Env, inputs: &CiInputs, registry: &str) -> Option<Credentials> {
+        if let Some(c) = from_inputs(inputs, registry) {
+            return Some(c);
+        }
+        if !same_registry(registry, GHCR) {
+            return None;
+        }
+        // The inputs count only when they are for this registry (`registry` unset or ghcr.io).
+        let own = inputs.registry.as_deref().is_none_or(|r| same_registry(r, registry));
+        let token = inputs
+            .password
+            .clone()
+            .filter(|_| own)
+            .or_else(|| get(env, INPUT_GITHUB_TOKEN).or_else(|| get(env, GITHUB_TOKEN)).map(Secret::new))?;
+        let username =
+            inputs.username.clone().filter(|_| own).or_else(|| get(env, vars::GITHUB_ACTOR).map(String::from))?;
+        Some(Credentials { registry: registry.into(), username, password: token })
+    }
+
+    fn secret_vars(&self) -> &'static [&'static str] {
+        &[INPUT_GITHUB_TOKEN, GITHUB_TOKEN, ACTIONS_RUNTIME_TOKEN]
+    }
+
+    fn reporter(&self, env: &Env, out: Box<dyn Write + Send>) -> Box<dyn Reporter> {
+        super::new_reporter(self, env, Commands, out)
+    }
+
+    /// Appends to `$GITHUB_OUTPUT` and `$GITHUB_STEP_SUMMARY`, each when set.
+    fn write_outputs(&self, env: &Env, result: &CiResult) -> io::Result<Vec<PathBuf>> {
+        let mut written = Vec::new();
+        if let Some(path) = get(env, vars::GITHUB_OUTPUT) {
+            let values = output_values(result);
+            let delimiter = loop {
+                let d = format!("ghadelimiter_{}", outputs::random_hex());
+                if !values.iter().any(|(_, v)| v.contains(&d)) {
+                    break d;
+                }
+            };
+            outputs::append(path.as_ref(), &output_file(&values, &delimiter))?;
+            written.push(path.into());
+        }
+        if let Some(path) = get(env, vars::GITHUB_STEP_SUMMARY) {
+            outputs::append(path.as_ref(), &step_summary(result))?;
+            written.push(path.into());
+        }
+        Ok(written)
+    }
+}
+
+/// Commit metadata from `GITHUB_*` and, when given, the event payload (for the default branch,
+/// and the pull request number of `pull_request_target` runs, whose ref is the base branch).
+pub fn meta(env: &Env, event_json: Option<&str>) -> GitMeta {
+    let event: Option<serde_json::Value> = event_json.and_then(|t| serde_json::from_str(t).ok());
+    let event_name = get(env, vars::GITHUB_EVENT_NAME);
+    let full_ref = get(env, vars::GITHUB_REF).unwrap_or("");
+    let ref_type = get(env, vars::GITHUB_REF_TYPE);
+    let ref_name = get(env, vars::GITHUB_REF_NAME);
+
+    let pr =
+        full_ref.strip_prefix("refs/pull/").and_then(|s| s.split('/').next()).and_then(|n| n.parse().ok()).or_else(
+            || {
+                event_name.filter(|e| e.starts_with("pull_request"))?;
+                event.as_ref()?.pointer("/pull_request/number")?.as_u64()
+            },
+        );
+    let tag = match full_ref.strip_prefix("refs/tags/") {
+        _ if pr.is_some() => None,
+        Some(t) => Some(t.to_string()),
+        None => ref_name.filter(|_| ref_type == Some("tag")).map(String::from),
+    };
+    let branch = if pr.is_some() {
+        get(env, vars::GITHUB_HEAD_REF).map(String::from)
+    } else if tag.is_some() {
+        None
+    } else {
+        full_ref
+            .strip_prefix("refs/heads/")
+            .map(String::from)
+            .or_else(|| ref_name.filter(|_| ref_type == Some("branch")).map(String::from))
+    };
+    let repository = get(env, vars::GITHUB_REPOSITORY);
+    let server = get(env, vars::GITHUB_SERVER_URL).unwrap_or("https://github.com").trim_end_matches('/');
+    GitMeta {
+        event: event_name.map(String::from),
+        branch,
+        tag,
+        sha: get(env, vars::GITHUB_SHA).map(String::from),
+        pr,
+        default_branch: event
+            .as_ref()
+            .and_then(|e| e.pointer("/repository/default_branch")?.as_str().map(String::from)),
+        repo_url: repository.map(|r| format!("{server}/{r}")),
+        repo_name: repository.and_then(|r| r.rsplit('/').next()).map(String::from),
+    }
+}
+
+/// A workflow command's message: `%`, CR and LF escaped, so it stays one line.
+pub fn escape_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// A workflow command's property value: as [`escape_data`], and `:` and `,` too.
+pub fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// `::name k=v,k=v::data`, escaped.
+pub fn command(name: &str, props: &[(&str, String)], data: &str) -> String {
+    let props: Vec<String> = props.iter().map(|(k, v)| format!("{k}={}", escape_property(v))).collect();
+    let sep = if props.is_empty() { "" } else { " " };
+    format!("::{name}{sep}{}::{}", props.join(","), escape_data(data))
+}
+
+/// The workflow-command dialect. Groups cannot nest on GitHub; [`super::CiLog`] closes the open
+/// one first.
+pub struct Commands;
+
+impl Dialect for Commands {
+    /// One `::add-mask::` per line of the secret: the runner masks a multi-line value only line
+    /// by line.
+    fn mask(&mut self, secret: &str) -> Vec<String> {
+        secret.lines().filter(|l| !l.is_empty()).map(|l| command("add-mask", &[], l)).collect()
+    }
+
+    fn group_start(&mut self, title: &str) -> Vec<String> {
+        vec![command("group", &[], title)]
+    }
+
+    fn group_end(&mut self) -> Vec<String> {
+        vec![command("endgroup", &[], "")]
+    }
+
+    fn message(&mut self, level: Level, file: Option<&str>, line: Option<u32>, text: &str) -> Vec<String> {
+        let mut props = Vec::new();
+        if let Some(f) = file {
+            props.push(("file", f.to_string()));
+            if let Some(l) = line {
+                props.push(("line", l.to_string()));
+            }
+        }
+        match level {
+            Level::Debug => vec![command("debug", &[], text)],
+            Level::Info => text.lines().map(String::from).collect(),
+            Level::Warning => vec![command("warning", &props, text)],
+            Level::Error => vec![command("error", &props, text)],
+        }
+    }
+
+    fn finish(&mut self, ok: bool, text: &str) -> Vec<String> {
+        if ok { text.lines().map(String::from).collect() } else { vec![command("error", &[], text)] }
+    }
+}
+
+/// The outputs, by name: `digest`, `image`, `tags` (one per line, as docker/metadata-action),
+/// `platforms` (comma-joined) and `metadata` (the JSON document).
+pub fn output_values(r: &CiResult) -> Vec<(&'static str, String)> {
+    vec![
+        ("digest", r.digest.clone()),
+        ("image", r.image.clone()),
+        ("tags", r.tags.join("\n")),
+        ("platforms", r.platform_list()),
+        ("metadata", r.metadata_json.clone()),
+    ]
+}
+
+/// `$GITHUB_OUTPUT` text: `name=value`, or for a value with a line break
+/// `name<<DELIMITER` / the value / `DELIMITER`. `delimiter` must not occur in any value.
+pub fn output_file(values: &[(&str, String)], delimiter: &str) -> String {
+    let mut out = String::new();
+    for (name, value) in values {
+        if value.contains(['\n', '\r']) {
+            out.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
+        } else {
+            out.push_str(&format!("{name}={value}\n"));
+        }
+    }
+    out
+}
+
+/// The step summary: the published reference, then a table of platforms.
+pub fn step_summary(r: &CiResult) -> String {
+    let cell = |s: &str| s.replace('|', "\\|").replace(['\r', '\n'], " ");
+    let mut out = format!("### archway: `{}`\n\n", r.image_ref());
+    out.push_str("| platform | strategy | why | digest | duration |\n| --- | --- | --- | --- | --- |\n");
+    for p in &r.platforms {
+        out.push_str(&format!(
+            "| {} | {} | {} | `{}` | {:.1} s |\n",
+            cell(&p.platform),
+            cell(&p.strategy),
+            cell(&p.reason),
+            cell(short_digest(&p.digest)),
+            p.duration_secs
+        ));
+    }
+    if !r.tags.is_empty() {
+        let tags: Vec<String> = r.tags.iter().map(|t| format!("`{}`", cell(t))).collect();
+        out.push_str(&format!("\nTags: {}\n", tags.join(", ")));
+    }
+    out.push('\n');
+    out
+}
+
+/// `sha256:` and the first 12 hex digits, enough to tell platforms apart in a table.
+fn short_digest(d: &str) -> &str {
+    match d.split_once(':') {
+        Some((alg, hex)) if hex.len() > 12 => &d[..alg.len() + 1 + 12],
+        _ => d,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::log::capture::Capture;
+    use super::super::{CiLog, PlatformRow};
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escape_data("100%\r\nok: a,b"), "100%25%0D%0Aok: a,b");
+        assert_eq!(escape_property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
+        assert_eq!(
+            command("error", &[("file", "src/a,b.rs".into()), ("line", "3".into())], "bad: x\ny"),
+            "::error file=src/a%2Cb.rs,line=3::bad: x%0Ay"
+        );
+        assert_eq!(command("endgroup", &[], ""), "::endgroup::");
+    }
+
+    #[test]
+    fn dialect() {
+        let cap = Capture::default();
+        let log = CiLog::new(Commands, Box::new(cap.clone()));
+        log.mask(&Secret::new("two\nlines"));
+        log.group_start("plan");
+        log.group_start("build");
+        log.warning(Some("Dockerfile"), Some(4), "slow");
+        log.error(Some("Dockerfile"), None, "broken");
+        log.debug("d");
+        log.failure("1 platform failed");
+        assert_eq!(
+            cap.text(),
+            "::add-mask::two\n::add-mask::lines\n::group::plan\n::endgroup::\n::group::build\n\
+             ::warning file=Dockerfile,line=4::slow\n::error file=Dockerfile::broken\n::debug::d\n\
+             ::endgroup::\n::error::1 platform failed\n"
+        );
+    }
+
+    #[test]
+    fn summary_table() {
+        let r = CiResult {
+            digest: "sha256:aaaa".into(),
+            image: "ghcr.io/a/b".into(),
+            tags: vec!["ghcr.io/a/b:1".into()],
+            platforms: vec![PlatformRow {
+                platform: "linux/arm64".into(),
+                strategy: "emulated".into(),
+                reason: "a | b".into(),
+                digest: format!("sha256:{}", "b".repeat(64)),
+                duration_secs: 12.34,
+            }],
+            metadata_json: "{}".into(),
+        };
+        let s = step_summary(&r);
+        assert!(s.starts_with("### archway: `ghcr.io/a/b@sha256:aaaa`\n"), "{s}");
+        assert!(s.contains("| linux/arm64 | emulated | a \\| b | `sha256:bbbbbbbbbbbb` | 12.3 s |\n"), "{s}");
+        assert!(s.contains("Tags: `ghcr.io/a/b:1`"), "{s}");
+    }
+}

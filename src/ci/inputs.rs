@@ -1,0 +1,199 @@
+//! ci inputs: the inputs that mean the same on every CI (`context`, `platforms`, `tags`, …), read
+//! from an environment snapshot in the spelling of the CI at hand. Reads only the snapshot it is
+//! given; defaults (platforms, context, image, tags) are applied elsewhere.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer};
+
+use super::vars::{self, InputVar, Kind};
+use super::{Env, InputError, lists};
+use crate::secret::Secret;
+
+/// How a CI spells its inputs as environment variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spelling {
+    /// `INPUT_BUILD-ARGS`: a GitHub action's inputs.
+    GitHub,
+    /// `BUILD_ARGS`, `REGISTRY_PASSWORD`, lists also as `TAGS_COUNT` + `TAGS_0…`: a Bitbucket pipe.
+    Pipe,
+    /// `ARCHWAY_BUILD_ARGS`: GitLab, a Bitbucket script step, a local run.
+    Archway,
+}
+
+impl Spelling {
+    /// The variable that carries `input` in this spelling.
+    pub fn var(self, input: &InputVar) -> &'static str {
+        match self {
+            Spelling::GitHub => input.github,
+            Spelling::Pipe => input.pipe,
+            Spelling::Archway => input.archway,
+        }
+    }
+}
+
+/// Everything the user may set through the CI; `None` or empty means not given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct CiInputs {
+    pub context: Option<PathBuf>,
+    pub file: Option<PathBuf>,
+    #[serde(deserialize_with = "lists::de_items")]
+    pub platforms: Vec<String>,
+    #[serde(deserialize_with = "lists::de_items")]
+    pub tags: Vec<String>,
+    /// Image name without tag (`ghcr.io/acme/app`).
+    pub image: Option<String>,
+    /// `KEY=VALUE` or `KEY`, as `--build-arg`.
+    #[serde(deserialize_with = "lists::de_key_values")]
+    pub build_args: Vec<String>,
+    /// `KEY=VALUE`, as `--label`.
+    #[serde(deserialize_with = "lists::de_key_values")]
+    pub labels: Vec<String>,
+    /// `KEY=VALUE`, as `--annotation`.
+    #[serde(deserialize_with = "lists::de_key_values")]
+    pub annotations: Vec<String>,
+    pub target: Option<String>,
+    #[serde(skip)]
+    pub push: Option<bool>,
+    /// `PLATFORM=ENDPOINT`, as `--node`.
+    #[serde(deserialize_with = "lists::de_items")]
+    pub nodes: Vec<String>,
+    pub node_certs: Option<PathBuf>,
+    #[serde(skip)]
+    pub no_emulation: Option<bool>,
+    pub binfmt: Option<String>,
+    #[serde(deserialize_with = "lists::de_items")]
+    pub prefer: Vec<String>,
+    pub provenance: Option<String>,
+    pub sbom: Option<String>,
+    pub username: Option<String>,
+    #[serde(deserialize_with = "de_secret")]
+    pub password: Option<Secret>,
+    pub registry: Option<String>,
+    pub metadata_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub dry_run: Option<bool>,
+}
+
+impl CiInputs {
+    /// The secrets among the inputs, for the log masker.
+    pub fn secrets(&self) -> Vec<Secret> {
+        self.password.iter().cloned().collect()
+    }
+}
+
+// Option<Secret> needs its own function because `Secret` has no `Deserialize` (on purpose: it
+// should only come from places that know they hold one). A trailing line break is dropped (a
+// password file read into a variable often ends with one); other whitespace is the password's.
+fn de_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let raw = String::deserialize(d)?;
+    Ok(Some(Secret::new(raw.trim_end_matches(['\r', '\n']))))
+}
+
+/// Reads every input in `spelling` from `env`.
+///
+/// A variable that is empty or blank counts as not given (the GitHub runner sets every input an
+/// action declares, empty when the workflow leaves it out). Booleans are checked here so that a
+/// wrong value is reported under the name the user typed.
+pub fn read(env: &Env, spelling: Spelling) -> Result<CiInputs, InputError> {
+    let mut pairs = Vec::new();
+    let mut bools = Vec::new();
+    for input in vars::INPUTS {
+        let var = spelling.var(input);
+        let value = match (spelling, input.kind) {
+            (Spelling::Pipe, Kind::List | Kind::KeyValues) => counted_list(env, var)?.or_else(|| env.get(var).cloned()),
+            _ => env.get(var).cloned(),
+        };
+        let Some(value) = value.filter(|v| !v.trim().is_empty()) else { continue };
+        match input.kind {
+            Kind::Bool => bools.push((input.name, lists::boolean(var, &value)?)),
+            Kind::Text => pairs.push((field(input), value.trim().to_string())),
+            Kind::List | Kind::KeyValues | Kind::Secret => pairs.push((field(input), value)),
+        }
+    }
+    let mut inputs: CiInputs = envy::from_iter(pairs).map_err(|e| InputError::Unreadable(e.to_string()))?;
+    for (name, value) in bools {
+        let slot = match name {
+            "push" => &mut inputs.push,
+            "no-emulation" => &mut inputs.no_emulation,
+            "dry-run" => &mut inputs.dry_run,
+            other => unreachable!("boolean input `{other}` has no field"),
+        };
+        *slot = Some(value);
+    }
+    Ok(inputs)
+}
+
+/// The serde field an input fills: its name in snake case (envy lower-cases keys itself).
+fn field(input: &InputVar) -> String {
+    input.name.replace('-', "_")
+}
+
+/// A Bitbucket list variable given as YAML list: `TAGS_COUNT=2`, `TAGS_0`, `TAGS_1`; joined
+/// with line breaks so each item stays whole.
+fn counted_list(env: &Env, var: &str) -> Result<Option<String>, InputError> {
+    let count_var = format!("{var}{}", vars::COUNT_SUFFIX);
+    let Some(count) = env.get(&count_var) else { return Ok(None) };
+    let n: usize = count
+        .trim()
+        .parse()
+        .map_err(|_| InputError::NotCount { var: count_var.clone(), value: count.trim().to_string() })?;
+    let items: Vec<&str> = (0..n).filter_map(|i| env.get(&format!("{var}_{i}")).map(String::as_str)).collect();
+    Ok(Some(items.join("\n")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn github_keeps_hyphens_and_ignores_empty_inputs() {
+        let e = env(&[
+            ("INPUT_BUILD-ARGS", "A=1\nB=x,y"),
+            ("INPUT_NO-EMULATION", "true"),
+            ("INPUT_PLATFORMS", ""),
+            ("INPUT_TARGET", "  "),
+            ("INPUT_CONTEXT", " ./app "),
+            ("BUILD_ARGS", "ignored"),
+        ]);
+        let i = read(&e, Spelling::GitHub).unwrap();
+        assert_eq!(i.build_args, ["A=1", "B=x,y"]);
+        assert_eq!(i.no_emulation, Some(true));
+        assert!(i.platforms.is_empty());
+        assert_eq!(i.target, None);
+        assert_eq!(i.context, Some(PathBuf::from("./app")));
+        assert_eq!(i.push, None);
+    }
+
+    #[test]
+    fn pipe_lists_in_count_form() {
+        let e = env(&[("TAGS_COUNT", "2"), ("TAGS_0", "a:1"), ("TAGS_1", " a:2 "), ("PLATFORMS", "linux/amd64")]);
+        let i = read(&e, Spelling::Pipe).unwrap();
+        assert_eq!(i.tags, ["a:1", "a:2"]);
+        assert_eq!(i.platforms, ["linux/amd64"]);
+        let e = env(&[("BUILD_ARGS_COUNT", "2"), ("BUILD_ARGS_0", "A=1,2"), ("BUILD_ARGS_1", "B=3")]);
+        assert_eq!(read(&e, Spelling::Pipe).unwrap().build_args, ["A=1,2", "B=3"]);
+        let e = env(&[("TAGS_COUNT", "two")]);
+        assert_eq!(read(&e, Spelling::Pipe).unwrap_err().to_string(), "`TAGS_COUNT` is `two`; expected a whole number");
+    }
+
+    #[test]
+    fn bad_booleans_name_the_variable() {
+        let e = env(&[("ARCHWAY_DRY_RUN", "sure")]);
+        let err = read(&e, Spelling::Archway).unwrap_err();
+        assert!(err.to_string().starts_with("`ARCHWAY_DRY_RUN` is `sure`"), "{err}");
+    }
+
+    #[test]
+    fn password_keeps_inner_whitespace_and_drops_a_final_newline() {
+        let e = env(&[("REGISTRY_PASSWORD", " p w\n"), ("REGISTRY_USERNAME", "bob")]);
+        let i = read(&e, Spelling::Pipe).unwrap();
+        assert_eq!(i.password.unwrap().expose(), " p w");
+        assert_eq!(i.username.as_deref(), Some("bob"));
+    }
+}

@@ -1,0 +1,92 @@
+//! local: a run outside any CI — `ARCHWAY_*` inputs, no commit metadata, plain log lines
+//! without escape sequences, and no output files (`--metadata-file` is the way to keep a result).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use super::log::{Dialect, Level, Reporter, location_prefix};
+use super::outputs::CiResult;
+use super::{Ci, Env, GitMeta, Provider, Spelling};
+
+pub struct Local;
+
+impl Ci for Local {
+    fn provider(&self) -> Provider {
+        Provider::Local
+    }
+
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn spelling(&self) -> Spelling {
+        Spelling::Archway
+    }
+
+    fn default_context(&self, _env: &Env) -> Option<PathBuf> {
+        None
+    }
+
+    fn git_meta(&self, _env: &Env, _event_json: Option<&str>) -> GitMeta {
+        GitMeta::default()
+    }
+
+    fn secret_vars(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn reporter(&self, env: &Env, out: Box<dyn Write + Send>) -> Box<dyn Reporter> {
+        super::new_reporter(self, env, Plain, out)
+    }
+
+    fn write_outputs(&self, _env: &Env, _result: &CiResult) -> io::Result<Vec<PathBuf>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Plain lines: `==> TITLE` for a group, `warning: ` and `error: ` prefixes, the final line as
+/// it is. Debug lines are not shown (archway's own diagnostics go through `ARCHWAY_LOG`).
+pub struct Plain;
+
+impl Dialect for Plain {
+    fn group_start(&mut self, title: &str) -> Vec<String> {
+        vec![format!("==> {}", title.replace(['\r', '\n'], " "))]
+    }
+
+    fn group_end(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn message(&mut self, level: Level, file: Option<&str>, line: Option<u32>, text: &str) -> Vec<String> {
+        let prefix = match level {
+            Level::Debug => return Vec::new(),
+            Level::Info => return text.lines().map(String::from).collect(),
+            Level::Warning => "warning",
+            Level::Error => "error",
+        };
+        vec![format!("{prefix}: {}{text}", location_prefix(file, line))]
+    }
+
+    fn finish(&mut self, _ok: bool, text: &str) -> Vec<String> {
+        text.lines().map(String::from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::CiLog;
+    use super::super::log::capture::Capture;
+    use super::*;
+
+    #[test]
+    fn plain_lines() {
+        let cap = Capture::default();
+        let log = CiLog::new(Plain, Box::new(cap.clone()));
+        log.group_start("plan");
+        log.debug("hidden");
+        log.error(Some("Dockerfile"), Some(2), "bad");
+        log.success("done");
+        assert_eq!(cap.text(), "==> plan\nerror: Dockerfile:2: bad\ndone\n");
+        assert!(!cap.text().contains('\x1b'));
+    }
+}

@@ -1,0 +1,275 @@
+//! log: the CI log as a [`Reporter`] — groups, annotated errors and warnings, and the final
+//! line — in the dialect of each CI. The rules every CI shares live here once: groups do not nest,
+//! a group is closed before the final line, and every line is passed through a [`Redactor`] so no
+//! registered secret is ever written (the CI's own masker, where there is one, is a second net,
+//! not the only one). Each provider file only spells lines ([`Dialect`]).
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::sync::Mutex;
+
+use crate::secret::Secret;
+
+/// What archway tells the person reading the CI log. Safe to share between build tasks; each
+/// call writes whole lines.
+pub trait Reporter: Send + Sync {
+    /// Registers a secret: from now on it is replaced by `***` in every line, and on GitHub the
+    /// runner is told to mask it too. The reporter from `Ci::reporter` has already registered
+    /// every secret of the environment, before writing anything.
+    fn mask(&self, secret: &Secret);
+    /// Opens a collapsible group (closing the open one: groups do not nest).
+    fn group_start(&self, title: &str);
+    /// Closes the open group, if any.
+    fn group_end(&self);
+    /// An error, annotated at `file`:`line` where the CI can show it there.
+    fn error(&self, file: Option<&str>, line: Option<u32>, message: &str);
+    /// A warning, annotated like [`Reporter::error`].
+    fn warning(&self, file: Option<&str>, line: Option<u32>, message: &str);
+    fn info(&self, message: &str);
+    /// Shown only when the CI's debug switch is on.
+    fn debug(&self, message: &str);
+    /// A line of a child's output (buildx), written as it is (but redacted).
+    fn line(&self, text: &str);
+    /// The last line of a run that worked.
+    fn success(&self, final_line: &str);
+    /// The last line of a run that failed.
+    fn failure(&self, final_line: &str);
+}
+
+/// The kind of a message line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+/// How one CI spells each kind of line. Returns whole lines without their line break; the
+/// text it is given has already been redacted.
+pub trait Dialect: Send {
+    /// Lines that tell the CI's own masker about a secret. The only lines written unredacted,
+    /// so only a dialect whose CI has a masker returns any.
+    fn mask(&mut self, _secret: &str) -> Vec<String> {
+        Vec::new()
+    }
+    fn group_start(&mut self, title: &str) -> Vec<String>;
+    fn group_end(&mut self) -> Vec<String>;
+    fn message(&mut self, level: Level, file: Option<&str>, line: Option<u32>, text: &str) -> Vec<String>;
+    fn line(&mut self, text: &str) -> Vec<String> {
+        text.lines().map(String::from).collect()
+    }
+    /// The final line: `ok` for success.
+    fn finish(&mut self, ok: bool, text: &str) -> Vec<String>;
+}
+
+/// Replaces every registered secret with `***`.
+///
+/// Each secret is registered whole and line by line (a multi-line secret may be printed one
+/// line at a time), longest first so a secret containing another is replaced whole.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    needles: Vec<String>,
+}
+
+/// What a secret is replaced with.
+pub const REDACTED: &str = "***";
+
+impl Redactor {
+    pub fn add(&mut self, secret: &Secret) {
+        let value = secret.expose();
+        let pieces = std::iter::once(value).chain(value.lines()).map(|p| p.trim_end_matches(['\r', '\n']));
+        for p in pieces {
+            if !p.is_empty() && !self.needles.iter().any(|n| n == p) {
+                self.needles.push(p.to_string());
+            }
+        }
+        self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    }
+
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for n in &self.needles {
+            if out.contains(n.as_str()) {
+                out = Cow::Owned(out.replace(n.as_str(), REDACTED));
+            }
+        }
+        out
+    }
+}
+
+/// The one [`Reporter`]: a dialect, a writer and the redactor, behind a lock.
+pub struct CiLog<D: Dialect> {
+    state: Mutex<State<D>>,
+}
+
+struct State<D> {
+    dialect: D,
+    out: Box<dyn Write + Send>,
+    redactor: Redactor,
+    group_open: bool,
+}
+
+impl<D: Dialect> CiLog<D> {
+    pub fn new(dialect: D, out: Box<dyn Write + Send>) -> Self {
+        CiLog { state: Mutex::new(State { dialect, out, redactor: Redactor::default(), group_open: false }) }
+    }
+
+    fn with<F: FnOnce(&mut D, &Redactor, &mut bool) -> Vec<String>>(&self, f: F) {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = &mut *guard;
+        let lines = f(&mut st.dialect, &st.redactor, &mut st.group_open);
+        for l in lines {
+            // A log line that cannot be written is not worth failing a build for.
+            let _ = writeln!(st.out, "{}", st.redactor.redact(&l));
+        }
+        let _ = st.out.flush();
+    }
+}
+
+impl<D: Dialect> Reporter for CiLog<D> {
+    fn mask(&self, secret: &Secret) {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = &mut *guard;
+        st.redactor.add(secret);
+        for l in st.dialect.mask(secret.expose()) {
+            let _ = writeln!(st.out, "{l}");
+        }
+        let _ = st.out.flush();
+    }
+
+    fn group_start(&self, title: &str) {
+        self.with(|d, r, open| {
+            let mut lines = if *open { d.group_end() } else { Vec::new() };
+            lines.extend(d.group_start(&r.redact(title)));
+            *open = true;
+            lines
+        });
+    }
+
+    fn group_end(&self) {
+        self.with(|d, _, open| if std::mem::take(open) { d.group_end() } else { Vec::new() });
+    }
+
+    fn error(&self, file: Option<&str>, line: Option<u32>, message: &str) {
+        self.with(|d, r, _| d.message(Level::Error, file.map(|f| r.redact(f)).as_deref(), line, &r.redact(message)));
+    }
+
+    fn warning(&self, file: Option<&str>, line: Option<u32>, message: &str) {
+        self.with(|d, r, _| d.message(Level::Warning, file.map(|f| r.redact(f)).as_deref(), line, &r.redact(message)));
+    }
+
+    fn info(&self, message: &str) {
+        self.with(|d, r, _| d.message(Level::Info, None, None, &r.redact(message)));
+    }
+
+    fn debug(&self, message: &str) {
+        self.with(|d, r, _| d.message(Level::Debug, None, None, &r.redact(message)));
+    }
+
+    fn line(&self, text: &str) {
+        self.with(|d, r, _| d.line(&r.redact(text)));
+    }
+
+    fn success(&self, final_line: &str) {
+        self.finish(true, final_line);
+    }
+
+    fn failure(&self, final_line: &str) {
+        self.finish(false, final_line);
+    }
+}
+
+impl<D: Dialect> CiLog<D> {
+    fn finish(&self, ok: bool, text: &str) {
+        self.with(|d, r, open| {
+            let mut lines = if std::mem::take(open) { d.group_end() } else { Vec::new() };
+            lines.extend(d.finish(ok, &r.redact(text)));
+            lines
+        });
+    }
+}
+
+/// `file:line: ` or `file: ` or nothing, for dialects that write locations as text.
+pub(crate) fn location_prefix(file: Option<&str>, line: Option<u32>) -> String {
+    match (file, line) {
+        (Some(f), Some(l)) => format!("{f}:{l}: "),
+        (Some(f), None) => format!("{f}: "),
+        _ => String::new(),
+    }
+}
+
+/// A `Write` that keeps what is written, for the tests of the dialects.
+#[cfg(test)]
+pub(crate) mod capture {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Capture {
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capture::Capture;
+    use super::*;
+
+    #[test]
+    fn redacts_longest_first_and_line_by_line() {
+        let mut r = Redactor::default();
+        r.add(&Secret::new("abc"));
+        r.add(&Secret::new("abcdef"));
+        r.add(&Secret::new("line1\nline2\n"));
+        r.add(&Secret::new(""));
+        assert_eq!(r.redact("x abcdef abc y"), "x *** *** y");
+        assert_eq!(r.redact("got line2 only"), "got *** only");
+        assert_eq!(r.redact("nothing here"), "nothing here");
+    }
+
+    struct Plain;
+    impl Dialect for Plain {
+        fn group_start(&mut self, title: &str) -> Vec<String> {
+            vec![format!("[{title}")]
+        }
+        fn group_end(&mut self) -> Vec<String> {
+            vec!["]".into()]
+        }
+        fn message(&mut self, _: Level, _: Option<&str>, _: Option<u32>, text: &str) -> Vec<String> {
+            vec![text.into()]
+        }
+        fn finish(&mut self, ok: bool, text: &str) -> Vec<String> {
+            vec![format!("{ok} {text}")]
+        }
+    }
+
+    #[test]
+    fn groups_do_not_nest_and_close_before_the_end() {
+        let cap = Capture::default();
+        let log = CiLog::new(Plain, Box::new(cap.clone()));
+        log.mask(&Secret::new("s3cret"));
+        log.group_start("a");
+        log.group_start("b s3cret");
+        log.info("in b");
+        log.group_end();
+        log.group_end();
+        log.group_start("c");
+        log.success("done");
+        assert_eq!(cap.text(), "[a\n]\n[b ***\nin b\n]\n[c\n]\ntrue done\n");
+    }
+}
