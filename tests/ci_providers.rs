@@ -467,9 +467,27 @@ fn github_escaping_rules() {
     assert_eq!(escape_data("a%b\rc\nd:e,f"), "a%25b%0Dc%0Ad:e,f");
     assert_eq!(escape_property("a%b\rc\nd:e,f"), "a%25b%0Dc%0Ad%3Ae%2Cf");
     let cap = Capture::default();
-    let log = CiLog::new(ci::github::Commands, Box::new(cap.clone()));
+    let log = CiLog::new(ci::github::Commands::default(), Box::new(cap.clone()));
     log.warning(Some("dir,1/Docker:file"), Some(2), "x");
     assert_eq!(cap.text(), "::warning file=dir%2C1/Docker%3Afile,line=2::x\n");
+}
+
+#[test]
+fn github_child_output_cannot_issue_commands() {
+    let cap = Capture::default();
+    let log = CiLog::new(ci::github::Commands::default(), Box::new(cap.clone()));
+    log.group_start("build");
+    log.line("#7 0.3 ::add-mask::nothing");
+    log.line("::error::injected");
+    log.warning(None, None, "ours");
+    log.success("done");
+    let text = cap.text();
+    let lines: Vec<&str> = text.lines().collect();
+    let token = lines[1].strip_prefix("::stop-commands::").expect("commands stopped before child output");
+    assert!(token.len() > 20, "{token}");
+    assert_eq!(lines[2..4], ["#7 0.3 ::add-mask::nothing", "::error::injected"]);
+    assert_eq!(lines[4], format!("::{token}::"), "resumed before archway's own command");
+    assert_eq!(lines[5..], ["::warning::ours", "::endgroup::", "done"]);
 }
 
 #[test]
@@ -613,7 +631,7 @@ fn gitlab_dotenv_report() {
     env.insert("CI_PROJECT_DIR".into(), dir.path().display().to_string());
     let written = ci::for_provider(Provider::GitLab).write_outputs(&env, &result()).unwrap();
     let path = dir.path().join("archway.env");
-    assert_eq!(written, [path.clone()]);
+    assert_eq!(written, std::slice::from_ref(&path));
     let text = std::fs::read_to_string(&path).unwrap();
     let vars: Vec<(&str, &str)> = text.lines().map(|l| l.split_once('=').unwrap()).collect();
     assert!(vars.len() <= outputs::DOTENV_MAX_VARIABLES);

@@ -14,23 +14,6 @@ fn uname_dockerfile() -> String {
     )
 }
 
-fn platforms_of(index: &serde_json::Value) -> Vec<String> {
-    index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["annotations"]["vnd.docker.reference.type"].as_str() != Some("attestation-manifest"))
-        .map(|m| {
-            let p = &m["platform"];
-            let mut s = format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap());
-            if let Some(v) = p["variant"].as_str() {
-                s = format!("{s}/{v}");
-            }
-            s
-        })
-        .collect()
-}
-
 #[test]
 fn pushes_a_multi_platform_index_that_runs_on_each_platform() {
     let _machine = support::machine::lock();

@@ -32,17 +32,7 @@ fn leg(ctx: &std::path::Path, repo: &str, platform: &str, digest_file: &std::pat
 }
 
 fn platforms(repo: &str, tag: &str) -> Vec<String> {
-    let (_, bytes) = manifest(repo, tag).expect("tag exists");
-    let index = json(&bytes);
-    index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["annotations"]["vnd.docker.reference.type"].as_str() != Some("attestation-manifest"))
-        .map(|m| {
-            format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap())
-        })
-        .collect()
+    platforms_of(&json(&manifest(repo, tag).expect("tag exists").1))
 }
 
 #[test]

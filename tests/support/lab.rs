@@ -138,3 +138,21 @@ pub fn docker_run(platform: &str, image: &str) -> String {
     assert!(out.status.success(), "docker run {platform} {image}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// The image platforms of an index (`os/arch[/variant]`), attestation manifests left out.
+pub fn platforms_of(index: &serde_json::Value) -> Vec<String> {
+    index["manifests"]
+        .as_array()
+        .expect("an index has manifests")
+        .iter()
+        .filter(|m| m["annotations"]["vnd.docker.reference.type"].as_str() != Some("attestation-manifest"))
+        .map(|m| {
+            let p = &m["platform"];
+            let mut s = format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap());
+            if let Some(v) = p["variant"].as_str() {
+                s = format!("{s}/{v}");
+            }
+            s
+        })
+        .collect()
+}
