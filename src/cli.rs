@@ -35,7 +35,7 @@ pub enum Command {
 }
 
 /// What to build: shared by `build` and `plan`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
     /// Build context directory
     #[arg(default_value = ".")]
@@ -59,7 +59,7 @@ pub struct SourceArgs {
 }
 
 /// How platforms may be built: shared by `build` and `plan`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct StrategyArgs {
     /// A remote Docker engine that builds one platform natively: `PLATFORM=tcp://HOST:PORT` or
     /// `PLATFORM=ssh://USER@HOST` (repeatable)
@@ -92,7 +92,7 @@ pub enum BinfmtArg {
     Never,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
     #[command(flatten)]
     pub source: SourceArgs,
@@ -112,6 +112,14 @@ pub struct BuildArgs {
     /// SBOM attestation passed to buildx: `false`, `true` or generator options
     #[arg(long, value_name = "VALUE")]
     pub sbom: Option<String>,
+
+    /// Label on the image config, `KEY=VALUE` (repeatable)
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+
+    /// Annotation on each platform's manifest, `KEY=VALUE` (repeatable)
+    #[arg(long = "annotation", value_name = "K=V")]
+    pub annotations: Vec<String>,
 
     /// Push each platform by digest, then the index, then the tags
     #[arg(long)]

@@ -44,6 +44,9 @@ pub struct Request {
     pub source: Source,
     pub strategy: Strategy,
     pub dry_run: bool,
+    /// `--label` and `--annotation` pairs.
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
     /// `--provenance` and `--sbom` values for buildx, when given.
     pub provenance: Option<String>,
     pub sbom: Option<String>,
@@ -218,6 +221,8 @@ pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserErro
         source,
         strategy,
         dry_run: a.dry_run,
+        labels: pairs("--label", &a.labels)?,
+        annotations: pairs("--annotation", &a.annotations)?,
         provenance: attestation_value("--provenance", a.provenance.as_deref())?,
         sbom: attestation_value("--sbom", a.sbom.as_deref())?,
         output,
@@ -225,6 +230,21 @@ pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserErro
         insecure_registries: a.insecure_registries.clone(),
         jobs: jobs.max(1),
     })
+}
+
+/// `KEY=VALUE` pairs; a later key replaces an earlier one.
+fn pairs(flag: &str, given: &[String]) -> Result<Vec<(String, String)>, UserError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for g in given {
+        let (k, v) = g.split_once('=').filter(|(k, _)| !k.trim().is_empty()).ok_or_else(|| {
+            UserError::input(format!("`{flag} {g}` is not `KEY=VALUE`")).hint(format!("write it as `{flag} KEY=VALUE`"))
+        })?;
+        match out.iter_mut().find(|(ek, _)| ek == k.trim()) {
+            Some(slot) => slot.1 = v.to_string(),
+            None => out.push((k.trim().to_string(), v.to_string())),
+        }
+    }
+    Ok(out)
 }
 
 /// `true`, `false`, `1`, `0`, or comma-separated `key=value` options, as buildx takes them.

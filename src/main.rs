@@ -1,10 +1,12 @@
-//! The `archway` binary: parse flags, run one command, render its error, exit.
+//! The `archway` binary: read the environment once, pick the CI's log dialect, run one
+//! command, render its error, exit.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser as _;
 
+use archway::ci;
 use archway::cli::{Cli, Command};
 use archway::report::Log;
 
@@ -26,17 +28,24 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
+    // The environment, read once; the CI it names decides the log dialect, and every secret
+    // it holds is masked before anything is written.
+    let env = ci::snapshot();
+    let provider = ci::detect(&env);
+    let groups = matches!(provider, ci::Provider::GitHub | ci::Provider::GitLab);
+    let log = Arc::new(Log::new(ci::for_provider(provider).reporter(&env, Box::new(std::io::stderr())), groups));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the async runtime starts");
-    let log = Arc::new(Log::default());
     let result = runtime.block_on(async {
         let command = async {
             match &cli.command {
-                Command::Build(args) => archway::commands::build::run(args, log.clone()).await,
-                Command::Plan(args) => archway::commands::plan::run(args, log.clone()).await,
+                Command::Build(args) => archway::commands::build::run(args, log.clone(), &env).await,
+                Command::Plan(args) => archway::commands::plan::run(args, log.clone()).await.map(|()| String::new()),
                 Command::Merge(args) => archway::commands::merge::run(args, log.clone()).await,
                 Command::Promote(args) => archway::commands::promote::run(args, log.clone()).await,
-                Command::Inspect(args) => archway::commands::inspect::run(args).await,
-                Command::BinfmtRegister(args) => archway::commands::binfmt_register::run(args, &log),
+                Command::Inspect(args) => archway::commands::inspect::run(args).await.map(|()| String::new()),
+                Command::BinfmtRegister(args) => {
+                    archway::commands::binfmt_register::run(args, &log).map(|()| String::new())
+                }
             }
         };
         // On SIGINT/SIGTERM the command is dropped, which kills its buildx children; no tag
@@ -47,10 +56,15 @@ fn main() -> ExitCode {
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(done) => {
+            if !done.is_empty() {
+                log.success(&done);
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             let (text, code) = archway::error::render(&e);
-            eprint!("{text}");
+            log.failure(text.trim_end());
             ExitCode::from(code)
         }
     }

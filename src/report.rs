@@ -2,52 +2,147 @@
 //! lines (on stderr), the summary table, and the `--metadata-file` JSON. Data meant to be piped
 //! (the published reference) goes to stdout.
 
-use std::io::Write as _;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::build::Built;
+use crate::ci::Reporter;
 use crate::platform::Platform;
 use crate::publish::{Entries, Published};
 
-/// Serialises writes so lines from concurrent builds never interleave mid-line.
+/// The log of one run, in the dialect of the CI it runs in (`crate::ci::Reporter`): phases
+/// and platforms as collapsible groups where the CI has them, every known secret redacted.
+///
+/// Groups cannot nest or interleave, so when several platforms build at once in a CI with
+/// groups, each platform's builder output is held back and printed as one group when that
+/// platform ends; a line says when each starts and ends meanwhile. Locally, builder output
+/// streams as it comes, each line prefixed with its platform.
 pub struct Log {
-    out: Mutex<Box<dyn std::io::Write + Send>>,
-}
-
-impl Default for Log {
-    fn default() -> Self {
-        Log { out: Mutex::new(Box::new(std::io::stderr())) }
-    }
+    reporter: Box<dyn Reporter>,
+    /// The CI shows groups (GitHub `::group::`, GitLab sections).
+    groups: bool,
+    /// More than one platform builds at once.
+    parallel: std::sync::atomic::AtomicBool,
+    held: Mutex<HashMap<Platform, (String, Vec<String>)>>,
 }
 
 impl Log {
-    pub fn to_writer(w: Box<dyn std::io::Write + Send>) -> Self {
-        Log { out: Mutex::new(w) }
+    pub fn new(reporter: Box<dyn Reporter>, groups: bool) -> Self {
+        Log { reporter, groups, parallel: Default::default(), held: Mutex::default() }
+    }
+
+    /// Plain lines on stderr, as on a laptop.
+    pub fn plain() -> Self {
+        let env = crate::ci::Env::new();
+        Log::new(crate::ci::for_provider(crate::ci::Provider::Local).reporter(&env, Box::new(std::io::stderr())), false)
+    }
+
+    pub fn reporter(&self) -> &dyn Reporter {
+        &*self.reporter
+    }
+
+    /// Says whether platforms are about to build at once (their output is then held back).
+    pub fn set_parallel(&self, parallel: bool) {
+        self.parallel.store(parallel, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn holding(&self) -> bool {
+        self.groups && self.parallel.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn line(&self, text: &str) {
-        let mut o = self.out.lock().unwrap();
-        let _ = writeln!(o, "{text}");
+        for l in text.lines() {
+            self.reporter.info(l);
+        }
+        if text.is_empty() {
+            self.reporter.info("");
+        }
     }
 
-    /// A line of a builder's own output, prefixed by its platform.
+    /// A collapsible group (a phase of the run) in CIs that have them; a heading elsewhere.
+    pub fn group(&self, title: &str) {
+        if self.groups {
+            self.reporter.group_start(title);
+        } else {
+            self.reporter.info(&format!("==> {title}"));
+        }
+    }
+
+    pub fn end_group(&self) {
+        if self.groups {
+            self.reporter.group_end();
+        }
+    }
+
+    /// A line of a builder's own output.
     pub fn build_output(&self, platform: &Platform, text: &str) {
-        self.line(&format!("[{platform}] {text}"));
+        if self.holding()
+            && let Some((_, lines)) = self.held.lock().unwrap().get_mut(platform)
+        {
+            lines.push(text.to_string());
+            return;
+        }
+        if self.groups {
+            self.reporter.line(text);
+        } else {
+            self.reporter.line(&format!("[{platform}] {text}"));
+        }
     }
 
     pub fn started(&self, platform: &Platform, how: &str) {
-        self.line(&format!("==> {platform}: building {how}"));
+        let title = format!("{platform}: building {how}");
+        if self.holding() {
+            self.held.lock().unwrap().insert(platform.clone(), (title.clone(), Vec::new()));
+            self.reporter.info(&format!("==> {title}"));
+        } else if self.groups {
+            self.reporter.group_start(&title);
+        } else {
+            self.reporter.info(&format!("==> {title}"));
+        }
+    }
+
+    /// Ends a platform's group (printing its held output first).
+    fn close(&self, platform: &Platform) {
+        if self.holding() {
+            let held = self.held.lock().unwrap().remove(platform);
+            if let Some((title, lines)) = held {
+                self.reporter.group_start(&title);
+                for l in lines {
+                    self.reporter.line(&l);
+                }
+                self.reporter.group_end();
+            }
+        } else if self.groups {
+            self.reporter.group_end();
+        }
     }
 
     pub fn finished(&self, b: &Built) {
-        self.line(&format!("==> {}: done in {} → {}", b.platform, secs(b.duration), b.descriptor.digest));
+        self.close(&b.platform);
+        self.reporter.info(&format!("==> {}: done in {} → {}", b.platform, secs(b.duration), b.descriptor.digest));
     }
 
     pub fn failed(&self, platform: &Platform, took: Duration) {
-        self.line(&format!("==> {platform}: FAILED after {}", secs(took)));
+        self.close(platform);
+        self.reporter.info(&format!("==> {platform}: FAILED after {}", secs(took)));
+    }
+
+    /// The last line of a successful run.
+    pub fn success(&self, text: &str) {
+        self.reporter.success(text);
+    }
+
+    /// A failed run: the whole rendered error, then the CI's failure mark (GitHub `::error::`,
+    /// Bitbucket `✖`) with its first line.
+    pub fn failure(&self, rendered: &str) {
+        for l in rendered.lines() {
+            self.reporter.line(l);
+        }
+        let first = rendered.lines().next().unwrap_or("failed").trim_start_matches("error: ");
+        self.reporter.failure(first);
     }
 }
 

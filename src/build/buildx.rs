@@ -59,6 +59,14 @@ impl Buildx {
             a.push("--target".into());
             a.push(t.clone());
         }
+        for (k, v) in &spec.labels {
+            a.push("--label".into());
+            a.push(format!("{k}={v}"));
+        }
+        for (k, v) in &spec.annotations {
+            a.push("--annotation".into());
+            a.push(format!("{k}={v}"));
+        }
         if let Some(v) = &spec.provenance {
             a.push(format!("--provenance={v}"));
         }
@@ -190,6 +198,8 @@ mod tests {
             target: Some("final".into()),
             provenance: Some("mode=min".into()),
             sbom: None,
+            labels: vec![],
+            annotations: vec![],
         };
         let p: Platform = "linux/arm/v7".parse().unwrap();
         let a = Buildx::args(&spec, &p, Path::new("/tmp/out dir"), Path::new("/tmp/m.json"));

@@ -230,6 +230,7 @@ impl Builder for EngineBuilder {
             forcerm: true,
             buildargs: Some(spec.build_args.iter().cloned().collect::<HashMap<_, _>>()),
             target: spec.target.clone().unwrap_or_default(),
+            labels: (!spec.labels.is_empty()).then(|| spec.labels.iter().cloned().collect::<HashMap<_, _>>()),
             version: bollard::query_parameters::BuilderVersion::BuilderV1,
             ..Default::default()
         };

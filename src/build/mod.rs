@@ -26,6 +26,9 @@ pub struct BuildSpec {
     pub target: Option<String>,
     pub provenance: Option<String>,
     pub sbom: Option<String>,
+    /// Image config labels and manifest annotations.
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
 }
 
 /// The result of one platform's build.

@@ -72,7 +72,7 @@ impl Ci for GitHub {
     }
 
     fn reporter(&self, env: &Env, out: Box<dyn Write + Send>) -> Box<dyn Reporter> {
-        super::new_reporter(self, env, Commands, out)
+        super::new_reporter(self, env, Commands::default(), out)
     }
 
     /// Appends to `$GITHUB_OUTPUT` and `$GITHUB_STEP_SUMMARY`, each when set.
@@ -163,21 +163,45 @@ pub fn command(name: &str, props: &[(&str, String)], data: &str) -> String {
 
 /// The workflow-command dialect. Groups cannot nest on GitHub; [`super::CiLog`] closes the open
 /// one first.
-pub struct Commands;
+///
+/// A child's output (buildx, a `RUN` step's echo) could hold a line the runner takes for a
+/// command (`::add-mask::`, `::error::`, `::stop-commands::`); before such output the dialect
+/// stops command processing with `::stop-commands::TOKEN` and resumes it with `::TOKEN::` before
+/// its own next command, so one stretch of child output costs two lines.
+#[derive(Default)]
+pub struct Commands {
+    stopped: Option<String>,
+}
+
+impl Commands {
+    /// The line that resumes command processing, if a child's output had stopped it.
+    fn resume(&mut self) -> Vec<String> {
+        self.stopped.take().map(|t| format!("::{t}::")).into_iter().collect()
+    }
+
+    /// `line`, a command, after resuming command processing.
+    fn command(&mut self, line: String) -> Vec<String> {
+        let mut out = self.resume();
+        out.push(line);
+        out
+    }
+}
 
 impl Dialect for Commands {
     /// One `::add-mask::` per line of the secret: the runner masks a multi-line value only line
     /// by line.
     fn mask(&mut self, secret: &str) -> Vec<String> {
-        secret.lines().filter(|l| !l.is_empty()).map(|l| command("add-mask", &[], l)).collect()
+        let mut out = self.resume();
+        out.extend(secret.lines().filter(|l| !l.is_empty()).map(|l| command("add-mask", &[], l)));
+        out
     }
 
     fn group_start(&mut self, title: &str) -> Vec<String> {
-        vec![command("group", &[], title)]
+        self.command(command("group", &[], title))
     }
 
     fn group_end(&mut self) -> Vec<String> {
-        vec![command("endgroup", &[], "")]
+        self.command(command("endgroup", &[], ""))
     }
 
     fn message(&mut self, level: Level, file: Option<&str>, line: Option<u32>, text: &str) -> Vec<String> {
@@ -189,15 +213,32 @@ impl Dialect for Commands {
             }
         }
         match level {
-            Level::Debug => vec![command("debug", &[], text)],
+            Level::Debug => self.command(command("debug", &[], text)),
             Level::Info => text.lines().map(String::from).collect(),
-            Level::Warning => vec![command("warning", &props, text)],
-            Level::Error => vec![command("error", &props, text)],
+            Level::Warning => self.command(command("warning", &props, text)),
+            Level::Error => self.command(command("error", &props, text)),
         }
     }
 
+    fn line(&mut self, text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.stopped.is_none() {
+            let token = format!("archway-{}", outputs::random_hex());
+            out.push(format!("::stop-commands::{token}"));
+            self.stopped = Some(token);
+        }
+        out.extend(text.lines().map(String::from));
+        out
+    }
+
     fn finish(&mut self, ok: bool, text: &str) -> Vec<String> {
-        if ok { text.lines().map(String::from).collect() } else { vec![command("error", &[], text)] }
+        if ok {
+            let mut out = self.resume();
+            out.extend(text.lines().map(String::from));
+            out
+        } else {
+            self.command(command("error", &[], text))
+        }
     }
 }
 
@@ -278,7 +319,7 @@ mod tests {
     #[test]
     fn dialect() {
         let cap = Capture::default();
-        let log = CiLog::new(Commands, Box::new(cap.clone()));
+        let log = CiLog::new(Commands::default(), Box::new(cap.clone()));
         log.mask(&Secret::new("two\nlines"));
         log.group_start("plan");
         log.group_start("build");

@@ -25,16 +25,80 @@ use crate::reference::DOCKER_HUB;
 use crate::registry::{Client, Credential, CredentialSource};
 use crate::report::{self, Log};
 
-pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
-    let req = inputs::from_flags(args, &|k| std::env::var(k).ok())?;
-    let explicit = explicit_credential(req.repository().map(|r| r.registry.as_str()), &|k| std::env::var(k).ok())?;
+/// Flags win; CI inputs (`INPUT_*`, pipe variables, `ARCHWAY_*`) fill what the flags left
+/// unset; tags, labels and annotations come from the CI's commit metadata when not given.
+fn with_ci(args: &BuildArgs, ci: &crate::ci::Resolved) -> Result<BuildArgs, UserError> {
+    let i = &ci.inputs;
+    let mut a = args.clone();
+    if a.source.context == std::path::Path::new(".")
+        && let Some(c) = &ci.context
+    {
+        a.source.context = c.clone();
+    }
+    a.source.file = a.source.file.or_else(|| i.file.clone());
+    if a.source.platforms.is_empty() {
+        a.source.platforms = i.platforms.clone();
+    }
+    a.source.build_args = i.build_args.iter().cloned().chain(a.source.build_args).collect();
+    a.source.target = a.source.target.or_else(|| i.target.clone());
+    if a.tags.is_empty() {
+        a.tags = ci.tags.clone();
+    }
+    a.push |= i.push == Some(true);
+    a.provenance = a.provenance.or_else(|| i.provenance.clone());
+    a.sbom = a.sbom.or_else(|| i.sbom.clone());
+    if ci.provider != crate::ci::Provider::Local || !i.labels.is_empty() || !i.annotations.is_empty() {
+        a.labels = ci.labels.iter().map(|(k, v)| format!("{k}={v}")).chain(a.labels).collect();
+        a.annotations = ci.annotations.iter().map(|(k, v)| format!("{k}={v}")).chain(a.annotations).collect();
+    }
+    if a.strategy.nodes.is_empty() {
+        a.strategy.nodes = i.nodes.clone();
+    }
+    a.strategy.node_certs = a.strategy.node_certs.or_else(|| i.node_certs.clone());
+    a.strategy.no_emulation |= i.no_emulation == Some(true);
+    match i.binfmt.as_deref().map(|b| b.trim().to_ascii_lowercase()) {
+        None => {}
+        Some(b) if b == "auto" || b.is_empty() => {}
+        Some(b) if b == "never" => a.strategy.binfmt = crate::cli::BinfmtArg::Never,
+        Some(b) => {
+            return Err(UserError::input(format!("`{}` is `{b}`", ci.spelling.var(&crate::ci::vars::BINFMT)))
+                .hint("use `auto` or `never`"));
+        }
+    }
+    if a.strategy.prefer.is_none() && !i.prefer.is_empty() {
+        a.strategy.prefer = Some(i.prefer.join(","));
+    }
+    a.dry_run |= i.dry_run == Some(true);
+    a.metadata_file = a.metadata_file.or_else(|| i.metadata_file.clone());
+    Ok(a)
+}
+
+pub async fn run(args: &BuildArgs, log: Arc<Log>, env: &crate::ci::Env) -> anyhow::Result<String> {
+    let ci = crate::ci::for_provider(crate::ci::detect(env));
+    let event = ci.read_event(env);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let resolved = crate::ci::resolve(&*ci, env, event.as_deref(), now).map_err(UserError::from)?;
+    let args = with_ci(args, &resolved)?;
+    if args.tags.is_empty() {
+        resolved.check_push().map_err(UserError::from)?;
+    }
+    let req = inputs::from_flags(&args, &|k| env.get(k).cloned())?;
+    // The CI's own credentials for the registry pushed to, else `ARCHWAY_REGISTRY_*`.
+    let explicit = match req.repository().and_then(|r| ci.credentials(env, &resolved.inputs, &r.registry)) {
+        Some(c) => Some((c.registry, Credential::Basic { username: c.username, password: c.password })),
+        None => explicit_credential(req.repository().map(|r| r.registry.as_str()), &|k| env.get(k).cloned())?,
+    };
     let docker = crate::commands::docker_bin();
 
-    log.line("==> planning");
-    let planning = crate::commands::plan::make(&req.source, &req.strategy, &docker, None).await?;
-    crate::commands::plan::report(&planning, &log)?;
+    log.group("Plan");
+    let planning = crate::commands::plan::make(&req.source, &req.strategy, &docker, None).await;
+    let planning = planning.inspect_err(|_| log.end_group())?;
+    let reported = crate::commands::plan::report(&planning, &log);
+    log.end_group();
+    reported?;
     if req.dry_run {
-        return Ok(());
+        return Ok("dry run: the plan above is what a build would do".into());
     }
     let planned: Vec<Planned> = planning.plan.planned().into_iter().cloned().collect();
     let client = Client::new(
@@ -66,6 +130,8 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
         target: req.source.target.clone(),
         provenance: req.provenance.clone(),
         sbom: req.sbom.clone(),
+        labels: req.labels.clone(),
+        annotations: req.annotations.clone(),
     };
     // Each platform is exported to a layout here before it is pushed or merged.
     let staging = match &req.output {
@@ -97,7 +163,11 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
         };
         builders.push((p, b));
     }
+    let planned_rows: Vec<(Platform, String, String)> =
+        builders.iter().map(|(p, _)| (p.platform.clone(), p.strategy.kind().to_string(), p.reason.clone())).collect();
+    log.set_parallel(req.jobs > 1 && builders.len() > 1);
     let built = build_all(&req, &builders, &client, &spec, staging.path(), &log).await?;
+    log.group("Publish");
 
     let mut with_entries: Vec<(Built, Entries)> = Vec::new();
     for b in built {
@@ -140,12 +210,44 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>) -> anyhow::Result<()> {
         let json = serde_json::to_vec_pretty(&report::metadata(&with_entries, &published))?;
         std::fs::write(path, json).with_context(|| format!("writing `--metadata-file {}`", path.display()))?;
     }
+    log.end_group();
     if let Output::Digest { digest_file: Some(path), .. } = &req.output {
         std::fs::write(path, format!("{}\n", published.location))
             .with_context(|| format!("writing `--digest-file {}`", path.display()))?;
     }
+    let result = crate::ci::CiResult {
+        digest: published.index.digest.to_string(),
+        image: req.repository().map(|r| r.name()).unwrap_or_else(|| published.location.clone()),
+        tags: published.tags.clone(),
+        platforms: with_entries
+            .iter()
+            .map(|(b, e)| {
+                let (strategy, reason) = planned_rows
+                    .iter()
+                    .find(|(p, _, _)| *p == b.platform)
+                    .map(|(_, s, r)| (s.clone(), r.clone()))
+                    .unwrap_or_default();
+                crate::ci::PlatformRow {
+                    platform: b.platform.to_string(),
+                    strategy,
+                    reason,
+                    digest: e.descriptors[0].digest.to_string(),
+                    duration_secs: (b.duration.as_secs_f64() * 10.0).round() / 10.0,
+                }
+            })
+            .collect(),
+        metadata_json: serde_json::to_string(&report::metadata(&with_entries, &published))?,
+    };
+    let written = ci.write_outputs(env, &result).context("writing the CI's output files")?;
+    for w in written {
+        tracing::debug!(path = %w.display(), "wrote CI outputs");
+    }
     println!("{}", published.location);
-    Ok(())
+    Ok(match &req.output {
+        Output::Layout { .. } => format!("wrote {} to {}", published.index.digest, published.location),
+        _ if published.tags.is_empty() => format!("pushed {} (by digest, no tag)", published.location),
+        _ => format!("published {} as {}", published.location, published.tags.join(", ")),
+    })
 }
 
 /// Builds every platform, `req.jobs` at a time, and pushes each by digest as soon as it is

@@ -111,7 +111,7 @@ fn parse_annotations(given: &[String]) -> Result<BTreeMap<String, String>, UserE
     Ok(out)
 }
 
-pub async fn run(args: &MergeArgs, log: Arc<Log>) -> anyhow::Result<()> {
+pub async fn run(args: &MergeArgs, log: Arc<Log>) -> anyhow::Result<String> {
     let mut tags: Vec<Reference> = Vec::new();
     for t in args.tags.iter().flat_map(|t| t.split([',', '\n'])).map(str::trim).filter(|t| !t.is_empty()) {
         let r: Reference = t.parse().map_err(|e| UserError::input(format!("`-t`: {e}")))?;
@@ -248,7 +248,7 @@ pub async fn run(args: &MergeArgs, log: Arc<Log>) -> anyhow::Result<()> {
             .with_context(|| format!("writing `--metadata-file {}`", path.display()))?;
     }
     println!("{}", published.location);
-    Ok(())
+    Ok(format!("published {} as {}", published.location, published.tags.join(", ")))
 }
 
 fn plural(n: usize) -> String {

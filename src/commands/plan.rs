@@ -87,6 +87,21 @@ pub fn report(planning: &Planning, log: &Log) -> anyhow::Result<()> {
     if impossible.is_empty() {
         return Ok(());
     }
+    // Annotate the deciding line, where the CI shows annotations (GitHub `::error file=…`).
+    for i in &impossible {
+        if let Some(d) = &i.deciding {
+            let line = u32::try_from(d.line).ok();
+            let first_fix = i.fixes.first().map(String::as_str).unwrap_or("");
+            log.reporter().error(
+                Some(&d.file),
+                line,
+                &format!(
+                    "{} cannot be built on this runner: this RUN executes {} code; {first_fix}",
+                    i.platform, i.platform
+                ),
+            );
+        }
+    }
     let names: Vec<String> = impossible.iter().map(|i| i.platform.to_string()).collect();
     Err(UserError::impossible(format!(
         "{} cannot be built on this runner; nothing was built or pushed\n\n{}",

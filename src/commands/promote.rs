@@ -47,7 +47,7 @@ pub fn filter_index(index: &Index, keep: &[Platform]) -> (Index, Vec<Platform>) 
     (Index { manifests, ..index.clone() }, dropped)
 }
 
-pub async fn run(args: &PromoteArgs, log: Arc<Log>) -> anyhow::Result<()> {
+pub async fn run(args: &PromoteArgs, log: Arc<Log>) -> anyhow::Result<String> {
     let src: Reference = args.source.parse().map_err(|e| UserError::input(format!("SRC: {e}")))?;
     let mut dsts: Vec<Reference> = Vec::new();
     for d in &args.destinations {
@@ -134,8 +134,8 @@ pub async fn run(args: &PromoteArgs, log: Arc<Log>) -> anyhow::Result<()> {
         client.manifest_put(dst, &bytes, &media_type).await.with_context(|| format!("tagging {dst}"))?;
         log.line(&format!("tagged {dst}"));
     }
-    println!("{}", Reference { tag: None, ..dsts[0].clone() }.with_digest(digest));
-    Ok(())
+    println!("{}", Reference { tag: None, ..dsts[0].clone() }.with_digest(digest.clone()));
+    Ok(format!("promoted {src} ({digest}) to {}", dsts.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")))
 }
 
 #[cfg(test)]
