@@ -20,6 +20,10 @@ async fn interrupted() -> &'static str {
 }
 
 fn main() -> ExitCode {
+    // Started as `docker-credential-archway` by buildx: answer the helper protocol and stop.
+    if archway::build::credentials::invoked_as_helper() {
+        return ExitCode::from(archway::build::credentials::serve_helper());
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

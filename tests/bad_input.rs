@@ -119,3 +119,48 @@ fn rejected_credentials_fail_before_any_build_and_never_print_the_password() {
     assert!(check.status.success());
     assert_eq!(json(&check.stdout)["manifests"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_private_base_image_is_pulled_with_archways_credential_and_no_file_holds_it() {
+    let _machine = support::machine::lock();
+    let reg = support::auth_registry::AuthRegistry::start("ci-bot", "base-secret-123");
+    // The lab's base image, copied into the private registry.
+    let copy = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "ci-bot:base-secret-123",
+        ])
+        .arg(format!("docker://{}", lab().base))
+        .arg(format!("docker://{}/private/base:1", reg.host))
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{}", String::from_utf8_lossy(&copy.stderr));
+    let ctx = context(&format!("FROM {}/private/base:1\nRUN uname -m > /arch\n", reg.host));
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [
+        ("ARCHWAY_REGISTRY_USERNAME", "ci-bot"),
+        ("ARCHWAY_REGISTRY_PASSWORD", "base-secret-123"),
+        ("TMPDIR", tmp.path().to_str().unwrap()),
+    ];
+    let tag = format!("{}/team/app:2", reg.host);
+    let out = archway_env(ctx.path(), &["build", ".", "--platform", "linux/amd64", "-t", &tag, "--push"], &env);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "buildx pulled the private base with archway's credential: {stderr}");
+    assert!(!format!("{stdout}{stderr}").contains("base-secret-123"));
+    // Nothing archway left in its temporary directory holds the secret (it leaves nothing).
+    let mut stack = vec![tmp.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                assert!(!bytes.windows(15).any(|w| w == b"base-secret-123"), "{} holds the secret", p.display());
+            }
+        }
+    }
+}

@@ -21,8 +21,8 @@ const TAIL_LINES: usize = 25;
 pub struct Buildx {
     /// The `docker` executable.
     pub docker: PathBuf,
-    /// A `DOCKER_CONFIG` to run buildx with (holds credentials archway was given), if any.
-    pub docker_config: Option<PathBuf>,
+    /// Archway's registry credential, handed to buildx through a credential helper.
+    pub credentials: Option<std::sync::Arc<super::credentials::CredentialBridge>>,
     /// Build on this remote engine instead of the local one.
     pub remote: Option<RemoteEngine>,
 }
@@ -127,8 +127,8 @@ impl Builder for Buildx {
         cmd.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         // BuildKit's plain progress is what users paste into bug reports; keep it uncoloured.
         cmd.env("BUILDKIT_COLORS", "").env("NO_COLOR", "1");
-        if let Some(cfg) = &self.docker_config {
-            cmd.env(crate::env::DOCKER_CONFIG, cfg);
+        if let Some(c) = &self.credentials {
+            c.apply(&mut cmd);
         }
         if let Some(r) = &self.remote {
             // The remote engine's own default builder; the user's selected local builder and

@@ -7,6 +7,7 @@
 //! `publish`'s job, once every platform has succeeded.
 
 pub mod buildx;
+pub mod credentials;
 pub mod engine;
 pub mod qemu;
 

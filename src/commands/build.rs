@@ -10,6 +10,7 @@ use futures_util::StreamExt as _;
 
 use crate::build::Chosen;
 use crate::build::buildx::{Buildx, RemoteEngine};
+use crate::build::credentials::CredentialBridge;
 use crate::build::engine::EngineBuilder;
 use crate::build::qemu;
 use crate::build::{BuildSpec, Builder, Built, LineSink};
@@ -21,7 +22,6 @@ use crate::oci::Descriptor;
 use crate::plan::{Handler, LocalBuilder, Planned, Strategy};
 use crate::platform::Platform;
 use crate::publish::{self, Entries, Published, Source};
-use crate::reference::DOCKER_HUB;
 use crate::registry::{Client, Credential, CredentialSource};
 use crate::report::{self, Log};
 
@@ -111,15 +111,14 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>, env: &crate::ci::Env) -> anyho
         client.check_push(repo).await.map_err(|e| push_check_error(repo, e))?;
     }
 
-    // buildx reads credentials (for base images) from the Docker config; archway's own go
-    // into a private copy.
-    let overlay = match &explicit {
+    // buildx pulls base images with the Docker config's credentials; archway's own reach it
+    // through a credential helper, never through a file.
+    let bridge = match &explicit {
         Some((registry, cred)) => {
-            Some(DockerConfigOverlay::new(registry, cred).context("preparing a Docker config for buildx")?)
+            Some(Arc::new(CredentialBridge::new(registry, cred).context("preparing credentials for buildx")?))
         }
         None => None,
     };
-    let docker_config = overlay.as_ref().map(|o| o.dir.path().to_path_buf());
 
     register_qemu(&planned, &docker, &log).await?;
 
@@ -159,7 +158,7 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>, env: &crate::ci::Env) -> anyho
                 EngineBuilder::connect()
                     .map_err(|e| UserError::failure(format!("{}: cannot reach the Docker engine: {e}", p.platform)))?,
             ),
-            _ => Chosen::Buildx(Buildx { docker: docker.clone(), docker_config: docker_config.clone(), remote }),
+            _ => Chosen::Buildx(Buildx { docker: docker.clone(), credentials: bridge.clone(), remote }),
         };
         builders.push((p, b));
     }
@@ -395,53 +394,4 @@ async fn register_qemu(planned: &[Planned], docker: &Path, log: &Log) -> anyhow:
         ));
     }
     Ok(())
-}
-
-/// A private `DOCKER_CONFIG` for buildx: the user's config plus archway's credential for one
-/// registry, readable by the owner only and deleted when the run ends. The user's buildx
-/// builders, contexts and CLI plugins stay visible through symlinks.
-struct DockerConfigOverlay {
-    dir: tempfile::TempDir,
-}
-
-impl DockerConfigOverlay {
-    fn new(registry: &str, cred: &Credential) -> anyhow::Result<Self> {
-        use base64::Engine as _;
-        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-        let original = std::env::var_os(crate::env::DOCKER_CONFIG)
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
-            .unwrap_or_else(|| PathBuf::from("/root/.docker"));
-        let dir = tempfile::Builder::new().prefix("archway-docker-config-").tempdir()?;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
-        let mut cfg: serde_json::Value = std::fs::read(original.join("config.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_else(|| serde_json::json!({}));
-        let key = if registry == DOCKER_HUB { "https://index.docker.io/v1/".to_string() } else { registry.to_string() };
-        let auth = match cred {
-            Credential::Basic { username, password } => {
-                serde_json::json!({ "auth": base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose())) })
-            }
-            Credential::IdentityToken(t) => serde_json::json!({ "identitytoken": t.expose() }),
-        };
-        let obj = cfg.as_object_mut().context("the Docker config is not a JSON object")?;
-        // A credential store would shadow `auths`; the explicit credential must win.
-        obj.remove("credsStore");
-        if let Some(h) = obj.get_mut("credHelpers").and_then(|h| h.as_object_mut()) {
-            h.remove(&key);
-        }
-        let auths = obj.entry("auths").or_insert_with(|| serde_json::json!({}));
-        auths.as_object_mut().context("`auths` in the Docker config is not an object")?.insert(key, auth);
-        let path = dir.path().join("config.json");
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
-        std::io::Write::write_all(&mut f, &serde_json::to_vec(&cfg)?)?;
-        for sub in ["buildx", "cli-plugins", "contexts"] {
-            let from = original.join(sub);
-            if from.exists() {
-                std::os::unix::fs::symlink(&from, dir.path().join(sub))?;
-            }
-        }
-        Ok(DockerConfigOverlay { dir })
-    }
 }
