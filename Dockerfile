@@ -61,7 +61,7 @@ FROM --platform=$BUILDPLATFORM ${DEBIAN_IMAGE} AS tools-debian
 ARG TARGETARCH
 COPY scripts/build-image /usr/local/bin/archway-build-image
 RUN --mount=type=cache,id=archway-tools-cache,target=/var/cache/archway-image \
-    ARCHWAY_IMAGE_CACHE=/var/cache/archway-image \
+    ARCHWAY_IMAGE_WORK=/var/cache/archway-image \
     archway-build-image tools --arch "$TARGETARCH" --out /out
 
 # ---------------------------------------------------------------- the same, prebuilt

@@ -19,8 +19,8 @@ pub struct CopyStats {
     pub blobs_present: usize,
 }
 
-/// Copies one blob: nothing if `to` has it, a cross-repository mount on the same registry, else
-/// a download and upload.
+/// Copies one blob: a cross-repository mount on the same registry; else nothing if `to` has
+/// it, or a download and upload.
 async fn copy_blob(
     client: &Client,
     from: &Reference,
@@ -28,12 +28,13 @@ async fn copy_blob(
     d: &Digest,
     stats: &mut CopyStats,
 ) -> anyhow::Result<()> {
-    if client.blob_exists(to, d).await? {
-        stats.blobs_present += 1;
-        return Ok(());
-    }
+    // On one registry a mount answers "already there" and "now there" alike: one request.
     if from.registry == to.registry && client.blob_mount(to, from, d).await? {
         stats.blobs_mounted += 1;
+        return Ok(());
+    }
+    if client.blob_exists(to, d).await? {
+        stats.blobs_present += 1;
         return Ok(());
     }
     let data = client.blob_get(from, d).await.with_context(|| format!("reading blob {d} from {}", from.name()))?;

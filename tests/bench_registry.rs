@@ -14,17 +14,38 @@
 //! - promote the 8-platform index to a fresh repository on the same registry;
 //! - promote it to a fresh tag in the same repository.
 //!
-//! Every invocation goes through a fresh request-counting proxy (`tests/support/proxy.rs`, no
-//! faults) in front of the registry, so the requests counted are that invocation's own, and
-//! every result is checked in the registry directly (not through the proxy): the tag is an index
-//! of exactly the expected platforms, and each child manifest, config and layer is in the target
-//! repository. A tool that fails or gives a wrong result is reported as failed, not timed.
+//! Each run of a tool is two invocations, each into its own fresh tag (and repository):
+//!
+//! - a **timed** one, straight to the registry (`127.0.0.1:5000`);
+//! - a **counted** one, through a fresh request-counting proxy (`tests/support/proxy.rs`, no
+//!   faults) in front of the registry, so the requests counted are that invocation's own.
+//!
+//! They are apart because the proxy would dominate the time: it answers each response in two
+//! writes without `TCP_NODELAY`, so every request after the first few on a keep-alive connection
+//! waits out the client's delayed ACK (about 40 ms on loopback; ten sequential `curl` GETs take
+//! 0.41 s through it, 0.02 s without), and it never answers a TLS ClientHello, so a client that
+//! tries HTTPS first (skopeo, even with `--tls-verify=false`) waits 10 s per host before falling
+//! back to HTTP. A small front ([`TlsFront`]) answers such a probe as Go's `net/http` does on a
+//! plain-HTTP port (a 400) and passes everything else through untouched; the probes are counted
+//! apart, not as requests.
+//!
+//! skopeo gets an empty blob-info cache for every invocation (as on a fresh CI runner): with its
+//! system-wide cache it mounts blobs it saw in earlier runs, without it uploads them, so the
+//! timed and counted runs would otherwise disagree.
+//!
+//! Every result is checked in the registry directly (not through the proxy): the tag is an
+//! index of exactly the expected platforms, and each child manifest, config and layer is in the
+//! target repository. A tool that fails or gives a wrong result is reported as failed.
 
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
+use std::io::{self, Read as _, Write as _};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use support::lab::*;
@@ -128,15 +149,19 @@ struct Setup {
 /// One invocation: the command, where its result must be, and what it must hold.
 struct Job {
     argv: Vec<String>,
+    env: Vec<(&'static str, String)>,
     repo: String,
     tag: String,
+    /// skopeo's private blob-info cache, removed when the job is dropped.
+    _cache: Option<tempfile::TempDir>,
 }
 
-fn job(scn: Scenario, tool: Tool, run: usize, via: &str, s: &Setup) -> Job {
-    let tag = format!("{}-{}-{run}", scn.tag(), tool.short());
+/// `suffix` tells the timed (`t`) and the counted (`c`) invocation of one run apart.
+fn job(scn: Scenario, tool: Tool, run: usize, suffix: &str, via: &str, s: &Setup) -> Job {
+    let tag = format!("{}-{}-{run}{suffix}", scn.tag(), tool.short());
     let src = format!("{via}/{}:src8", s.repo);
     let repo = match scn {
-        Scenario::PromoteOtherRepo => format!("{}-to-{}-{run}", s.repo, tool.short()),
+        Scenario::PromoteOtherRepo => format!("{}-to-{}-{run}{suffix}", s.repo, tool.short()),
         _ => s.repo.clone(),
     };
     let dst = format!("{via}/{repo}:{tag}");
@@ -165,13 +190,25 @@ fn job(scn: Scenario, tool: Tool, run: usize, via: &str, s: &Setup) -> Job {
     if !scn.is_promote() {
         argv.extend(legs);
     }
-    Job { argv, repo, tag }
+    // An empty blob-info cache: c/image keeps it under $XDG_DATA_HOME when it believes it runs
+    // rootless, and under /var/lib/containers/cache (shared by every run) as root.
+    let (env, cache) = if tool == Tool::Skopeo {
+        let dir = tempfile::tempdir().unwrap();
+        let env =
+            vec![("_CONTAINERS_ROOTLESS_UID", "1".to_string()), ("XDG_DATA_HOME", dir.path().display().to_string())];
+        (env, Some(dir))
+    } else {
+        (Vec::new(), None)
+    };
+    Job { argv, env, repo, tag, _cache: cache }
 }
 
-/// One timed invocation.
+/// One run of a tool: the timed invocation's seconds, the counted one's requests.
 struct Sample {
     secs: f64,
     seen: Vec<Seen>,
+    /// TLS ClientHellos the front answered with a 400 (not HTTP requests).
+    tls_probes: usize,
     /// The index digest and media type the tag resolves to, or why the run failed.
     result: Result<(String, String), String>,
 }
@@ -183,10 +220,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Runs `argv` (under `timeout`): wall-clock seconds, and stderr's last lines on failure.
-fn timed(argv: &[String]) -> (f64, Result<(), String>) {
+fn timed(argv: &[String], env: &[(&str, String)]) -> (f64, Result<(), String>) {
     let mut c = Command::new("timeout");
     c.args(["--kill-after=5", TIMEOUT_SECS]).args(argv);
     c.env_remove("ARCHWAY_REGISTRY_USERNAME").env_remove("ARCHWAY_REGISTRY_PASSWORD");
+    for (k, v) in env {
+        c.env(k, v);
+    }
     let start = Instant::now();
     let out = c.output();
     let secs = start.elapsed().as_secs_f64();
@@ -285,13 +325,97 @@ fn check(repo: &str, tag: &str, want: &[&str]) -> Result<(String, String), Strin
 }
 
 fn run_one(scn: Scenario, tool: Tool, run: usize, s: &Setup) -> Sample {
+    // Timed: straight to the registry.
+    let j = job(scn, tool, run, "t", &lab().registry, s);
+    let (secs, ran) = timed(&j.argv, &j.env);
+    let timed_result =
+        ran.and_then(|()| check(&j.repo, &j.tag, scn.platforms())).map_err(|e| format!("timed run: {e}"));
+    // Counted: through a fresh proxy (behind the TLS front).
     let proxy = Proxy::start(&lab().registry);
-    let j = job(scn, tool, run, &proxy.addr, s);
-    let (secs, ran) = timed(&j.argv);
+    let front = TlsFront::start(&proxy.addr);
+    let j = job(scn, tool, run, "c", &front.addr, s);
+    let (_, ran) = timed(&j.argv, &j.env);
     let seen = proxy.seen(|_| true);
+    let tls_probes = front.probes.load(Ordering::SeqCst);
+    drop(front);
     drop(proxy);
-    let result = ran.and_then(|()| check(&j.repo, &j.tag, scn.platforms()));
-    Sample { secs, seen, result }
+    let counted_result =
+        ran.and_then(|()| check(&j.repo, &j.tag, scn.platforms())).map_err(|e| format!("counted run: {e}"));
+    let result = timed_result.and_then(|r| counted_result.map(|_| r));
+    Sample { secs, seen, tls_probes, result }
+}
+
+/// In front of the proxy: answers a TLS ClientHello as Go's `net/http` does on a plain-HTTP port
+/// (`400`, then close), so a client that tries HTTPS first falls back to HTTP at once; any other
+/// connection is passed byte for byte to `upstream`, so the proxy sees every HTTP request.
+struct TlsFront {
+    addr: String,
+    probes: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    port: u16,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl TlsFront {
+    fn start(upstream: &str) -> TlsFront {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (probes, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let accept = {
+            let (probes, stop, upstream) = (probes.clone(), stop.clone(), upstream.to_string());
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let (probes, upstream) = (probes.clone(), upstream.clone());
+                    std::thread::spawn(move || {
+                        let _ = pass(conn, &upstream, &probes);
+                    });
+                }
+            })
+        };
+        TlsFront { addr: format!("127.0.0.1:{port}"), probes, stop, port, accept: Some(accept) }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn pass(mut client: TcpStream, upstream: &str, probes: &AtomicUsize) -> io::Result<()> {
+    client.set_nodelay(true)?;
+    let mut first = [0u8; 1];
+    if client.peek(&mut first)? == 0 {
+        return Ok(());
+    }
+    if first[0] == 0x16 {
+        // A TLS handshake record: read the hello, refuse it in plain HTTP.
+        probes.fetch_add(1, Ordering::SeqCst);
+        let mut hello = [0u8; 4096];
+        let _ = client.read(&mut hello)?;
+        client.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")?;
+        return client.shutdown(Shutdown::Write);
+    }
+    let server = TcpStream::connect(upstream)?;
+    server.set_nodelay(true)?;
+    let (mut from_client, mut to_server) = (client.try_clone()?, server.try_clone()?);
+    let up = std::thread::spawn(move || {
+        let _ = io::copy(&mut from_client, &mut to_server);
+        let _ = to_server.shutdown(Shutdown::Write);
+    });
+    let (mut from_server, mut to_client) = (server, client);
+    let _ = io::copy(&mut from_server, &mut to_client);
+    let _ = to_client.shutdown(Shutdown::Write);
+    let _ = up.join();
+    Ok(())
 }
 
 /// `method kind` → count, in a fixed order, cross-repository mounts counted apart.
@@ -313,11 +437,15 @@ fn by_kind(seen: &[Seen]) -> BTreeMap<(usize, usize, String), usize> {
     out
 }
 
-fn breakdown(seen: &[Seen]) -> String {
+fn breakdown(sample: &Sample) -> String {
+    let seen = &sample.seen;
     let mut parts: Vec<String> = by_kind(seen).into_iter().map(|((_, _, label), n)| format!("{label} {n}")).collect();
     let errors = seen.iter().filter(|s| s.status >= 400).count();
     if errors > 0 {
-        parts.push(format!("(of which ≥400: {errors})"));
+        parts.push(format!("(answered ≥400: {errors})"));
+    }
+    if sample.tls_probes > 0 {
+        parts.push(format!("+ {} HTTPS probes refused (not counted)", sample.tls_probes));
     }
     parts.join(", ")
 }
@@ -357,7 +485,7 @@ fn summarize(scn: Scenario, tool: Tool, samples: &[Sample], src_digest: &str) ->
     if counts.iter().any(|c| *c != counts[0]) {
         note.push_str(&format!(", requests vary {counts:?}"));
     }
-    Row { scn, tool, stats: Ok((secs, min, reqs, breakdown(&typical.seen), up, note)) }
+    Row { scn, tool, stats: Ok((secs, min, reqs, breakdown(typical), up, note)) }
 }
 
 fn random_payload() -> Vec<u8> {
@@ -443,7 +571,7 @@ fn warm_up(s: &Setup) {
         vec!["skopeo".into(), "inspect".into(), "--raw".into(), "--tls-verify=false".into(), format!("docker://{src}")],
     ];
     for argv in runs {
-        let (_, r) = timed(&argv);
+        let (_, r) = timed(&argv, &[]);
         if let Err(e) = r {
             eprintln!("warm-up: {} failed: {e}", argv[0]);
         }
@@ -494,7 +622,8 @@ fn bench_registry() {
 
     println!();
     println!(
-        "registry benchmark: {runs} runs per tool, through a fresh request-counting proxy per run, lab registry {}",
+        "registry benchmark, lab registry {}: {runs} runs per tool and scenario, each timed straight to the registry \
+         and counted in a second invocation through a fresh request-counting proxy",
         lab().registry
     );
     println!(
