@@ -442,6 +442,9 @@ fn archway_image_builds_itself_without_emulation() {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "scripts/build-image --push {reference} failed:\n{stdout}\n{stderr}");
     eprintln!("scripts/build-image took {:.0?}", started.elapsed());
+    for l in stderr.lines().filter(|l| l.starts_with("build-image: ") && !l.contains(" build /")) {
+        eprintln!("  {l}");
+    }
 
     // The plan archway printed: every platform native or cross, none emulated.
     let all = format!("{stdout}\n{stderr}");

@@ -102,15 +102,29 @@ fn mount_if_needed(dir: &Path) -> Result<(), QemuError> {
     Ok(())
 }
 
+/// What `register` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registered {
+    /// An enabled handler for the platform was there already (seen once binfmt_misc was
+    /// mounted: a container does not see the host's handlers until it mounts it).
+    Existing(String),
+    /// archway registered this one.
+    New(String),
+}
+
 /// Registers a handler for `p` from `interpreter` in binfmt_misc at `dir`, under `qemu-<arch>`
-/// or, when that name is taken (say, by a disabled handler), `archway-qemu-<arch>`. Returns the
-/// name used.
-pub fn register(p: &Platform, interpreter: &Path, dir: &Path) -> Result<String, QemuError> {
+/// or, when that name is taken (say, by a disabled handler), `archway-qemu-<arch>` — unless an
+/// enabled handler already runs `p`, which is then left as it is.
+pub fn register(p: &Platform, interpreter: &Path, dir: &Path) -> Result<Registered, QemuError> {
     let pat = pattern(p).ok_or_else(|| QemuError::UnknownArch(p.clone()))?;
+    mount_if_needed(dir)?;
+    let entries = crate::probe::binfmt::read_all(dir);
+    if let Some(h) = crate::probe::binfmt::handler_for(&entries, p) {
+        return Ok(Registered::Existing(h.name.clone()));
+    }
     if !interpreter.is_file() {
         return Err(QemuError::NoInterpreter(interpreter.display().to_string()));
     }
-    mount_if_needed(dir)?;
     let base = format!("qemu-{}", pat.qemu);
     let name = [base.clone(), format!("archway-{base}")]
         .into_iter()
@@ -119,7 +133,7 @@ pub fn register(p: &Platform, interpreter: &Path, dir: &Path) -> Result<String, 
     let line = register_line(&name, &pat, &interpreter.display().to_string());
     std::fs::write(dir.join("register"), line)
         .map_err(|e| QemuError::Register { name: name.clone(), detail: e.to_string() })?;
-    Ok(name)
+    Ok(Registered::New(name))
 }
 
 /// Registers handlers from a privileged container of `image` (archway's own image), running

@@ -14,8 +14,14 @@ pub fn run(args: &BinfmtRegisterArgs, log: &Log) -> anyhow::Result<()> {
     for p in &platforms {
         let interpreter = qemu::find_interpreter(p)
             .ok_or_else(|| UserError::failure(format!("no qemu-user-static interpreter for {p} in this image")))?;
-        let name = qemu::register(p, &interpreter, dir)?;
-        log.line(&format!("registered QEMU handler `{name}` for {p} ({})", interpreter.display()));
+        match qemu::register(p, &interpreter, dir)? {
+            qemu::Registered::New(name) => {
+                log.line(&format!("registered QEMU handler `{name}` for {p} ({})", interpreter.display()))
+            }
+            qemu::Registered::Existing(name) => {
+                log.line(&format!("QEMU handler `{name}` for {p} is registered on the host already; left as it is"))
+            }
+        }
     }
     Ok(())
 }

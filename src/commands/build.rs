@@ -367,15 +367,20 @@ async fn register_qemu(planned: &[Planned], docker: &Path, log: &Log) -> anyhow:
     for p in planned {
         match &p.strategy {
             Strategy::Emulated { handler: Handler::RegisterFromHost { interpreter } } => {
-                let name = qemu::register(&p.platform, Path::new(interpreter), dir).map_err(|e| {
+                let done = qemu::register(&p.platform, Path::new(interpreter), dir).map_err(|e| {
                     UserError::failure(format!("{}: registering QEMU failed; nothing was built", p.platform))
                         .hint("register a handler before this step, or build this platform another way (`archway plan` lists them)")
                         .caused_by(e)
                 })?;
-                log.line(&format!(
-                    "==> {}: registered QEMU handler `{name}` ({interpreter}, flag F); it stays registered after this run",
-                    p.platform
-                ));
+                log.line(&match done {
+                    qemu::Registered::New(name) => format!(
+                        "==> {}: registered QEMU handler `{name}` ({interpreter}, flag F); it stays registered after this run",
+                        p.platform
+                    ),
+                    qemu::Registered::Existing(name) => {
+                        format!("==> {}: QEMU handler `{name}` is registered already; left as it is", p.platform)
+                    }
+                });
             }
             Strategy::Emulated { handler: Handler::RegisterFromContainer { image } } => {
                 in_container.push((image.clone(), p.platform.clone()));
