@@ -389,6 +389,8 @@ fn bitbucket_pipe_with_docker_run() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(last_line(&out).contains("✔"), "{stderr}");
     let digest = tag_digest(&repo, "main").expect("pushed REPO:main");
+    // stdout: the published reference only (the log is stderr).
+    assert_eq!(stdout.trim(), format!("{repo}@{digest}"));
     assert_eq!(tag_digest(&repo, "latest").as_deref(), Some(digest.as_str()));
     assert_eq!(tag_digest(&repo, "sha-fedcba9").as_deref(), Some(digest.as_str()));
     assert_eq!(platforms_of(&json(&manifest(&repo, &digest).unwrap().1)), ["linux/amd64", "linux/arm64"]);

@@ -241,7 +241,11 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>, env: &crate::ci::Env) -> anyho
     for w in written {
         tracing::debug!(path = %w.display(), "wrote CI outputs");
     }
-    println!("{}", published.location);
+    // A Bitbucket pipe's log is stdout and stderr merged: the reference would land after the
+    // final ✔, so there it is only in the summary and the result file.
+    if ci.provider() != (crate::ci::Provider::Bitbucket { pipe: true }) {
+        println!("{}", published.location);
+    }
     Ok(match &req.output {
         Output::Layout { .. } => format!("wrote {} to {}", published.index.digest, published.location),
         _ if published.tags.is_empty() => format!("pushed {} (by digest, no tag)", published.location),

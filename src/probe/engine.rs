@@ -82,6 +82,13 @@ pub async fn probe_engine(endpoint: &EngineEndpoint) -> Result<Engine, String> {
         Vec::new()
     });
     let accepts_privileged = accepts_privileged(&docker, host, &privileged_candidates(&images)).await;
+    // Running as a container step of this engine (a GitHub action, a Bitbucket pipe): archway's
+    // own image is the one to run privileged helpers from, ahead of any other archway image.
+    let mut local_images = helper_images(&images);
+    if let Some(own) = own_image(&docker).await {
+        local_images.retain(|i| *i != own);
+        local_images.insert(0, own);
+    }
     Ok(Engine {
         endpoint: host.to_string(),
         version: version.version.unwrap_or_default(),
@@ -89,8 +96,23 @@ pub async fn probe_engine(endpoint: &EngineEndpoint) -> Result<Engine, String> {
         containerd_store: containerd_store(info.driver_status.as_deref().unwrap_or_default()),
         authorization_plugins: info.plugins.and_then(|p| p.authorization).unwrap_or_default(),
         accepts_privileged,
-        local_images: helper_images(&images),
+        local_images,
     })
+}
+
+/// The image of the container this process runs in, when the engine runs that container: the
+/// container is found by the hostname Docker gives it (its short ID).
+async fn own_image(docker: &Docker) -> Option<String> {
+    if !super::host::in_container() {
+        return None;
+    }
+    let hostname = std::fs::read_to_string("/etc/hostname").ok()?;
+    let c = docker
+        .inspect_container(hostname.trim(), None::<bollard::query_parameters::InspectContainerOptions>)
+        .await
+        .ok()?;
+    // The name it was started from (what the planner and `docker run` know it by).
+    c.config.and_then(|c| c.image).filter(|i| !i.is_empty())
 }
 
 /// A client for `host` with the API version negotiated (bollard speaks a newer API than most

@@ -15,7 +15,8 @@ same path and used as the container's working directory, the Pipelines variables
 * `run_pipe`: what a pipe also gets from Bitbucket and the toolkit does not give — the Docker
   daemon (here the lab's socket), the pipe's storage directories under the clone's
   `.bitbucket/` (as Bitbucket lays them out), `BITBUCKET_CLONE_DIR` — with the host network, so
-  `127.0.0.1:5000` is the lab registry; and the exit code, which `run_container` drops.
+  `127.0.0.1:5000` is the lab registry; the exit code, which `run_container` drops; and stderr
+  apart from stdout (see `run_pipe`).
 
 Environment: ARCHWAY_PIPE_IMAGE (archway's image), ARCHWAY_PIPE_REPO (repository to push to,
 `127.0.0.1:5000/…`, must not exist yet), ARCHWAY_LAB_BASE (the busybox base image).
@@ -97,9 +98,14 @@ class ArchwayPipeTest(PipeTestCase):
         try:
             code = container.wait(timeout=1200)["StatusCode"]
             logs = container.logs().decode()
+            # The log lines are on stderr; stdout holds only the published reference. Docker
+            # keeps the two streams apart, so in the merged log (Bitbucket's, and `logs()`) the
+            # reference, written just before the `✔`, may come after it: the last line is read
+            # from stderr.
+            errors = container.logs(stdout=False, stderr=True).decode()
         finally:
             container.remove(force=True)
-        lines = [ANSI.sub("", l) for l in logs.rstrip().splitlines()]
+        lines = [ANSI.sub("", l) for l in errors.rstrip().splitlines()]
         return code, lines, shared, logs
 
     def pipe_variables(self, repo, **extra):
