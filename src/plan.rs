@@ -363,12 +363,16 @@ fn handler(p: &Platform, policy: &Policy, caps: &Capabilities) -> Result<(Strate
         && e.accepts_privileged == Some(true)
         && let Some(image) = e.local_images.iter().find(|i| i.contains("archway"))
     {
-        return Ok((
-            Strategy::Emulated { handler: Handler::RegisterFromContainer { image: image.clone() } },
+        let why = if caps.in_container && !caps.privilege.binfmt_mounted {
+            format!(
+                "binfmt_misc is not visible in this container; a privileged container of `{image}` will use the host's QEMU handler for {p}, or register one if there is none"
+            )
+        } else {
             format!(
                 "no QEMU handler for {p} is registered; archway will register one from a privileged container of `{image}`"
-            ),
-        ));
+            )
+        };
+        return Ok((Strategy::Emulated { handler: Handler::RegisterFromContainer { image: image.clone() } }, why));
     }
     let mut reasons = Vec::new();
     if !caps.privilege.can_register_binfmt() {

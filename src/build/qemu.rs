@@ -137,8 +137,13 @@ pub fn register(p: &Platform, interpreter: &Path, dir: &Path) -> Result<Register
 }
 
 /// Registers handlers from a privileged container of `image` (archway's own image), running
-/// `archway binfmt-register --platform P` in it. Creates no image; removes the container.
-pub async fn register_in_container(docker: &Path, image: &str, platforms: &[Platform]) -> Result<(), QemuError> {
+/// `archway binfmt-register --platform P` in it; a handler the host has already is left as it
+/// is. Creates no image; removes the container. Returns what the helper said.
+pub async fn register_in_container(
+    docker: &Path,
+    image: &str,
+    platforms: &[Platform],
+) -> Result<Vec<String>, QemuError> {
     let list = platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
     let out = tokio::process::Command::new(docker)
         .args(["run", "--rm", "--privileged", "--pull", "never", "--entrypoint", "archway", image])
@@ -153,7 +158,12 @@ pub async fn register_in_container(docker: &Path, image: &str, platforms: &[Plat
             detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
 }
 
 #[cfg(test)]

@@ -394,13 +394,12 @@ async fn register_qemu(planned: &[Planned], docker: &Path, log: &Log) -> anyhow:
     }
     if let Some((image, _)) = in_container.first() {
         let platforms: Vec<Platform> = in_container.iter().map(|(_, p)| p.clone()).collect();
-        qemu::register_in_container(docker, image, &platforms).await.map_err(|e| {
+        let said = qemu::register_in_container(docker, image, &platforms).await.map_err(|e| {
             UserError::failure("registering QEMU from a privileged container failed; nothing was built").caused_by(e)
         })?;
-        log.line(&format!(
-            "==> registered QEMU handlers for {} from a privileged container of `{image}`",
-            platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
-        ));
+        for line in said {
+            log.line(&format!("==> QEMU helper (`{image}`, privileged): {line}"));
+        }
     }
     Ok(())
 }

@@ -102,15 +102,25 @@ pub async fn probe_engine(endpoint: &EngineEndpoint) -> Result<Engine, String> {
 
 /// The image of the container this process runs in, when the engine runs that container: the
 /// container is found by the hostname Docker gives it (its short ID).
+/// The 64-hex container ID in a `/containers/<id>/` path of mountinfo.
+pub fn container_id(mountinfo: &str) -> Option<String> {
+    mountinfo.split("/containers/").skip(1).find_map(|rest| {
+        let id: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+        (id.len() == 64 && rest[64..].starts_with('/')).then_some(id)
+    })
+}
+
 async fn own_image(docker: &Docker) -> Option<String> {
     if !super::host::in_container() {
         return None;
     }
-    let hostname = std::fs::read_to_string("/etc/hostname").ok()?;
-    let c = docker
-        .inspect_container(hostname.trim(), None::<bollard::query_parameters::InspectContainerOptions>)
-        .await
-        .ok()?;
+    // The container ID from the engine's bind mounts (`/var/lib/docker/containers/<id>/…`),
+    // which holds with host networking too; else the hostname Docker gave it (its short ID).
+    let id = std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|m| container_id(&m))
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))?;
+    let c = docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>).await.ok()?;
     // The name it was started from (what the planner and `docker run` know it by).
     c.config.and_then(|c| c.image).filter(|i| !i.is_empty())
 }
@@ -306,6 +316,17 @@ async fn accepts_privileged(docker: &Docker, host: &str, candidates: &[String]) 
 fn unique() -> u128 {
     use std::time::{SystemTime, UNIX_EPOCH};
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default() % 1_000_000_000
+}
+
+#[cfg(test)]
+mod own_image_tests {
+    #[test]
+    fn container_id_from_mountinfo() {
+        let id = "a".repeat(64);
+        let m = format!("1 2 0:3 /var/lib/docker/containers/{id}/resolv.conf /etc/resolv.conf rw - ext4 /dev/vda rw\n");
+        assert_eq!(super::container_id(&m), Some(id));
+        assert_eq!(super::container_id("1 2 0:3 / / rw - overlay overlay rw\n"), None);
+    }
 }
 
 #[cfg(test)]
