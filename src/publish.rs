@@ -261,7 +261,6 @@ pub struct Published {
     /// Where it went: `registry/repo@digest`, or the layout directory.
     pub location: String,
     pub tags: Vec<String>,
-    pub entries: Vec<Descriptor>,
 }
 
 /// Pushes the index by digest to `repo`, then puts each tag. Called only after every
@@ -300,7 +299,6 @@ pub async fn to_registry(
         },
         location: repo.with_digest(digest).to_string(),
         tags: moved,
-        entries: index.manifests.clone(),
     })
 }
 
@@ -349,12 +347,7 @@ pub fn to_layout(out: &Path, staging: &[PathBuf], index: &Index, tags: &[String]
     let tmp = out.join("index.json.tmp");
     std::fs::write(&tmp, top.to_bytes())?;
     std::fs::rename(&tmp, out.join("index.json"))?;
-    Ok(Published {
-        index: desc,
-        location: out.display().to_string(),
-        tags: tags.to_vec(),
-        entries: index.manifests.clone(),
-    })
+    Ok(Published { index: desc, location: out.display().to_string(), tags: tags.to_vec() })
 }
 
 #[cfg(test)]

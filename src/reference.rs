@@ -37,9 +37,6 @@ impl Digest {
     pub fn hex(&self) -> &str {
         &self.0["sha256:".len()..]
     }
-    pub fn short(&self) -> &str {
-        &self.0[..("sha256:".len() + 12)]
-    }
 }
 
 impl FromStr for Digest {
@@ -87,11 +84,6 @@ impl Reference {
     /// `registry/repository`, the name buildx pushes by digest to.
     pub fn name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
-    }
-
-    /// The host to talk HTTP to (Docker Hub's API lives on another name).
-    pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB { "registry-1.docker.io" } else { &self.registry }
     }
 
     /// What to put in a manifest URL: the digest if any, else the tag, else `latest`.

@@ -34,12 +34,6 @@ impl Log {
         Log { reporter, groups, parallel: Default::default(), held: Mutex::default() }
     }
 
-    /// Plain lines on stderr, as on a laptop.
-    pub fn plain() -> Self {
-        let env = crate::ci::Env::new();
-        Log::new(crate::ci::for_provider(crate::ci::Provider::Local).reporter(&env, Box::new(std::io::stderr())), false)
-    }
-
     pub fn reporter(&self) -> &dyn Reporter {
         &*self.reporter
     }

@@ -83,10 +83,6 @@ impl CredentialBridge {
             .env(VAR_USERNAME, &self.username)
             .env(VAR_SECRET, self.secret.expose());
     }
-
-    pub fn config_dir(&self) -> &Path {
-        self.dir.path()
-    }
 }
 
 /// Whether this process was started as the credential helper.

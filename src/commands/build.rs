@@ -178,14 +178,9 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>, env: &crate::ci::Env) -> anyho
     let published = match &req.output {
         // A matrix leg with one platform: its own result, as pushed, is what `merge` takes.
         Output::Digest { repo, .. } if with_entries.len() == 1 => {
-            let (b, e) = &with_entries[0];
+            let b = &with_entries[0].0;
             let top = Descriptor { platform: None, annotations: None, ..b.descriptor.clone() };
-            Published {
-                location: repo.with_digest(top.digest.clone()).to_string(),
-                index: top,
-                tags: vec![],
-                entries: e.descriptors.clone(),
-            }
+            Published { location: repo.with_digest(top.digest.clone()).to_string(), index: top, tags: vec![] }
         }
         Output::Digest { repo, .. } => {
             log.line("==> pushing the multi-platform index by digest (no tag)");

@@ -53,22 +53,6 @@ impl Client {
         Ok(Manifest { bytes, media_type, digest })
     }
 
-    /// The digest a tag or digest resolves to, or `None` when it does not exist.
-    pub async fn manifest_digest(&self, r: &Reference) -> Result<Option<Digest>, RegistryError> {
-        let target = format!("/v2/{}/manifests/{}", r.repository, r.selector());
-        let mut req = Req::new(Method::HEAD, r, target, format!("HEAD manifest {r}"));
-        req.headers = accept_all();
-        match self.send(req).await {
-            Ok(resp) => match header_digest(&resp.headers) {
-                Some(d) => Ok(Some(d)),
-                // Some registries omit the header on HEAD: fall back to hashing the body.
-                None => Ok(Some(self.manifest_get(r).await?.digest)),
-            },
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Pushes `bytes` under `r`'s tag (or its digest) and returns their digest after checking the
     /// registry computed the same one.
     pub async fn manifest_put(&self, r: &Reference, bytes: &Bytes, media_type: &str) -> Result<Digest, RegistryError> {
