@@ -2,21 +2,16 @@
 //! argument vector, never a shell), streaming its progress and reading the result from
 //! buildx's `--metadata-file`.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
-use super::{BuildError, BuildSpec, Builder, Built, LineSink};
+use super::{BuildError, BuildSpec, Builder, Built, LineSink, Tail};
 use crate::oci::Descriptor;
 use crate::platform::Platform;
-
-/// Lines of a failed build's output repeated in its error.
-const TAIL_LINES: usize = 25;
 
 pub struct Buildx {
     /// The `docker` executable.
@@ -81,15 +76,11 @@ impl Buildx {
 }
 
 /// Forwards each line to the sink and keeps the last few for the error message.
-async fn pump(reader: impl AsyncRead + Unpin, platform: Platform, sink: LineSink, tail: Arc<Mutex<VecDeque<String>>>) {
+async fn pump(reader: impl AsyncRead + Unpin, platform: Platform, sink: LineSink, tail: Tail) {
     let mut lines = BufReader::new(reader).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         sink(&platform, &line);
-        let mut t = tail.lock().unwrap();
-        if t.len() == TAIL_LINES {
-            t.pop_front();
-        }
-        t.push_back(line);
+        tail.push(&line);
     }
 }
 
@@ -145,7 +136,7 @@ impl Builder for Buildx {
             program: self.docker.display().to_string(),
             detail: e.to_string(),
         })?;
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = Tail::default();
         let out = tokio::spawn(pump(child.stdout.take().expect("piped"), platform.clone(), sink.clone(), tail.clone()));
         let err = tokio::spawn(pump(child.stderr.take().expect("piped"), platform.clone(), sink, tail.clone()));
         let status = child.wait().await.map_err(|e| BuildError::Spawn {
@@ -155,7 +146,7 @@ impl Builder for Buildx {
         })?;
         let _ = tokio::join!(out, err);
         if !status.success() {
-            let tail = tail.lock().unwrap().iter().map(|l| format!("  │ {l}")).collect::<Vec<_>>().join("\n");
+            let tail = tail.render();
             let status = match status.code() {
                 Some(c) => format!("status {c}"),
                 None => "a signal".into(),

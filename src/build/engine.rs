@@ -4,16 +4,15 @@
 //! `docker save` semantics and turned into a gzip-compressed OCI image layout, so the rest of
 //! archway pushes it by digest like any other platform. The temporary image tag is removed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bollard::Docker;
 use futures_util::StreamExt as _;
 
-use super::{BuildError, BuildSpec, Builder, Built, LineSink};
+use super::{BuildError, BuildSpec, Builder, Built, LineSink, Tail};
 use crate::oci::{self, Descriptor, DescriptorPlatform, Index};
 use crate::platform::Platform;
 use crate::reference::Digest;
@@ -234,14 +233,10 @@ impl Builder for EngineBuilder {
             version: bollard::query_parameters::BuilderVersion::BuilderV1,
             ..Default::default()
         };
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = Tail::default();
         let push_line = |line: &str| {
             sink(platform, line);
-            let mut t = tail.lock().unwrap();
-            if t.len() == 25 {
-                t.pop_front();
-            }
-            t.push_back(line.to_string());
+            tail.push(line);
         };
         let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(tar.into())));
         let mut error = None;
@@ -265,9 +260,8 @@ impl Builder for EngineBuilder {
                 }
             }
         }
-        let tail_text = || tail.lock().unwrap().iter().map(|l| format!("  │ {l}")).collect::<Vec<_>>().join("\n");
         if error.is_some() {
-            return Err(fail("an error", tail_text()));
+            return Err(fail("an error", tail.render()));
         }
         // Export, then drop the temporary tag whatever happens.
         let saved = tempfile::NamedTempFile::new().map_err(|e| fail("an internal error", e.to_string()))?;

@@ -46,6 +46,29 @@ pub struct Built {
 /// Receives a builder's output, one line at a time, for the log.
 pub type LineSink = Arc<dyn Fn(&Platform, &str) + Send + Sync>;
 
+/// Lines of a failed build's output repeated in its error.
+const TAIL_LINES: usize = 25;
+
+/// The last lines of a builder's output, kept for its error message; shared by the tasks that
+/// read the builder's streams.
+#[derive(Clone, Default)]
+pub(crate) struct Tail(Arc<std::sync::Mutex<std::collections::VecDeque<String>>>);
+
+impl Tail {
+    pub(crate) fn push(&self, line: &str) {
+        let mut t = self.0.lock().unwrap();
+        if t.len() == TAIL_LINES {
+            t.pop_front();
+        }
+        t.push_back(line.to_string());
+    }
+
+    /// The kept lines, indented under the error.
+    pub(crate) fn render(&self) -> String {
+        self.0.lock().unwrap().iter().map(|l| format!("  │ {l}")).collect::<Vec<_>>().join("\n")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{platform}: cannot start `{program}`: {detail}")]
