@@ -17,24 +17,6 @@ fn marker_dockerfile(marker: &str) -> String {
     format!("ARG BASE={}\nFROM $BASE\nRUN echo {marker} && uname -m > /arch\nCMD [\"cat\", \"/arch\"]\n", lab().base)
 }
 
-/// `os/arch[/variant]` → manifest digest, attestation manifests left out.
-fn platform_manifests(index: &serde_json::Value) -> Vec<(String, String)> {
-    index["manifests"]
-        .as_array()
-        .expect("an index has manifests")
-        .iter()
-        .filter(|m| m["annotations"]["vnd.docker.reference.type"].as_str() != Some("attestation-manifest"))
-        .map(|m| {
-            let p = &m["platform"];
-            let mut s = format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap());
-            if let Some(v) = p["variant"].as_str() {
-                s = format!("{s}/{v}");
-            }
-            (s, m["digest"].as_str().unwrap().to_string())
-        })
-        .collect()
-}
-
 /// The digest of the last layer (the one the RUN made) of this image manifest.
 fn top_layer(repo: &str, manifest_digest: &str) -> String {
     let (_, body) = manifest(repo, manifest_digest).unwrap_or_else(|| panic!("{repo}@{manifest_digest} exists"));

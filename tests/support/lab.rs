@@ -139,8 +139,9 @@ pub fn docker_run(platform: &str, image: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The image platforms of an index (`os/arch[/variant]`), attestation manifests left out.
-pub fn platforms_of(index: &serde_json::Value) -> Vec<String> {
+/// The image platforms of an index (`os/arch[/variant]`) with their manifest digests,
+/// attestation manifests left out.
+pub fn platform_manifests(index: &serde_json::Value) -> Vec<(String, String)> {
     index["manifests"]
         .as_array()
         .expect("an index has manifests")
@@ -152,7 +153,12 @@ pub fn platforms_of(index: &serde_json::Value) -> Vec<String> {
             if let Some(v) = p["variant"].as_str() {
                 s = format!("{s}/{v}");
             }
-            s
+            (s, m["digest"].as_str().unwrap().to_string())
         })
         .collect()
+}
+
+/// The image platforms of an index (`os/arch[/variant]`), attestation manifests left out.
+pub fn platforms_of(index: &serde_json::Value) -> Vec<String> {
+    platform_manifests(index).into_iter().map(|(p, _)| p).collect()
 }
