@@ -21,20 +21,26 @@ use futures_util::StreamExt as _;
 /// repository in a registry (for `merge`).
 pub enum Source<'a> {
     Layout(&'a Path),
-    Registry { client: &'a Client, repo: &'a Reference },
+    Registry {
+        client: &'a Client,
+        repo: &'a Reference,
+        /// A manifest the caller has read already, so it is not fetched again.
+        known: Option<&'a crate::registry::Manifest>,
+    },
 }
 
 impl Source<'_> {
     async fn manifest(&self, d: &Digest) -> anyhow::Result<Bytes> {
         match self {
             Source::Layout(dir) => read_layout_blob(dir, d),
-            Source::Registry { client, repo } => Ok(client.manifest_get(&repo.with_digest(d.clone())).await?.bytes),
+            Source::Registry { known: Some(m), .. } if m.digest == *d => Ok(m.bytes.clone()),
+            Source::Registry { client, repo, .. } => Ok(client.manifest_get(&repo.with_digest(d.clone())).await?.bytes),
         }
     }
     async fn blob(&self, d: &Digest) -> anyhow::Result<Bytes> {
         match self {
             Source::Layout(dir) => read_layout_blob(dir, d),
-            Source::Registry { client, repo } => Ok(client.blob_get(repo, d).await?),
+            Source::Registry { client, repo, .. } => Ok(client.blob_get(repo, d).await?),
         }
     }
 }

@@ -171,7 +171,7 @@ pub async fn run(args: &MergeArgs, log: Arc<Log>) -> anyhow::Result<String> {
             log.line(&format!("==> copying {r} into {}", repo.name()));
             copy::copy_manifest(&client, r, &repo, &top, &mut stats).await?;
         }
-        let images = publish::resolve(&Source::Registry { client: &client, repo: &repo }, &top)
+        let images = publish::resolve(&Source::Registry { client: &client, repo: &repo, known: Some(&m) }, &top)
             .await
             .with_context(|| format!("resolving merge source `{}`", leg.label))?;
         for i in images {
