@@ -80,6 +80,17 @@ impl From<&Platform> for DescriptorPlatform {
     }
 }
 
+/// As stored, not normalised: `linux/arm/v7`, `unknown/unknown`.
+impl std::fmt::Display for DescriptorPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(v) => write!(f, "/{v}"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl DescriptorPlatform {
     /// The normalised platform, or `None` for `unknown/unknown` and other non-platforms.
     pub fn platform(&self) -> Option<Platform> {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::cli::{Format, InspectArgs};
 use crate::error::UserError;
-use crate::oci::{self, ImageManifest, Index};
+use crate::oci::{self, DescriptorPlatform, ImageManifest, Index};
 use crate::reference::Reference;
 use crate::registry::{Client, CredentialSource};
 use crate::report::human_size;
@@ -98,14 +98,7 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
                 attestations.push(Attestation { digest: a.digest.to_string(), size: a.size, predicate_types });
             }
             out.platforms.push(PlatformEntry {
-                platform: d
-                    .platform
-                    .as_ref()
-                    .map(|p| match &p.variant {
-                        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-                        None => format!("{}/{}", p.os, p.architecture),
-                    })
-                    .unwrap_or_else(|| "unknown".into()),
+                platform: d.platform.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "unknown".into()),
                 digest: d.digest.to_string(),
                 media_type: d.media_type.clone(),
                 manifest_size: d.size,
@@ -120,10 +113,13 @@ pub async fn run(args: &InspectArgs) -> anyhow::Result<()> {
         let c: oci::ImageConfig =
             serde_json::from_slice(&cfg).with_context(|| format!("the config of {r} is unreadable"))?;
         out.platforms.push(PlatformEntry {
-            platform: match c.variant.filter(|v| !v.is_empty()) {
-                Some(v) => format!("{}/{}/{v}", c.os, c.architecture),
-                None => format!("{}/{}", c.os, c.architecture),
-            },
+            platform: DescriptorPlatform {
+                os: c.os,
+                architecture: c.architecture,
+                variant: c.variant.filter(|v| !v.is_empty()),
+                os_version: None,
+            }
+            .to_string(),
             digest: m.digest.to_string(),
             media_type: m.media_type.clone(),
             manifest_size: m.bytes.len() as u64,
