@@ -5,7 +5,7 @@ use std::fmt;
 
 /// Why archway stopped; decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum ErrorKind {
     /// A build, push or registry operation failed (exit 1).
     Failure,
     /// The input was wrong; nothing was built or pushed (exit 2).
@@ -14,12 +14,12 @@ pub enum Kind {
     Impossible,
 }
 
-impl Kind {
+impl ErrorKind {
     pub fn exit_code(self) -> u8 {
         match self {
-            Kind::Failure => 1,
-            Kind::Input => 2,
-            Kind::Impossible => 3,
+            ErrorKind::Failure => 1,
+            ErrorKind::Input => 2,
+            ErrorKind::Impossible => 3,
         }
     }
 }
@@ -27,7 +27,7 @@ impl Kind {
 /// An error with a kind and an optional hint, meant to be read by a person.
 #[derive(Debug)]
 pub struct UserError {
-    pub kind: Kind,
+    pub kind: ErrorKind,
     pub message: String,
     pub hint: Option<String>,
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -35,13 +35,13 @@ pub struct UserError {
 
 impl UserError {
     pub fn input(message: impl Into<String>) -> Self {
-        UserError { kind: Kind::Input, message: message.into(), hint: None, source: None }
+        UserError { kind: ErrorKind::Input, message: message.into(), hint: None, source: None }
     }
     pub fn failure(message: impl Into<String>) -> Self {
-        UserError { kind: Kind::Failure, message: message.into(), hint: None, source: None }
+        UserError { kind: ErrorKind::Failure, message: message.into(), hint: None, source: None }
     }
     pub fn impossible(message: impl Into<String>) -> Self {
-        UserError { kind: Kind::Impossible, message: message.into(), hint: None, source: None }
+        UserError { kind: ErrorKind::Impossible, message: message.into(), hint: None, source: None }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -69,7 +69,7 @@ impl std::error::Error for UserError {
 /// the kind and hint; anything else is a failure (exit 1).
 pub fn render(err: &anyhow::Error) -> (String, u8) {
     let mut out = format!("error: {err}\n");
-    let mut kind = Kind::Failure;
+    let mut kind = ErrorKind::Failure;
     let mut hint = None;
     for (i, cause) in err.chain().enumerate() {
         if i > 0 {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{BinfmtArg, BuildArgs, SourceArgs, StrategyArgs};
 use crate::error::UserError;
-use crate::plan::{BinfmtPolicy, Kind, Policy};
+use crate::plan::{BinfmtPolicy, Policy, StrategyKind};
 use crate::platform::{self, Platform};
 use crate::reference::Reference;
 
@@ -15,7 +15,7 @@ pub const DEFAULT_PLATFORMS: &str = "linux/amd64,linux/arm64";
 
 /// What to build: the Dockerfile, its context, the platforms, args and target.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub struct BuildSource {
     pub context: PathBuf,
     pub dockerfile: PathBuf,
     pub platforms: Vec<Platform>,
@@ -33,7 +33,7 @@ pub struct NodeRequest {
 
 /// How platforms may be built.
 #[derive(Debug, Clone)]
-pub struct Strategy {
+pub struct StrategyInput {
     pub policy: Policy,
     pub nodes: Vec<NodeRequest>,
 }
@@ -41,8 +41,8 @@ pub struct Strategy {
 /// What to build, for which platforms, and where the result goes.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub source: Source,
-    pub strategy: Strategy,
+    pub source: BuildSource,
+    pub strategy: StrategyInput,
     pub dry_run: bool,
     /// `--label` and `--annotation` pairs.
     pub labels: Vec<(String, String)>,
@@ -81,7 +81,7 @@ impl Request {
 /// Reads `KEY` from the environment when a build arg has no `=`.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-pub fn source_from_flags(a: &SourceArgs, env: EnvLookup<'_>) -> Result<Source, UserError> {
+pub fn source_from_flags(a: &SourceArgs, env: EnvLookup<'_>) -> Result<BuildSource, UserError> {
     let platforms = parse_platforms(&a.platforms)?;
 
     let context = a.context.clone();
@@ -112,14 +112,14 @@ pub fn source_from_flags(a: &SourceArgs, env: EnvLookup<'_>) -> Result<Source, U
             _ => return Err(UserError::input(format!("`--build-arg {b}` has no name")).hint("write it as `KEY=VALUE`")),
         }
     }
-    Ok(Source { context, dockerfile, platforms, build_args, target: a.target.clone().filter(|t| !t.is_empty()) })
+    Ok(BuildSource { context, dockerfile, platforms, build_args, target: a.target.clone().filter(|t| !t.is_empty()) })
 }
 
-pub fn strategy_from_flags(a: &StrategyArgs) -> Result<Strategy, UserError> {
+pub fn strategy_from_flags(a: &StrategyArgs) -> Result<StrategyInput, UserError> {
     let mut order = Vec::new();
     if let Some(p) = &a.prefer {
         for item in p.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
-            let k = Kind::parse(item).ok_or_else(|| {
+            let k = StrategyKind::parse(item).ok_or_else(|| {
                 UserError::input(format!("`--prefer`: `{item}` is not a strategy"))
                     .hint("use `native`, `cross`, `remote` or `emulated`, e.g. `--prefer remote,emulated`")
             })?;
@@ -159,7 +159,7 @@ pub fn strategy_from_flags(a: &StrategyArgs) -> Result<Strategy, UserError> {
         ))
         .hint("point it at the directory `docker --tlsverify` would use (`DOCKER_CERT_PATH`)"));
     }
-    Ok(Strategy { policy, nodes })
+    Ok(StrategyInput { policy, nodes })
 }
 
 pub fn from_flags(a: &BuildArgs, env: EnvLookup<'_>) -> Result<Request, UserError> {

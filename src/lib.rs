@@ -3,7 +3,7 @@
 //! The stages of `../shared/DESIGN.md` live here as modules; `main.rs` only parses flags,
 //! calls a command and turns its error into an exit code.
 
-pub mod build;
+pub mod builder;
 pub mod ci;
 pub mod cli;
 pub mod commands;

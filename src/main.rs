@@ -21,8 +21,8 @@ async fn interrupted() -> &'static str {
 
 fn main() -> ExitCode {
     // Started as `docker-credential-archway` by buildx: answer the helper protocol and stop.
-    if archway::build::credentials::invoked_as_helper() {
-        return ExitCode::from(archway::build::credentials::serve_helper());
+    if archway::builder::credentials::invoked_as_helper() {
+        return ExitCode::from(archway::builder::credentials::serve_helper());
     }
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -14,34 +14,35 @@ use crate::probe::Capabilities;
 /// The ways a platform can be built, in the default order of preference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub enum StrategyKind {
     Native,
     Cross,
     Remote,
     Emulated,
 }
 
-impl Kind {
-    pub const DEFAULT_ORDER: [Kind; 4] = [Kind::Native, Kind::Cross, Kind::Remote, Kind::Emulated];
+impl StrategyKind {
+    pub const DEFAULT_ORDER: [StrategyKind; 4] =
+        [StrategyKind::Native, StrategyKind::Cross, StrategyKind::Remote, StrategyKind::Emulated];
 
-    pub fn parse(s: &str) -> Option<Kind> {
+    pub fn parse(s: &str) -> Option<StrategyKind> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "native" => Some(Kind::Native),
-            "cross" => Some(Kind::Cross),
-            "remote" => Some(Kind::Remote),
-            "emulated" | "emulation" | "qemu" => Some(Kind::Emulated),
+            "native" => Some(StrategyKind::Native),
+            "cross" => Some(StrategyKind::Cross),
+            "remote" => Some(StrategyKind::Remote),
+            "emulated" | "emulation" | "qemu" => Some(StrategyKind::Emulated),
             _ => None,
         }
     }
 }
 
-impl fmt::Display for Kind {
+impl fmt::Display for StrategyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Kind::Native => "native",
-            Kind::Cross => "cross",
-            Kind::Remote => "remote",
-            Kind::Emulated => "emulated",
+            StrategyKind::Native => "native",
+            StrategyKind::Cross => "cross",
+            StrategyKind::Remote => "remote",
+            StrategyKind::Emulated => "emulated",
         })
     }
 }
@@ -62,7 +63,7 @@ pub enum BinfmtPolicy {
 pub struct Policy {
     /// Order in which strategies are tried (`--prefer`); kinds left out are tried after, in
     /// the default order.
-    pub order: Vec<Kind>,
+    pub order: Vec<StrategyKind>,
     /// `--no-emulation`: never run foreign code under QEMU.
     pub no_emulation: bool,
     pub binfmt: BinfmtPolicy,
@@ -70,15 +71,15 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { order: Kind::DEFAULT_ORDER.to_vec(), no_emulation: false, binfmt: BinfmtPolicy::Auto }
+        Policy { order: StrategyKind::DEFAULT_ORDER.to_vec(), no_emulation: false, binfmt: BinfmtPolicy::Auto }
     }
 }
 
 impl Policy {
     /// The full order: the preferred kinds first, then the rest in the default order.
-    fn full_order(&self) -> Vec<Kind> {
-        let mut out: Vec<Kind> = Vec::new();
-        for k in self.order.iter().chain(Kind::DEFAULT_ORDER.iter()) {
+    fn full_order(&self) -> Vec<StrategyKind> {
+        let mut out: Vec<StrategyKind> = Vec::new();
+        for k in self.order.iter().chain(StrategyKind::DEFAULT_ORDER.iter()) {
             if !out.contains(k) {
                 out.push(*k);
             }
@@ -120,12 +121,12 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> StrategyKind {
         match self {
-            Strategy::Native { .. } => Kind::Native,
-            Strategy::Cross => Kind::Cross,
-            Strategy::Remote { .. } => Kind::Remote,
-            Strategy::Emulated { .. } => Kind::Emulated,
+            Strategy::Native { .. } => StrategyKind::Native,
+            Strategy::Cross => StrategyKind::Cross,
+            Strategy::Remote { .. } => StrategyKind::Remote,
+            Strategy::Emulated { .. } => StrategyKind::Emulated,
         }
     }
 }
@@ -140,7 +141,7 @@ pub struct Planned {
     /// The RUN that makes code foreign, when there is one.
     pub deciding: Option<Location>,
     /// Why each strategy tried before this one was not taken.
-    pub passed_over: Vec<(Kind, String)>,
+    pub passed_over: Vec<(StrategyKind, String)>,
 }
 
 /// A platform this runner cannot build, with every option and how to unblock it.
@@ -150,7 +151,7 @@ pub struct Impossible {
     pub foreign_code: bool,
     pub deciding: Option<Location>,
     /// Every strategy and why it is unavailable here, in the order tried.
-    pub tried: Vec<(Kind, String)>,
+    pub tried: Vec<(StrategyKind, String)>,
     /// What the user can change, most direct first.
     pub fixes: Vec<String>,
 }
@@ -216,11 +217,11 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
     let foreign = verdict.map(|v| v.foreign_code).unwrap_or(true);
     let deciding = verdict.and_then(|v| v.deciding.clone());
     let local = local(caps);
-    let mut tried: Vec<(Kind, String)> = Vec::new();
+    let mut tried: Vec<(StrategyKind, String)> = Vec::new();
 
     for kind in policy.full_order() {
         let outcome: Result<(Strategy, String), String> = match kind {
-            Kind::Native => match local.engine {
+            StrategyKind::Native => match local.engine {
                 None => Err("no Docker engine answers here".into()),
                 Some(e) if !runs_natively(e, p) => Err(format!("the engine runs {e}")),
                 Some(e) => match &local.buildx_unusable {
@@ -235,7 +236,7 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
                     )),
                 },
             },
-            Kind::Cross => match (local.engine, &local.buildx_unusable) {
+            StrategyKind::Cross => match (local.engine, &local.buildx_unusable) {
                 (None, _) => Err("no Docker engine answers here".into()),
                 (Some(_), Some(why)) => Err(format!("cross builds need buildx, which is unusable: {why}")),
                 (Some(_), None) if foreign => Err(match &deciding {
@@ -251,7 +252,7 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
                     },
                 )),
             },
-            Kind::Remote => {
+            StrategyKind::Remote => {
                 let nodes: Vec<_> = caps.nodes.iter().filter(|n| &n.platform == p).collect();
                 if nodes.is_empty() {
                     Err(format!("no `--node {p}=…` is configured"))
@@ -289,7 +290,7 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
                     }
                 }
             }
-            Kind::Emulated => emulated(p, policy, caps, &local, foreign),
+            StrategyKind::Emulated => emulated(p, policy, caps, &local, foreign),
         };
         match outcome {
             Ok((strategy, reason)) => {
@@ -698,14 +699,14 @@ mod tests {
     fn binfmt_never() -> Policy {
         Policy { binfmt: BinfmtPolicy::Never, ..Policy::default() }
     }
-    fn prefer(kinds: &[Kind]) -> Policy {
+    fn prefer(kinds: &[StrategyKind]) -> Policy {
         Policy { order: kinds.to_vec(), ..Policy::default() }
     }
 
     /// Expected outcome: a strategy kind (with a word the reason must hold), or impossible
     /// (with a word a fix must hold).
     enum Want {
-        Chooses(Kind, &'static str),
+        Chooses(StrategyKind, &'static str),
         Refuses(&'static str),
     }
     use Want::*;
@@ -717,59 +718,59 @@ mod tests {
         #[rustfmt::skip]
         let cases: Vec<(&str, Capabilities, Analysis, Policy, &str, Want)> = vec![
             // This lab.
-            ("lab amd64 native", lab(), foreign(ALL), policy(), "linux/amd64", Chooses(Kind::Native, "engine runs linux/amd64")),
-            ("lab 386 runs natively on amd64", lab(), foreign(ALL), policy(), "linux/386", Chooses(Kind::Native, "linux/amd64")),
-            ("lab arm64 RUN → emulated, handler registered", lab(), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Emulated, "qemu-aarch64")),
-            ("lab arm/v7 RUN → emulated", lab(), foreign(ALL), policy(), "linux/arm/v7", Chooses(Kind::Emulated, "qemu-arm")),
-            ("lab riscv64 RUN → emulated", lab(), foreign(ALL), policy(), "linux/riscv64", Chooses(Kind::Emulated, "qemu-riscv64")),
-            ("lab s390x: no handler, archway registers it", lab(), foreign(ALL), policy(), "linux/s390x", Chooses(Kind::Emulated, "archway will register `/usr/bin/qemu-s390x-static`")),
-            ("lab arm64 cross-compiled → cross", lab(), crossable(ALL), policy(), "linux/arm64", Chooses(Kind::Cross, "runs on the build platform")),
-            ("lab arm/v7 no RUN → cross", lab(), no_run(ALL), policy(), "linux/arm/v7", Chooses(Kind::Cross, "have no RUN")),
-            ("lab amd64 cross-compiled still native first", lab(), crossable(ALL), policy(), "linux/amd64", Chooses(Kind::Native, "linux/amd64")),
+            ("lab amd64 native", lab(), foreign(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Native, "engine runs linux/amd64")),
+            ("lab 386 runs natively on amd64", lab(), foreign(ALL), policy(), "linux/386", Chooses(StrategyKind::Native, "linux/amd64")),
+            ("lab arm64 RUN → emulated, handler registered", lab(), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Emulated, "qemu-aarch64")),
+            ("lab arm/v7 RUN → emulated", lab(), foreign(ALL), policy(), "linux/arm/v7", Chooses(StrategyKind::Emulated, "qemu-arm")),
+            ("lab riscv64 RUN → emulated", lab(), foreign(ALL), policy(), "linux/riscv64", Chooses(StrategyKind::Emulated, "qemu-riscv64")),
+            ("lab s390x: no handler, archway registers it", lab(), foreign(ALL), policy(), "linux/s390x", Chooses(StrategyKind::Emulated, "archway will register `/usr/bin/qemu-s390x-static`")),
+            ("lab arm64 cross-compiled → cross", lab(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "runs on the build platform")),
+            ("lab arm/v7 no RUN → cross", lab(), no_run(ALL), policy(), "linux/arm/v7", Chooses(StrategyKind::Cross, "have no RUN")),
+            ("lab amd64 cross-compiled still native first", lab(), crossable(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Native, "linux/amd64")),
             ("lab --no-emulation arm64 RUN → impossible", lab(), foreign(ALL), no_emulation(), "linux/arm64", Refuses("drop `--no-emulation`")),
-            ("lab --no-emulation arm64 cross → cross", lab(), crossable(ALL), no_emulation(), "linux/arm64", Chooses(Kind::Cross, "no linux/arm64 code")),
-            ("lab --no-emulation amd64 native", lab(), foreign(ALL), no_emulation(), "linux/amd64", Chooses(Kind::Native, "")),
-            ("lab --binfmt never, handler exists → emulated", lab(), foreign(ALL), binfmt_never(), "linux/arm64", Chooses(Kind::Emulated, "qemu-aarch64")),
+            ("lab --no-emulation arm64 cross → cross", lab(), crossable(ALL), no_emulation(), "linux/arm64", Chooses(StrategyKind::Cross, "no linux/arm64 code")),
+            ("lab --no-emulation amd64 native", lab(), foreign(ALL), no_emulation(), "linux/amd64", Chooses(StrategyKind::Native, "")),
+            ("lab --binfmt never, handler exists → emulated", lab(), foreign(ALL), binfmt_never(), "linux/arm64", Chooses(StrategyKind::Emulated, "qemu-aarch64")),
             ("lab --binfmt never, no handler → impossible", lab_no_handlers(), foreign(ALL), binfmt_never(), "linux/arm64", Refuses("--binfmt auto")),
-            ("lab no handlers, privileged → registers", lab_no_handlers(), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Emulated, "archway will register `/usr/bin/qemu-aarch64-static`")),
-            ("lab no handlers, cross → no registration needed", lab_no_handlers(), crossable(ALL), policy(), "linux/arm64", Chooses(Kind::Cross, "")),
-            ("lab --prefer emulated, cross-compiled → still cross (nothing to emulate)", lab(), crossable(ALL), prefer(&[Kind::Emulated]), "linux/arm64", Chooses(Kind::Cross, "")),
-            ("lab --prefer emulated, foreign → emulated", lab(), foreign(ALL), prefer(&[Kind::Emulated]), "linux/arm64", Chooses(Kind::Emulated, "")),
+            ("lab no handlers, privileged → registers", lab_no_handlers(), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Emulated, "archway will register `/usr/bin/qemu-aarch64-static`")),
+            ("lab no handlers, cross → no registration needed", lab_no_handlers(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
+            ("lab --prefer emulated, cross-compiled → still cross (nothing to emulate)", lab(), crossable(ALL), prefer(&[StrategyKind::Emulated]), "linux/arm64", Chooses(StrategyKind::Cross, "")),
+            ("lab --prefer emulated, foreign → emulated", lab(), foreign(ALL), prefer(&[StrategyKind::Emulated]), "linux/arm64", Chooses(StrategyKind::Emulated, "")),
             ("lab handler without F, interpreter missing → unusable, registers none (exists)", Capabilities { binfmt: vec![handler("qemu-aarch64", &["linux/arm64"], "", false)], ..lab() }, foreign(ALL), policy(), "linux/arm64", Refuses("FROM --platform=$BUILDPLATFORM")),
             // Remote nodes.
-            ("remote node for arm64 beats emulation", with_node(lab(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Remote, "node tcp://arm-builder:2376 runs linux/arm64")),
-            ("remote node, but cross comes first", with_node(lab(), "linux/arm64", Ok("linux/arm64")), crossable(ALL), policy(), "linux/arm64", Chooses(Kind::Cross, "")),
-            ("--prefer remote beats cross", with_node(lab(), "linux/arm64", Ok("linux/arm64")), crossable(ALL), prefer(&[Kind::Remote]), "linux/arm64", Chooses(Kind::Remote, "")),
-            ("unreachable node → falls to emulation", with_node(lab(), "linux/arm64", Err("connection refused")), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Emulated, "")),
-            ("node of another platform, named by the user, emulates there", with_node(lab_no_handlers(), "linux/arm64", Ok("linux/amd64")), foreign(ALL), binfmt_never(), "linux/arm64", Chooses(Kind::Remote, "emulated on that node")),
+            ("remote node for arm64 beats emulation", with_node(lab(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Remote, "node tcp://arm-builder:2376 runs linux/arm64")),
+            ("remote node, but cross comes first", with_node(lab(), "linux/arm64", Ok("linux/arm64")), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
+            ("--prefer remote beats cross", with_node(lab(), "linux/arm64", Ok("linux/arm64")), crossable(ALL), prefer(&[StrategyKind::Remote]), "linux/arm64", Chooses(StrategyKind::Remote, "")),
+            ("unreachable node → falls to emulation", with_node(lab(), "linux/arm64", Err("connection refused")), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Emulated, "")),
+            ("node of another platform, named by the user, emulates there", with_node(lab_no_handlers(), "linux/arm64", Ok("linux/amd64")), foreign(ALL), binfmt_never(), "linux/arm64", Chooses(StrategyKind::Remote, "emulated on that node")),
             ("unreachable node and no emulation → impossible naming the node", with_node(lab(), "linux/arm64", Err("connection refused")), foreign(ALL), no_emulation(), "linux/arm64", Refuses("--node linux/arm64=")),
             ("node for arm64 does not serve arm/v7", with_node(lab(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), no_emulation(), "linux/arm/v7", Refuses("--node linux/arm/v7=")),
-            ("--prefer remote with no node → native", lab(), foreign(ALL), prefer(&[Kind::Remote]), "linux/amd64", Chooses(Kind::Native, "")),
+            ("--prefer remote with no node → native", lab(), foreign(ALL), prefer(&[StrategyKind::Remote]), "linux/amd64", Chooses(StrategyKind::Native, "")),
             // GitHub container action.
-            ("github amd64 native", github_container_action(), foreign(ALL), policy(), "linux/amd64", Chooses(Kind::Native, "")),
-            ("github arm64 cross", github_container_action(), crossable(ALL), policy(), "linux/arm64", Chooses(Kind::Cross, "")),
-            ("github arm64 RUN → register via own image", github_container_action(), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Emulated, "privileged container of `ghcr.io/archway-build/archway:1`")),
+            ("github amd64 native", github_container_action(), foreign(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Native, "")),
+            ("github arm64 cross", github_container_action(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
+            ("github arm64 RUN → register via own image", github_container_action(), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Emulated, "privileged container of `ghcr.io/archway-build/archway:1`")),
             ("github --binfmt never → impossible", github_container_action(), foreign(ALL), binfmt_never(), "linux/arm64", Refuses("--binfmt auto")),
             ("github own image absent → impossible", Capabilities { engine: Some(engine("linux/amd64")), ..github_container_action() }, foreign(ALL), policy(), "linux/arm64", Refuses("enable privileged mode")),
             // Bitbucket default runtime.
-            ("bitbucket amd64 → engine API classic builder", bitbucket_default(), foreign(ALL), policy(), "linux/amd64", Chooses(Kind::Native, "classic builder")),
+            ("bitbucket amd64 → engine API classic builder", bitbucket_default(), foreign(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Native, "classic builder")),
             ("bitbucket arm64 RUN → impossible", bitbucket_default(), foreign(ALL), policy(), "linux/arm64", Refuses("runtime v3")),
             ("bitbucket arm64 cross still needs buildx → impossible", bitbucket_default(), crossable(ALL), policy(), "linux/arm64", Refuses("--node linux/arm64=")),
-            ("bitbucket arm64 via remote node", with_node(bitbucket_default(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Remote, "")),
-            ("bitbucket arm/v7 via an arm64 node: emulated on that node", with_node(bitbucket_default(), "linux/arm/v7", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm/v7", Chooses(Kind::Remote, "runs linux/arm64")),
+            ("bitbucket arm64 via remote node", with_node(bitbucket_default(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Remote, "")),
+            ("bitbucket arm/v7 via an arm64 node: emulated on that node", with_node(bitbucket_default(), "linux/arm/v7", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm/v7", Chooses(StrategyKind::Remote, "runs linux/arm64")),
             ("bitbucket arm/v7 with an unreachable node → impossible", with_node(bitbucket_default(), "linux/arm/v7", Err("timed out")), foreign(ALL), policy(), "linux/arm/v7", Refuses("FROM --platform=$BUILDPLATFORM")),
             // Bitbucket runtime v3 (privileged).
-            ("bitbucket v3 arm64 RUN → registers handler", bitbucket_v3(), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Emulated, "archway will register")),
-            ("bitbucket v3 arm64 cross", bitbucket_v3(), crossable(ALL), policy(), "linux/arm64", Chooses(Kind::Cross, "")),
+            ("bitbucket v3 arm64 RUN → registers handler", bitbucket_v3(), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Emulated, "archway will register")),
+            ("bitbucket v3 arm64 cross", bitbucket_v3(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
             // Native arm64 runner.
-            ("arm64 runner arm64 native", arm64_runner(), foreign_on_arm64(ALL), policy(), "linux/arm64", Chooses(Kind::Native, "engine runs linux/arm64")),
+            ("arm64 runner arm64 native", arm64_runner(), foreign_on_arm64(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Native, "engine runs linux/arm64")),
             ("arm64 runner amd64 RUN → emulation impossible, unprivileged", Capabilities { qemu: vec![], ..arm64_runner() }, foreign_on_arm64(ALL), policy(), "linux/amd64", Refuses("enable privileged mode")),
-            ("arm64 runner amd64 cross", arm64_runner(), crossable(ALL), policy(), "linux/amd64", Chooses(Kind::Cross, "linux/arm64")),
-            ("arm64 runner does not treat 386 as native", arm64_runner(), crossable(ALL), policy(), "linux/386", Chooses(Kind::Cross, "")),
+            ("arm64 runner amd64 cross", arm64_runner(), crossable(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Cross, "linux/arm64")),
+            ("arm64 runner does not treat 386 as native", arm64_runner(), crossable(ALL), policy(), "linux/386", Chooses(StrategyKind::Cross, "")),
             // No engine, no buildx.
             ("no engine → impossible with engine fix", no_engine(), foreign(ALL), policy(), "linux/amd64", Refuses("DOCKER_HOST")),
-            ("no engine, node for arm64 → remote", with_node(no_engine(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(Kind::Remote, "")),
-            ("no buildx amd64 → classic builder", no_buildx(), foreign(ALL), policy(), "linux/amd64", Chooses(Kind::Native, "buildx plugin is not installed")),
+            ("no engine, node for arm64 → remote", with_node(no_engine(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Remote, "")),
+            ("no buildx amd64 → classic builder", no_buildx(), foreign(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Native, "buildx plugin is not installed")),
             ("no buildx arm64 cross → impossible", no_buildx(), crossable(ALL), policy(), "linux/arm64", Refuses("--node linux/arm64=")),
         ];
         assert!(cases.len() >= 40, "{} cases", cases.len());
@@ -793,8 +794,8 @@ mod tests {
     fn impossible_lists_every_option_with_its_reason() {
         let plan = plan(&[p("linux/arm64")], &policy(), &bitbucket_default(), &foreign(&["linux/arm64"]));
         let imp = &plan.impossible()[0];
-        let kinds: Vec<Kind> = imp.tried.iter().map(|(k, _)| *k).collect();
-        assert_eq!(kinds, Kind::DEFAULT_ORDER);
+        let kinds: Vec<StrategyKind> = imp.tried.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, StrategyKind::DEFAULT_ORDER);
         assert_eq!(imp.tried[0].1, "the engine runs linux/amd64");
         assert!(imp.tried[1].1.contains("cross builds need buildx"), "{:?}", imp.tried);
         assert_eq!(imp.tried[2].1, "no `--node linux/arm64=…` is configured");
@@ -817,8 +818,8 @@ mod tests {
             assert!(!pl.reason.contains('\n'));
         }
         let arm = plan.planned()[1];
-        let passed: Vec<Kind> = arm.passed_over.iter().map(|(k, _)| *k).collect();
-        assert_eq!(passed, [Kind::Native, Kind::Cross, Kind::Remote]);
+        let passed: Vec<StrategyKind> = arm.passed_over.iter().map(|(k, _)| *k).collect();
+        assert_eq!(passed, [StrategyKind::Native, StrategyKind::Cross, StrategyKind::Remote]);
         assert!(arm.passed_over[1].1.contains("RUN at Dockerfile:14"));
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 
-use crate::build::Built;
+use crate::builder::Built;
 use crate::oci::{self, Descriptor, DescriptorPlatform, ImageConfig, ImageManifest, Index};
 use crate::platform::Platform;
 use crate::reference::{Digest, Reference};
@@ -19,7 +19,7 @@ use futures_util::StreamExt as _;
 
 /// Where the content of images can be read: the OCI layout a builder exported, or a
 /// repository in a registry (for `merge`).
-pub enum Source<'a> {
+pub enum ImageSource<'a> {
     Layout(&'a Path),
     Registry {
         client: &'a Client,
@@ -29,18 +29,20 @@ pub enum Source<'a> {
     },
 }
 
-impl Source<'_> {
+impl ImageSource<'_> {
     async fn manifest(&self, d: &Digest) -> anyhow::Result<Bytes> {
         match self {
-            Source::Layout(dir) => read_layout_blob(dir, d),
-            Source::Registry { known: Some(m), .. } if m.digest == *d => Ok(m.bytes.clone()),
-            Source::Registry { client, repo, .. } => Ok(client.manifest_get(&repo.with_digest(d.clone())).await?.bytes),
+            ImageSource::Layout(dir) => read_layout_blob(dir, d),
+            ImageSource::Registry { known: Some(m), .. } if m.digest == *d => Ok(m.bytes.clone()),
+            ImageSource::Registry { client, repo, .. } => {
+                Ok(client.manifest_get(&repo.with_digest(d.clone())).await?.bytes)
+            }
         }
     }
     async fn blob(&self, d: &Digest) -> anyhow::Result<Bytes> {
         match self {
-            Source::Layout(dir) => read_layout_blob(dir, d),
-            Source::Registry { client, repo, .. } => Ok(client.blob_get(repo, d).await?),
+            ImageSource::Layout(dir) => read_layout_blob(dir, d),
+            ImageSource::Registry { client, repo, .. } => Ok(client.blob_get(repo, d).await?),
         }
     }
 }
@@ -55,7 +57,7 @@ fn read_layout_blob(dir: &Path, d: &Digest) -> anyhow::Result<Bytes> {
 }
 
 /// The platform an image manifest's config declares, and the image's size (config + layers).
-async fn platform_of_manifest(src: &Source<'_>, digest: &Digest) -> anyhow::Result<(DescriptorPlatform, u64)> {
+async fn platform_of_manifest(src: &ImageSource<'_>, digest: &Digest) -> anyhow::Result<(DescriptorPlatform, u64)> {
     let bytes = src.manifest(digest).await?;
     let m: ImageManifest =
         serde_json::from_slice(&bytes).with_context(|| format!("manifest {digest} is not an image manifest"))?;
@@ -97,7 +99,7 @@ pub struct ResolvedImage {
 /// Resolves what `top` names: an image manifest, or an index whose images (with `platform`
 /// read from each config) and attestation manifests are flattened. Nested indexes are
 /// flattened too.
-pub async fn resolve(src: &Source<'_>, top: &Descriptor) -> anyhow::Result<Vec<ResolvedImage>> {
+pub async fn resolve(src: &ImageSource<'_>, top: &Descriptor) -> anyhow::Result<Vec<ResolvedImage>> {
     let mut images: Vec<Descriptor> = Vec::new();
     let mut attestations: Vec<Descriptor> = Vec::new();
     let mut pending = vec![top.clone()];
@@ -142,7 +144,7 @@ pub async fn resolve(src: &Source<'_>, top: &Descriptor) -> anyhow::Result<Vec<R
 
 /// The index entries one platform's build contributes: its image manifest with `platform`
 /// filled from the config, then any attestation manifests buildx attached, as they were.
-pub async fn entries_for(src: &Source<'_>, built: &Built) -> anyhow::Result<Entries> {
+pub async fn entries_for(src: &ImageSource<'_>, built: &Built) -> anyhow::Result<Entries> {
     let want = &built.platform;
     let top = Descriptor { platform: None, annotations: None, ..built.descriptor.clone() };
     let mut images = resolve(src, &top).await.with_context(|| format!("{want}: reading the build's result"))?;

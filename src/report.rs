@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::build::Built;
+use crate::builder::Built;
 use crate::ci::Reporter;
 use crate::platform::Platform;
 use crate::publish::{Entries, Published};
@@ -290,7 +290,7 @@ pub struct TriedJson {
 }
 
 pub fn plan_json(plan: &crate::plan::Plan, analysis: &crate::dockerfile::Analysis) -> PlanJson {
-    let tried = |t: &[(crate::plan::Kind, String)]| {
+    let tried = |t: &[(crate::plan::StrategyKind, String)]| {
         t.iter().map(|(k, w)| TriedJson { strategy: k.to_string(), why_not: w.clone() }).collect::<Vec<_>>()
     };
     PlanJson {

@@ -398,7 +398,7 @@ fn bad_booleans_name_the_input_as_each_ci_spells_it() {
         assert!(e.to_string().starts_with(expected), "{name}: {e}");
         assert!(e.to_string().contains("expected `true` or `false`"), "{e}");
         let u: archway::error::UserError = e.into();
-        assert_eq!(u.kind, archway::error::Kind::Input);
+        assert_eq!(u.kind, archway::error::ErrorKind::Input);
         assert!(u.hint.unwrap().contains(var));
     }
 }

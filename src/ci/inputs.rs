@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
-use super::vars::{self, InputVar, Kind};
+use super::vars::{self, InputKind, InputVar};
 use super::{Env, InputError, lists};
 use crate::secret::Secret;
 
@@ -102,14 +102,16 @@ pub fn read(env: &Env, spelling: Spelling) -> Result<CiInputs, InputError> {
     for input in vars::INPUTS {
         let var = spelling.var(input);
         let value = match (spelling, input.kind) {
-            (Spelling::Pipe, Kind::List | Kind::KeyValues) => counted_list(env, var)?.or_else(|| env.get(var).cloned()),
+            (Spelling::Pipe, InputKind::List | InputKind::KeyValues) => {
+                counted_list(env, var)?.or_else(|| env.get(var).cloned())
+            }
             _ => env.get(var).cloned(),
         };
         let Some(value) = value.filter(|v| !v.trim().is_empty()) else { continue };
         match input.kind {
-            Kind::Bool => bools.push((input.name, lists::boolean(var, &value)?)),
-            Kind::Text => pairs.push((field(input), value.trim().to_string())),
-            Kind::List | Kind::KeyValues | Kind::Secret => pairs.push((field(input), value)),
+            InputKind::Bool => bools.push((input.name, lists::boolean(var, &value)?)),
+            InputKind::Text => pairs.push((field(input), value.trim().to_string())),
+            InputKind::List | InputKind::KeyValues | InputKind::Secret => pairs.push((field(input), value)),
         }
     }
     let mut inputs: CiInputs = envy::from_iter(pairs).map_err(|e| InputError::Unreadable(e.to_string()))?;

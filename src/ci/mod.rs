@@ -379,7 +379,7 @@ mod tests {
     #[test]
     fn input_errors_become_input_user_errors() {
         let u: UserError = InputError::NotBool { var: "PUSH".into(), value: "y".into() }.into();
-        assert_eq!(u.kind, crate::error::Kind::Input);
+        assert_eq!(u.kind, crate::error::ErrorKind::Input);
         assert!(u.hint.unwrap().contains("`PUSH`"));
     }
 }

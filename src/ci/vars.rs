@@ -127,7 +127,7 @@ pub const COUNT_SUFFIX: &str = "_COUNT";
 
 /// How an input's value is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum InputKind {
     /// One value, trimmed.
     Text,
     /// Items split on commas and newlines, trimmed, empties dropped.
@@ -151,7 +151,7 @@ pub struct InputVar {
     pub pipe: &'static str,
     /// On GitLab, in a Bitbucket script step and locally: `ARCHWAY_` and UPPER_SNAKE.
     pub archway: &'static str,
-    pub kind: Kind,
+    pub kind: InputKind,
     pub doc: &'static str,
 }
 
@@ -160,7 +160,7 @@ macro_rules! inputs {
         $(
             #[doc = $doc]
             pub const $id: InputVar =
-                InputVar { name: $name, github: $github, pipe: $pipe, archway: $archway, kind: Kind::$kind, doc: $doc };
+                InputVar { name: $name, github: $github, pipe: $pipe, archway: $archway, kind: InputKind::$kind, doc: $doc };
         )*
         /// Every input, in the order of `CiInputs`' fields.
         pub const INPUTS: &[InputVar] = &[$($id),*];

@@ -2,7 +2,7 @@
 //! qemu-user-static binaries next to archway. Runs inside archway's own image as a privileged
 //! helper container when the step itself is not privileged but the engine allows it.
 
-use crate::build::qemu;
+use crate::builder::qemu;
 use crate::cli::BinfmtRegisterArgs;
 use crate::error::UserError;
 use crate::report::Log;

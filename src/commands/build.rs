@@ -8,12 +8,12 @@ use std::time::Instant;
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 
-use crate::build::Chosen;
-use crate::build::buildx::{Buildx, RemoteEngine};
-use crate::build::credentials::CredentialBridge;
-use crate::build::engine::EngineBuilder;
-use crate::build::qemu;
-use crate::build::{BuildSpec, Builder, Built, LineSink};
+use crate::builder::Chosen;
+use crate::builder::buildx::{Buildx, RemoteEngine};
+use crate::builder::credentials::CredentialBridge;
+use crate::builder::engine::EngineBuilder;
+use crate::builder::qemu;
+use crate::builder::{BuildSpec, Builder, Built, LineSink};
 use crate::cli::BuildArgs;
 use crate::commands::{explicit_credential, push_check_error};
 use crate::error::UserError;
@@ -21,7 +21,7 @@ use crate::inputs::{self, Output, Request};
 use crate::oci::Descriptor;
 use crate::plan::{Handler, LocalBuilder, Planned, Strategy};
 use crate::platform::Platform;
-use crate::publish::{self, Entries, Published, Source};
+use crate::publish::{self, Entries, ImageSource, Published};
 use crate::registry::{Client, Credential, CredentialSource};
 use crate::report::{self, Log};
 
@@ -170,7 +170,7 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>, env: &crate::ci::Env) -> anyho
 
     let mut with_entries: Vec<(Built, Entries)> = Vec::new();
     for b in built {
-        let e = publish::entries_for(&Source::Layout(&b.layout), &b).await?;
+        let e = publish::entries_for(&ImageSource::Layout(&b.layout), &b).await?;
         with_entries.push((b, e));
     }
     let index =

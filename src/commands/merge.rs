@@ -15,7 +15,7 @@ use crate::copy::{self, CopyStats};
 use crate::error::UserError;
 use crate::oci::Descriptor;
 use crate::platform::{self, Platform};
-use crate::publish::{self, ResolvedImage, Source};
+use crate::publish::{self, ImageSource, ResolvedImage};
 use crate::reference::{Digest, Reference};
 use crate::registry::{Client, CredentialSource};
 use crate::report::{self, Log};
@@ -171,7 +171,7 @@ pub async fn run(args: &MergeArgs, log: Arc<Log>) -> anyhow::Result<String> {
             log.line(&format!("==> copying {r} into {}", repo.name()));
             copy::copy_manifest(&client, r, &repo, &top, &mut stats).await?;
         }
-        let images = publish::resolve(&Source::Registry { client: &client, repo: &repo, known: Some(&m) }, &top)
+        let images = publish::resolve(&ImageSource::Registry { client: &client, repo: &repo, known: Some(&m) }, &top)
             .await
             .with_context(|| format!("resolving merge source `{}`", leg.label))?;
         for i in images {

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use crate::cli::{Format, PlanArgs};
 use crate::dockerfile::{self, Analysis, AnalyzeInput};
 use crate::error::UserError;
-use crate::inputs::{self, Source, Strategy};
+use crate::inputs::{self, BuildSource, StrategyInput};
 use crate::plan::{self, Plan};
 use crate::probe::{self, Capabilities, NodeSpec, ProbeOptions, QemuInterpreter};
 use crate::report::{self, Log};
@@ -25,8 +25,8 @@ pub struct Planning {
 /// Probes this runner (unless `recorded` capabilities are given), analyses the Dockerfile and
 /// plans every platform.
 pub async fn make(
-    source: &Source,
-    strategy: &Strategy,
+    source: &BuildSource,
+    strategy: &StrategyInput,
     docker: &Path,
     recorded: Option<Capabilities>,
 ) -> anyhow::Result<Planning> {
@@ -52,7 +52,7 @@ pub async fn make(
                 .platforms
                 .iter()
                 .filter_map(|p| {
-                    crate::build::qemu::find_interpreter(p)
+                    crate::builder::qemu::find_interpreter(p)
                         .map(|path| QemuInterpreter { platform: p.clone(), path: path.display().to_string() })
                 })
                 .collect();

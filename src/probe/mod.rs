@@ -35,7 +35,7 @@ pub struct Capabilities {
     /// Remote builder nodes from `--node PLATFORM=ENDPOINT`.
     pub nodes: Vec<Node>,
     /// qemu-user-static interpreters present on this host (or in archway's image), from which
-    /// archway can register handlers. Filled by the lead's code (`crate::build::qemu`).
+    /// archway can register handlers. Filled by the lead's code (`crate::builder::qemu`).
     #[serde(default)]
     pub qemu: Vec<QemuInterpreter>,
 }
@@ -180,7 +180,7 @@ pub async fn probe(opts: &ProbeOptions) -> Capabilities {
     {
         b.refused = buildx::authorization_refusal(&e.authorization_plugins);
     }
-    // `qemu` depends on the platforms requested; the caller fills it (`crate::build::qemu`).
+    // `qemu` depends on the platforms requested; the caller fills it (`crate::builder::qemu`).
     Capabilities { host, in_container, privilege, binfmt, engine, buildx, nodes, qemu: Vec::new() }
 }
 
