@@ -1,8 +1,11 @@
 //! publish: turns every platform's build into one multi-platform image and makes it visible.
 //!
-//! Reads each built result (from the registry or an OCI layout), assembles the index (pure:
-//! `assemble`), pushes it by digest, and only then puts the tags. Never called unless every
-//! platform succeeded, so a tag never points at a partial image.
+//! Reads each built result (from the registry or an OCI layout), builds the index (pure:
+//! [`index_of`]), pushes it by digest, and only then puts the tags. Never called unless every
+//! platform succeeded, so a tag never points at a partial image. [`merge`] does the same for
+//! platforms that matrix legs pushed by digest.
+
+pub mod merge;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,10 +14,14 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 
 use crate::builder::Built;
+use crate::error::UserError;
+use crate::inputs::{BuildRequest, Output};
 use crate::oci::{self, Descriptor, DescriptorPlatform, ImageConfig, ImageManifest, Index};
 use crate::platform::Platform;
 use crate::reference::{Digest, Reference};
+use crate::registry::RegistryError;
 use crate::registry::{Body, Client};
+use crate::report::Log;
 use futures_util::StreamExt as _;
 
 /// Where the content of images can be read: the OCI layout a builder exported, or a
@@ -163,7 +170,7 @@ pub async fn entries_for(src: &ImageSource<'_>, built: &Built) -> anyhow::Result
 /// Builds the index from every platform's entries (pure). An OCI index unless every child is
 /// a Docker media type, then a Docker manifest list. Images first, in the order given, then
 /// attestations, as `docker buildx imagetools create` lays them out.
-pub fn assemble(per_platform: Vec<Vec<Descriptor>>, annotations: BTreeMap<String, String>) -> anyhow::Result<Index> {
+pub fn index_of(per_platform: Vec<Vec<Descriptor>>, annotations: BTreeMap<String, String>) -> anyhow::Result<Index> {
     let mut images = Vec::new();
     let mut attestations = Vec::new();
     let mut seen: Vec<Platform> = Vec::new();
@@ -269,6 +276,72 @@ pub struct Published {
     /// Where it went: `registry/repo@digest`, or the layout directory.
     pub location: String,
     pub tags: Vec<String>,
+}
+
+/// Fails before anything is built when `repo` cannot be pushed to (an upload is opened and
+/// cancelled): an unreachable registry or rejected credentials, with the fix.
+pub async fn check_access(client: &Client, repo: &Reference) -> Result<(), UserError> {
+    client.check_push(repo).await.map_err(|e| {
+        let hint = match &e {
+            RegistryError::Unreachable { .. } => format!(
+                "check that `{}` is the right registry and is reachable from here; a plain-HTTP registry needs `--insecure-registry {}`",
+                repo.registry, repo.registry
+            ),
+            RegistryError::Unauthorized { .. } | RegistryError::Denied { .. } => format!(
+                "log in with `docker login {}`, or set `{}` and `{}`",
+                repo.registry,
+                crate::env::REGISTRY_USERNAME,
+                crate::env::REGISTRY_PASSWORD
+            ),
+            _ => "nothing was built; fix the registry access and run again".into(),
+        };
+        UserError::failure(format!("cannot push to `{}`; nothing was built", repo.name())).hint(hint).caused_by(e)
+    })
+}
+
+/// What a build published: each platform with its index entries, and the index.
+pub struct Outcome {
+    pub platforms: Vec<(Built, Entries)>,
+    pub published: Published,
+}
+
+/// Publishes every built platform where `req.output` says: the index by digest and then the
+/// tags; a matrix leg's own result, by digest only; or an OCI layout.
+pub async fn build_result(
+    req: &BuildRequest,
+    client: &Client,
+    built: Vec<Built>,
+    log: &Log,
+) -> anyhow::Result<Outcome> {
+    let mut platforms: Vec<(Built, Entries)> = Vec::new();
+    for b in built {
+        let e = entries_for(&ImageSource::Layout(&b.layout), &b).await?;
+        platforms.push((b, e));
+    }
+    let index = index_of(platforms.iter().map(|(_, e)| e.descriptors.clone()).collect(), Default::default())?;
+    let failed = |repo: &Reference| {
+        let name = repo.name();
+        move |e: anyhow::Error| {
+            UserError::failure(format!("publishing to {name} failed")).caused_by(e.into_boxed_dyn_error())
+        }
+    };
+    let published = match &req.output {
+        // A matrix leg with one platform: its own result, as pushed, is what `merge` takes.
+        Output::Digest { repo, .. } if platforms.len() == 1 => {
+            let top = Descriptor { platform: None, annotations: None, ..platforms[0].0.descriptor.clone() };
+            Published { location: repo.with_digest(top.digest.clone()).to_string(), index: top, tags: vec![] }
+        }
+        Output::Digest { repo, .. } => {
+            log.line("==> pushing the multi-platform index by digest (no tag)");
+            to_registry(client, repo, &index, &[]).await.map_err(failed(repo))?
+        }
+        Output::Registry { tags } => to_registry(client, &tags[0], &index, tags).await.map_err(failed(&tags[0]))?,
+        Output::Layout { dir, names } => {
+            let dirs: Vec<PathBuf> = platforms.iter().map(|(b, _)| b.layout.clone()).collect();
+            to_layout(dir, &dirs, &index, names)?
+        }
+    };
+    Ok(Outcome { platforms, published })
 }
 
 /// Pushes the index by digest to `repo`, then puts each tag. Called only after every
@@ -391,7 +464,7 @@ mod tests {
 
     #[test]
     fn docker_list_only_when_every_child_is_docker() {
-        let idx = assemble(
+        let idx = index_of(
             vec![
                 vec![d(1, oci::DOCKER_MANIFEST, Some("linux/amd64"))],
                 vec![d(2, oci::DOCKER_MANIFEST, Some("linux/arm64"))],
@@ -400,7 +473,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(idx.media_type, oci::DOCKER_LIST);
-        let idx = assemble(
+        let idx = index_of(
             vec![
                 vec![d(1, oci::DOCKER_MANIFEST, Some("linux/amd64"))],
                 vec![d(2, oci::OCI_MANIFEST, Some("linux/arm64"))],
@@ -416,7 +489,7 @@ mod tests {
         let a = d(1, oci::OCI_MANIFEST, Some("linux/amd64"));
         let b = d(2, oci::OCI_MANIFEST, Some("linux/arm/v7"));
         let (aa, ba) = (attestation(3, &a), attestation(4, &b));
-        let idx = assemble(vec![vec![a.clone(), aa.clone()], vec![b.clone(), ba.clone()]], BTreeMap::new()).unwrap();
+        let idx = index_of(vec![vec![a.clone(), aa.clone()], vec![b.clone(), ba.clone()]], BTreeMap::new()).unwrap();
         assert_eq!(idx.manifests, vec![a, b, aa, ba]);
         let json: serde_json::Value = serde_json::from_slice(&idx.to_bytes()).unwrap();
         assert_eq!(json["manifests"][1]["platform"]["variant"], "v7");
@@ -426,7 +499,7 @@ mod tests {
 
     #[test]
     fn duplicate_platform_is_refused() {
-        let e = assemble(
+        let e = index_of(
             vec![
                 vec![d(1, oci::OCI_MANIFEST, Some("linux/arm64"))],
                 vec![d(2, oci::OCI_MANIFEST, Some("linux/aarch64"))],

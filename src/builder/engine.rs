@@ -25,9 +25,11 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// The local engine, as `DOCKER_HOST` (or the default socket) names it.
-    pub fn connect() -> Result<Self, String> {
-        Docker::connect_with_defaults().map(|docker| EngineBuilder { docker }).map_err(|e| e.to_string())
+    /// Connects to the engine at `endpoint` (the runner's, from `inputs`).
+    pub async fn connect(endpoint: &crate::probe::engine::EngineEndpoint) -> Result<Self, String> {
+        crate::probe::engine::connect(&endpoint.host, endpoint.cert_dir.as_deref())
+            .await
+            .map(|docker| EngineBuilder { docker })
     }
 }
 
