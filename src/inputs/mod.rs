@@ -543,3 +543,157 @@ fn check_layout_dir(dir: &Path) -> Result<(), UserError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    use crate::cli::{Cli, Command};
+
+    /// An invocation with exactly these variables, run in a temp dir holding a Dockerfile.
+    fn inv(vars: &[(&str, &str)]) -> Invocation {
+        Invocation::new(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), None, 0)
+    }
+
+    fn ctx() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        d
+    }
+
+    fn build_args(words: &[&str]) -> BuildArgs {
+        match Cli::try_parse_from(["archway", "build"].iter().chain(words)).unwrap().command {
+            Command::Build(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    fn plan_args(words: &[&str]) -> PlanArgs {
+        match Cli::try_parse_from(["archway", "plan"].iter().chain(words)).unwrap().command {
+            Command::Plan(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    /// What `plan` and `build --dry-run` agree on, as text.
+    fn planned(s: &BuildSource, st: &StrategyInput) -> String {
+        format!("{:?} {:?} {:?} {:?} {:?} {:?}", s.platforms, s.build_args, s.target, s.dockerfile, st.policy, st.nodes)
+    }
+
+    #[test]
+    fn plan_and_build_dry_run_resolve_the_same_source_and_strategy() {
+        let d = ctx();
+        let c = d.path().to_str().unwrap();
+        let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+            (vec![], vec![c]),
+            (vec![("ARCHWAY_PLATFORMS", "linux/arm64,linux/arm/v7"), ("ARCHWAY_PREFER", "emulated")], vec![c]),
+            (vec![("ARCHWAY_PLATFORMS", "linux/arm64")], vec![c, "--platform", "linux/riscv64"]),
+            (vec![("ARCHWAY_BUILD_ARGS", "A=1\nB=2"), ("ARCHWAY_NO_EMULATION", "true")], vec![c, "--build-arg", "A=3"]),
+            (vec![("ARCHWAY_BINFMT", "never"), ("ARCHWAY_TARGET", "t")], vec![c]),
+            (vec![("GITHUB_ACTIONS", "true"), ("INPUT_PLATFORMS", "linux/s390x"), ("INPUT_CONTEXT", c)], vec![]),
+        ];
+        for (vars, words) in cases {
+            let i = inv(&vars);
+            let p = i.plan(&plan_args(&words)).unwrap();
+            let mut bw = words.clone();
+            bw.push("--dry-run");
+            let b = i.build(&build_args(&bw)).unwrap();
+            assert!(b.dry_run);
+            assert_eq!(planned(&p.source, &p.strategy), planned(&b.source, &b.strategy), "{vars:?} {words:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_ci_input_fails_plan_and_build_alike() {
+        let d = ctx();
+        let c = d.path().to_str().unwrap();
+        let i = inv(&[("ARCHWAY_PLATFORMS", "linux/sparc")]);
+        let p = i.plan(&plan_args(&[c])).unwrap_err();
+        let b = i.build(&build_args(&[c, "--dry-run"])).unwrap_err();
+        assert_eq!(p.message, b.message);
+        assert_eq!(p.message, "`ARCHWAY_PLATFORMS` has a platform archway does not know");
+        assert_eq!(p.kind, crate::error::ErrorKind::Input);
+        let i = inv(&[("GITHUB_ACTIONS", "true"), ("INPUT_BINFMT", "sometimes")]);
+        assert_eq!(i.plan(&plan_args(&[c])).unwrap_err().message, "`INPUT_BINFMT` is `sometimes`");
+        assert_eq!(i.build(&build_args(&[c])).unwrap_err().message, "`INPUT_BINFMT` is `sometimes`");
+    }
+
+    #[test]
+    fn flags_win_over_ci_inputs_over_defaults() {
+        let d = ctx();
+        let c = d.path().to_str().unwrap();
+        let i = inv(&[
+            ("ARCHWAY_PLATFORMS", "linux/arm64"),
+            ("ARCHWAY_BUILD_ARGS", "A=ci\nB=ci"),
+            ("ARCHWAY_PROVENANCE", "mode=max"),
+            ("ARCHWAY_BINFMT", "never"),
+            ("ARCHWAY_TAGS", "127.0.0.1:5000/a/b:ci"),
+        ]);
+        let b = i
+            .build(&build_args(&[
+                c,
+                "--platform",
+                "linux/amd64",
+                "--build-arg",
+                "A=flag",
+                "--binfmt",
+                "auto",
+                "-t",
+                "127.0.0.1:5000/a/b:flag",
+            ]))
+            .unwrap();
+        assert_eq!(b.source.platforms, ["linux/amd64".parse::<Platform>().unwrap()]);
+        assert_eq!(b.source.build_args, [("A".to_string(), "flag".to_string()), ("B".into(), "ci".into())]);
+        assert_eq!(b.provenance.as_deref(), Some("mode=max"));
+        assert_eq!(b.strategy.policy.binfmt, BinfmtPolicy::Auto);
+        match &b.output {
+            Output::Layout { dir, names } => {
+                assert_eq!(dir, Path::new(DEFAULT_OUTPUT));
+                assert_eq!(names, &["flag".to_string()]);
+            }
+            o => panic!("not pushing, so a layout: {o:?}"),
+        }
+        let b = i.build(&build_args(&[c])).unwrap();
+        assert_eq!(b.strategy.policy.binfmt, BinfmtPolicy::Never);
+        assert_eq!(b.jobs, 1, "one platform: one job");
+        // The default context is the CI's checkout, `.` only when there is none.
+        let b = inv(&[("GITHUB_ACTIONS", "true"), ("GITHUB_WORKSPACE", c)]).build(&build_args(&["--dry-run"])).unwrap();
+        assert_eq!(b.source.context, Path::new(c));
+        assert_eq!(b.source.platforms.len(), 2, "the default platforms");
+    }
+
+    #[test]
+    fn merge_tags_are_parsed_once_and_never_panic() {
+        let i = inv(&[]);
+        let m = |t: &[&str]| {
+            let a = match Cli::try_parse_from(["archway", "merge"].iter().chain(t).chain(&["x"])).unwrap().command {
+                Command::Merge(a) => a,
+                _ => unreachable!(),
+            };
+            i.merge(&a)
+        };
+        assert_eq!(
+            m(&["-t", ","]).unwrap_err().message,
+            "`-t` names no tag; merge publishes the index under at least one tag"
+        );
+        assert!(m(&["-t", "ghcr.io/a/b"]).unwrap_err().message.contains("must name a tag"));
+        assert!(m(&["-t", "ghcr.io/a/b:1,docker.io/a/b:1"]).unwrap_err().message.contains("two repositories"));
+        let ok = m(&["-t", "ghcr.io/a/b:1, ghcr.io/a/b:2"]).unwrap();
+        assert_eq!(ok.tags.len(), 2);
+        assert_eq!(ok.repo.to_string(), "ghcr.io/a/b");
+    }
+
+    #[test]
+    fn registry_credentials_reach_every_registry_command() {
+        let i = inv(&[("ARCHWAY_REGISTRY_USERNAME", "u"), ("ARCHWAY_REGISTRY_PASSWORD", "p")]);
+        let a = match Cli::try_parse_from(["archway", "inspect", "127.0.0.1:5000/a/b:1"]).unwrap().command {
+            Command::Inspect(a) => a,
+            _ => unreachable!(),
+        };
+        let r = i.inspect(&a).unwrap();
+        assert_eq!(r.registry.explicit.as_ref().map(|(reg, _)| reg.as_str()), Some("127.0.0.1:5000"));
+        let i = inv(&[("ARCHWAY_REGISTRY_USERNAME", "u")]);
+        assert!(i.inspect(&a).unwrap_err().message.contains("`ARCHWAY_REGISTRY_PASSWORD` is not"));
+    }
+}
