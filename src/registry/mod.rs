@@ -169,8 +169,7 @@ impl Client {
     }
 
     pub(crate) fn base_url(&self, registry: &str) -> String {
-        let host = if registry == crate::reference::DOCKER_HUB { "registry-1.docker.io" } else { registry };
-        format!("{}://{}", self.scheme(registry), host)
+        format!("{}://{}", self.scheme(registry), crate::reference::api_host(registry))
     }
 
     /// A `Location` made absolute against the registry it came from.
