@@ -49,6 +49,40 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
+    /// Content of `media_type` with this digest and size, as at the top of a push: no platform,
+    /// annotations or artifact type.
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Self {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            platform: None,
+            annotations: None,
+            artifact_type: None,
+        }
+    }
+
+    /// The descriptor of `bytes`: their digest and length.
+    pub fn of(media_type: impl Into<String>, bytes: &[u8]) -> Self {
+        Descriptor::new(media_type, Digest::of(bytes), bytes.len() as u64)
+    }
+
+    /// The same content without what an index entry adds to it (platform, annotations).
+    pub fn bare(&self) -> Self {
+        Descriptor { platform: None, annotations: None, ..self.clone() }
+    }
+
+    /// With `platform` in its normalised spelling (so `arm64` never carries a `v8` variant).
+    pub fn with_platform(self, platform: &Platform) -> Self {
+        Descriptor { platform: Some(platform.into()), ..self }
+    }
+
+    /// With one more annotation.
+    pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.get_or_insert_default().insert(key.into(), value.into());
+        self
+    }
+
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.as_ref()?.get(key).map(String::as_str)
     }
