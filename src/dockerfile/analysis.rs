@@ -14,7 +14,8 @@
 
 use std::collections::HashMap;
 
-use super::parse::{self, Node, ParseError, ShellLex};
+use super::parse::{self, Node, ParseError};
+use super::shell::ShellLex;
 use super::{Analysis, AnalyzeInput, Location, PlatformAnalysis, Stage};
 use crate::platform::{Platform, PlatformError};
 

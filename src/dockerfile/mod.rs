@@ -1,18 +1,30 @@
 //! dockerfile: what a Dockerfile means for each target platform. Pure: no I/O.
 //!
-//! `parse` reads the text as BuildKit does (directives, continuations, heredocs, JSON and
-//! shell forms, flags); `analysis` gives it meaning: global ARGs and their expansion, stages and
-//! their platforms, the stages the target needs, and — per target platform — whether foreign
-//! code would run (a RUN in a needed stage whose platform is not the build platform).
+//! Split by job as BuildKit splits `frontend/dockerfile`: `parse` reads the text as BuildKit's
+//! parser does (directives, continuations, heredocs, JSON and shell forms, flags), with `json`
+//! (the exec form's reader) and `dump` (BuildKit's `Node.Dump()`, for conformance tests);
+//! `shell` is BuildKit's shell-word lexer (quotes, escapes, `${VAR…}` expansion); `analysis`
+//! gives the instructions meaning: global ARGs and their expansion, stages and their platforms,
+//! the stages the target needs, and — per target platform — whether foreign code would run (a
+//! RUN in a needed stage whose platform is not the build platform).
 
 pub mod analysis;
+mod dump;
+mod json;
 pub mod parse;
+pub mod shell;
 
 use serde::{Deserialize, Serialize};
 
 use crate::platform::Platform;
 
 pub use analysis::{AnalysisError, analyze};
+pub use dump::{dump, go_quote};
+pub use parse::{
+    DEFAULT_ESCAPE, Directive, Heredoc, Node, ParseError, ParseErrorKind, Parsed, Warning, parse, parse_heredoc,
+    parse_words,
+};
+pub use shell::{Expansion, LexError, ShellLex};
 
 /// What `analyze` needs besides the text.
 #[derive(Debug, Clone)]
