@@ -7,6 +7,17 @@
 //! gives the instructions meaning: global ARGs and their expansion, stages and their platforms,
 //! the stages the target needs, and — per target platform — whether foreign code would run (a
 //! RUN in a needed stage whose platform is not the build platform).
+//!
+//! Why archway's own parser and not the `parse-dockerfile` crate (0.1.7): BuildKit is the
+//! oracle, and `tests/dockerfile_conformance.rs` holds this parser to BuildKit's own parser
+//! cases, compared as `Node.Dump()` output; that crate's typed AST has no such form. It reads
+//! directives, `# escape=` and continuations, but not everything those cases and real files use:
+//! - RUN heredocs only where `<<` opens the arguments, one per RUN: `RUN python3 <<EOF`,
+//!   `RUN 3<<EOF` and `RUN <<A <<B` are not read as BuildKit reads them;
+//! - no shell lexer: `${VAR:-x}` and the like stay unexpanded, and which platform a stage runs
+//!   on depends on expanding `FROM` and `--platform` exactly as BuildKit does;
+//! - an unknown instruction fails the whole parse with a message; BuildKit's parser keeps it
+//!   for the next layer, which here names the line and suggests the instruction meant.
 
 pub mod analysis;
 mod dump;
