@@ -142,8 +142,7 @@ pub async fn resolve(src: &ImageSource<'_>, top: &Descriptor) -> anyhow::Result<
             .filter(|a| a.annotation(oci::ANN_REFERENCE_DIGEST) == Some(image.digest.as_str()))
             .cloned()
             .collect();
-        // The normalised spelling, so `arm64` never carries a `v8` variant.
-        let descriptor = Descriptor { platform: Some(DescriptorPlatform::from(&platform)), ..image };
+        let descriptor = image.with_platform(&platform);
         out.push(ResolvedImage { descriptor, platform, image_size, attestations: mine });
     }
     Ok(out)
@@ -153,7 +152,7 @@ pub async fn resolve(src: &ImageSource<'_>, top: &Descriptor) -> anyhow::Result<
 /// filled from the config, then any attestation manifests buildx attached, as they were.
 pub async fn entries_for(src: &ImageSource<'_>, built: &Built) -> anyhow::Result<Entries> {
     let want = &built.platform;
-    let top = Descriptor { platform: None, annotations: None, ..built.descriptor.clone() };
+    let top = built.descriptor.bare();
     let mut images = resolve(src, &top).await.with_context(|| format!("{want}: reading the build's result"))?;
     if images.len() != 1 {
         bail!("{want}: the build produced {} images, expected exactly one", images.len());
@@ -328,7 +327,7 @@ pub async fn build_result(
     let published = match &req.output {
         // A matrix leg with one platform: its own result, as pushed, is what `merge` takes.
         Output::Digest { repo, .. } if platforms.len() == 1 => {
-            let top = Descriptor { platform: None, annotations: None, ..platforms[0].0.descriptor.clone() };
+            let top = platforms[0].0.descriptor.bare();
             Published { location: repo.with_digest(top.digest.clone()).to_string(), index: top, tags: vec![] }
         }
         Output::Digest { repo, .. } => {
@@ -353,9 +352,9 @@ pub async fn to_registry(
     tags: &[Reference],
 ) -> anyhow::Result<Published> {
     let bytes = Bytes::from(index.to_bytes());
-    let digest = Digest::of(&bytes);
+    let top = Descriptor::of(index.media_type.clone(), &bytes);
     client
-        .manifest_put(&repo.with_digest(digest.clone()), &bytes, &index.media_type)
+        .manifest_put(&repo.with_digest(top.digest.clone()), &bytes, &index.media_type)
         .await
         .with_context(|| format!("pushing the index to {}", repo.name()))?;
     let mut moved = Vec::new();
@@ -369,18 +368,7 @@ pub async fn to_registry(
         })?;
         moved.push(t.to_string());
     }
-    Ok(Published {
-        index: Descriptor {
-            media_type: index.media_type.clone(),
-            digest: digest.clone(),
-            size: bytes.len() as u64,
-            platform: None,
-            annotations: None,
-            artifact_type: None,
-        },
-        location: repo.with_digest(digest).to_string(),
-        tags: moved,
-    })
+    Ok(Published { location: repo.with_digest(top.digest.clone()).to_string(), index: top, tags: moved })
 }
 
 /// Writes the index into an OCI image layout at `out`, moving every platform's blobs from its
@@ -402,25 +390,12 @@ pub fn to_layout(out: &Path, staging: &[PathBuf], index: &Index, tags: &[String]
         }
     }
     let bytes = index.to_bytes();
-    let digest = Digest::of(&bytes);
-    std::fs::write(blobs.join(digest.hex()), &bytes)?;
-    let desc = Descriptor {
-        media_type: index.media_type.clone(),
-        digest: digest.clone(),
-        size: bytes.len() as u64,
-        platform: None,
-        annotations: None,
-        artifact_type: None,
-    };
+    let desc = Descriptor::of(index.media_type.clone(), &bytes);
+    std::fs::write(blobs.join(desc.digest.hex()), &bytes)?;
     let refs: Vec<Descriptor> = if tags.is_empty() {
         vec![desc.clone()]
     } else {
-        tags.iter()
-            .map(|t| Descriptor {
-                annotations: Some(BTreeMap::from([(oci::ANN_REF_NAME.to_string(), t.clone())])),
-                ..desc.clone()
-            })
-            .collect()
+        tags.iter().map(|t| desc.clone().with_annotation(oci::ANN_REF_NAME, t)).collect()
     };
     let top = Index { schema_version: 2, media_type: oci::OCI_INDEX.into(), manifests: refs, annotations: None };
     std::fs::write(out.join("oci-layout"), b"{\"imageLayoutVersion\":\"1.0.0\"}\n")?;
@@ -436,13 +411,10 @@ mod tests {
     use super::*;
 
     fn d(n: u8, mt: &str, platform: Option<&str>) -> Descriptor {
-        Descriptor {
-            media_type: mt.into(),
-            digest: Digest::of(&[n]),
-            size: 100 + n as u64,
-            platform: platform.map(|p| DescriptorPlatform::from(&p.parse::<Platform>().unwrap())),
-            annotations: None,
-            artifact_type: None,
+        let d = Descriptor::new(mt, Digest::of(&[n]), 100 + n as u64);
+        match platform {
+            Some(p) => d.with_platform(&p.parse().unwrap()),
+            None => d,
         }
     }
 

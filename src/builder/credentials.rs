@@ -10,7 +10,7 @@ use anyhow::Context as _;
 
 use crate::inputs::Runner;
 use crate::inputs::environment::{HelperCall, HelperCredential};
-use crate::reference::DOCKER_HUB;
+use crate::reference::docker_config_key;
 use crate::registry::Credential;
 use crate::secret::Secret;
 
@@ -31,11 +31,6 @@ pub struct CredentialBridge {
     secret: Secret,
 }
 
-/// The key the Docker CLI uses for a registry in its config.
-fn server_key(registry: &str) -> String {
-    if registry == DOCKER_HUB { "https://index.docker.io/v1/".into() } else { registry.into() }
-}
-
 impl CredentialBridge {
     /// A private config for `registry`, copied from the runner's Docker config, with archway
     /// (the runner's `exe`) as the credential helper for that registry.
@@ -48,7 +43,7 @@ impl CredentialBridge {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_else(|| serde_json::json!({}));
-        let server = server_key(registry);
+        let server = docker_config_key(registry).to_string();
         let obj = cfg.as_object_mut().context("the Docker config is not a JSON object")?;
         let helpers = obj.entry("credHelpers").or_insert_with(|| serde_json::json!({}));
         helpers

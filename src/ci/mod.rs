@@ -191,10 +191,7 @@ pub fn same_registry(a: &str, b: &str) -> bool {
     fn norm(r: &str) -> String {
         let r = r.trim().to_ascii_lowercase();
         let r = r.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
-        match r {
-            "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".into(),
-            other => other.into(),
-        }
+        crate::reference::canonical_registry(r).into()
     }
     norm(a) == norm(b)
 }

@@ -128,7 +128,7 @@ pub async fn gather(client: &Client, req: &MergeRequest, legs: &[Leg], log: &Log
             }
             Err(e) => return Err(anyhow::Error::new(e).context(format!("reading merge source `{}`", leg.label))),
         };
-        let top = Descriptor::new(m.media_type.clone(), m.digest.clone(), m.bytes.len() as u64);
+        let top = m.descriptor();
         if !r.same_repository(repo) {
             log.line(&format!("==> copying {r} into {}", repo.name()));
             copy::copy_manifest(client, r, repo, &top, &mut stats).await?;
