@@ -585,7 +585,8 @@ mod tests {
     fn plan_and_build_dry_run_resolve_the_same_source_and_strategy() {
         let d = ctx();
         let c = d.path().to_str().unwrap();
-        let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+        type Vars<'a> = Vec<(&'a str, &'a str)>;
+        let cases: Vec<(Vars, Vec<&str>)> = vec![
             (vec![], vec![c]),
             (vec![("ARCHWAY_PLATFORMS", "linux/arm64,linux/arm/v7"), ("ARCHWAY_PREFER", "emulated")], vec![c]),
             (vec![("ARCHWAY_PLATFORMS", "linux/arm64")], vec![c, "--platform", "linux/riscv64"]),
