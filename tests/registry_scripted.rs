@@ -17,7 +17,11 @@ use bytes::Bytes;
 use support::reqresp::{Seen, Server, Step};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+const MANIFEST: &str = concat!(
+    r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"#,
+    r#""mediaType":"application/vnd.oci.image.config.v1+json","#,
+    r#""digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#
+);
 const MANIFEST_PATH: &str = "/v2/acme/app/manifests/1";
 
 /// No waiting between attempts; four attempts per operation.
@@ -319,7 +323,7 @@ async fn a_refused_connection_is_tried_three_times_then_reported_unreachable() {
 #[tokio::test]
 async fn a_slow_registry_does_not_hold_up_another() {
     let (slow, fast) = (Server::start(), Server::start());
-    slow.script(manifest_ok().delay(Duration::from_millis(300)).times(2));
+    slow.script(manifest_ok().delay(Duration::from_millis(400)).times(2));
     fast.script([manifest_ok()]);
     let client = client().with_max_in_flight(1);
     let (rs, rf) = (reference(&slow), reference(&fast));
@@ -334,8 +338,8 @@ async fn a_slow_registry_does_not_hold_up_another() {
         started.elapsed()
     };
     let (slow_done, fast_done) = tokio::join!(slow_pair, fast_one);
-    assert!(slow_done >= Duration::from_millis(600), "one request at a time to the slow host: {slow_done:?}");
-    assert!(fast_done < Duration::from_millis(300), "the other host is not queued behind it: {fast_done:?}");
+    assert!(slow_done >= Duration::from_millis(800), "one request at a time to the slow host: {slow_done:?}");
+    assert!(fast_done < Duration::from_millis(400), "the other host is not queued behind it: {fast_done:?}");
     slow.finish();
     fast.finish();
 }
