@@ -1,6 +1,8 @@
 //! Bad input and unreachable registries: a clear message, the right exit code, and nothing
 //! built or written. These need the lab registry only to prove nothing reached it.
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use support::lab::*;

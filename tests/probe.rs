@@ -5,6 +5,8 @@
 //! Tests that register handlers, and tests that rely on the lab's QEMU handlers, hold
 //! `support::machine::lock()` (see there).
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use std::path::{Path, PathBuf};
