@@ -414,7 +414,7 @@ fn fixes(
             None => out.push(format!("build in a `FROM --platform=$BUILDPLATFORM` stage so no {p} code runs")),
         }
     }
-    out.push(format!("add `--node {p}=tcp://HOST:2376`: a {} machine running Docker", p.architecture));
+    out.push(format!("add `--node {p}=tcp://HOST:2376`: a Docker engine on {} hardware", p.architecture));
     if foreign {
         if policy.no_emulation {
             out.push("drop `--no-emulation` to allow QEMU".into());
