@@ -6,6 +6,7 @@
 //! retries and digest checks in archway's registry client. Builders never move tags: that is
 //! `publish`'s job, once every platform has succeeded.
 
+pub mod assemble;
 pub mod buildx;
 pub mod credentials;
 pub mod engine;
