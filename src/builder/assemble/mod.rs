@@ -3,7 +3,9 @@
 //! engine, no buildx and no emulation. BuildKit's `dockerfile2llb` is the reference for what
 //! every instruction does; where this code and buildx disagree, buildx is right.
 
+pub mod archive;
 pub mod base;
+pub mod config;
 pub mod context;
 pub mod copy;
 pub mod glob;
