@@ -78,6 +78,13 @@ pub enum BuildError {
     Failed { platform: Platform, command: String, status: String, tail: String },
     #[error("{platform}: the builder finished but its result is unreadable: {detail}")]
     Result { platform: Platform, detail: String },
+    /// The assembler cannot do what an instruction asks (a RUN, an ADD of a git repository).
+    #[error("{platform}: {file}:{line}: `{instruction}` cannot be assembled: {reason}")]
+    NotAssemblable { platform: Platform, file: String, line: usize, instruction: String, reason: String },
+    /// An instruction failed while assembling: a missing or escaping source, a base image that
+    /// cannot be read, an invalid value.
+    #[error("{platform}: {file}:{line}: {message}")]
+    Assemble { platform: Platform, file: String, line: usize, message: String },
 }
 
 impl BuildError {
@@ -85,7 +92,9 @@ impl BuildError {
         match self {
             BuildError::Spawn { platform, .. }
             | BuildError::Failed { platform, .. }
-            | BuildError::Result { platform, .. } => platform,
+            | BuildError::Result { platform, .. }
+            | BuildError::NotAssemblable { platform, .. }
+            | BuildError::Assemble { platform, .. } => platform,
         }
     }
 }
