@@ -50,7 +50,7 @@ CMD ["world"]
         std::fs::create_dir_all(d.join(format!("bin/{arch}"))).unwrap();
         std::fs::write(
             d.join(format!("bin/{arch}/app")),
-            format!("#!/bin/sh\necho \"$GREETING $ARCH ($(cat /app/notes.txt)) as $(id -u):$(id -g) in $(pwd): $1\"\n"),
+            "#!/bin/sh\necho \"$GREETING $ARCH ($(cat /app/notes.txt)) as $(id -u):$(id -g) in $(pwd): $1\"\n",
         )
         .unwrap();
     }
