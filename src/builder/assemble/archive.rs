@@ -25,15 +25,7 @@ pub enum ArchiveError {
     Checksum { url: String, expected: String, got: String },
 }
 
-/// Whether an ADD source is a git repository (BuildKit clones those; archway declines them).
-pub fn is_git_source(src: &str) -> bool {
-    let s = src.trim();
-    s.starts_with("git@")
-        || s.starts_with("git://")
-        || s.starts_with("ssh://")
-        || ((s.starts_with("http://") || s.starts_with("https://"))
-            && s.split('#').next().is_some_and(|u| u.trim_end_matches('/').ends_with(".git")))
-}
+pub use crate::dockerfile::is_git_source;
 
 pub fn is_url(src: &str) -> bool {
     (src.starts_with("http://") || src.starts_with("https://")) && !is_git_source(src)
