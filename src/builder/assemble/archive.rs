@@ -1,6 +1,7 @@
 //! archive: what ADD does beyond COPY. A local tar archive (plain, gzip, bzip2, xz or zstd) is
 //! extracted into the destination as moby's `Untar` does (owners, modes and mtimes from the
-//! archive unless `--chown`, missing parents 0755, directories merged, nothing may climb out);
+//! archive — `--chown` only owns the destination directory, as in the lab's BuildKit 0.13 —
+//! missing parents 0755, directories merged, nothing may climb out);
 //! an `http(s)` URL is downloaded to a file named after the URL's last path component, mode
 //! 0600, mtime from `Last-Modified` (else the epoch), checked against `--checksum`. Git URLs
 //! are declined.
@@ -94,8 +95,9 @@ pub fn extract(
             });
         }
         let target = join(&resolved_parent, super::tree::base(&target));
-        // Missing parents: 0755, root or the --chown owner.
-        let (uid, gid) = opts.chown.unwrap_or((0, 0));
+        // Missing parents: 0755, root. (BuildKit 0.13, the lab's oracle, leaves the archive's
+        // owners as they are even with --chown; only the destination directory takes it.)
+        let (uid, gid) = (0, 0);
         let mut cur = String::new();
         for part in parent(&target).split('/').filter(|p| !p.is_empty()) {
             cur = join(&cur, part);
@@ -104,10 +106,6 @@ pub fn extract(
                 tree.insert(&cur, Node::dir(0o755, uid, gid, opts.created_mtime));
                 changes.insert(cur.clone());
             }
-        }
-        if let Some((uid, gid)) = opts.chown {
-            e.node.uid = uid;
-            e.node.gid = gid;
         }
         if let Some(link) = &e.hardlink {
             let src = join(&dest, link);
