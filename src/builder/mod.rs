@@ -117,6 +117,8 @@ pub trait Builder: Send + Sync {
 pub enum Chosen {
     Buildx(buildx::Buildx),
     Engine(engine::EngineBuilder),
+    /// Shared by every assembled platform, so a layer they have in common is made once.
+    Assembled(Arc<assemble::Assembler>),
 }
 
 impl Builder for Chosen {
@@ -124,6 +126,7 @@ impl Builder for Chosen {
         match self {
             Chosen::Buildx(b) => b.name(),
             Chosen::Engine(b) => b.name(),
+            Chosen::Assembled(b) => b.name(),
         }
     }
 
@@ -137,6 +140,7 @@ impl Builder for Chosen {
         match self {
             Chosen::Buildx(b) => b.build(spec, platform, layout, sink).await,
             Chosen::Engine(b) => b.build(spec, platform, layout, sink).await,
+            Chosen::Assembled(b) => b.build(spec, platform, layout, sink).await,
         }
     }
 }
