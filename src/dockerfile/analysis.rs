@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use super::parse::{self, Node, ParseError};
 use super::shell::ShellLex;
-use super::{Analysis, AnalyzeInput, Location, PlatformAnalysis, Stage};
+use super::{Analysis, AnalyzeInput, Location, PlatformAnalysis, Stage, is_git_source};
 use crate::platform::{Platform, PlatformError};
 
 /// The instructions BuildKit knows.
@@ -210,6 +210,8 @@ struct Decl<'a> {
     runs: Vec<&'a Node>,
     refs: Vec<Ref>,
     triggers: Vec<Trigger<'a>>,
+    /// Instructions archway's assembler does not implement, with why.
+    blockers: Vec<(&'a Node, &'static str)>,
 }
 
 struct GlobalArg {
@@ -256,10 +258,14 @@ impl<'a> Model<'a> {
                     read_arg(node).map_err(|m| invalid(line, m))?;
                 }
                 "run" => {
+                    stage.blockers.push((node, "RUN executes code, which needs a builder"));
                     stage.runs.push(node);
                     stage.refs.extend(node_refs(node).map_err(|e| e.at(file, line))?);
                 }
                 "copy" => stage.refs.extend(node_refs(node).map_err(|e| e.at(file, line))?),
+                "add" if node.args.split_last().is_some_and(|(_, srcs)| srcs.iter().any(|s| is_git_source(s))) => {
+                    stage.blockers.push((node, "ADD of a git repository needs a builder"));
+                }
                 "onbuild" => {
                     let Some(trigger) = node.trigger.as_deref() else {
                         return Err(invalid(line, "ONBUILD needs an instruction to trigger".into()));
@@ -358,6 +364,7 @@ fn read_from<'a>(file: &str, node: &'a Node, index: usize) -> Result<Decl<'a>, A
         runs: Vec::new(),
         refs: Vec::new(),
         triggers: Vec::new(),
+        blockers: Vec::new(),
     })
 }
 
@@ -813,7 +820,35 @@ impl Context<'_> {
                 });
             }
         }
-        PlatformAnalysis { platform: target.clone(), foreign_code: deciding.is_some(), deciding }
+        // Assemblable: no stage the target needs holds an instruction the assembler cannot do,
+        // whatever its platform.
+        let mut blocker: Option<(usize, &str, usize)> = None;
+        for (i, decl) in self.model.stages.iter().enumerate().filter(|(i, _)| r.needed[*i]) {
+            let own = decl.blockers.iter().map(|(n, why)| (n.start_line, *why));
+            let triggered = self
+                .inherited(&r.bases[i])
+                .filter(|t| t.run)
+                .map(|t| (t.onbuild.start_line, "its ONBUILD RUN trigger runs code in this stage"));
+            for (line, why) in own.chain(triggered) {
+                if blocker.is_none_or(|(l, _, _)| line < l) {
+                    blocker = Some((line, why, i));
+                }
+            }
+        }
+        let not_assemblable = blocker.map(|(line, _, i)| Location {
+            file: self.file.to_string(),
+            line,
+            stage: self.model.stages[i].label.clone(),
+            instruction: instruction_text(self.text, line),
+        });
+        PlatformAnalysis {
+            platform: target.clone(),
+            foreign_code: deciding.is_some(),
+            deciding,
+            assemblable: blocker.is_none(),
+            not_assemblable,
+            not_assemblable_reason: blocker.map(|(_, why, _)| why.to_string()),
+        }
     }
 
     /// What the file cannot tell, one sentence each, across all target platforms.
@@ -998,6 +1033,40 @@ mod tests {
         assert_eq!(mount_from("type=cache,target=/x").ok().flatten(), None);
         assert!(matches!(mount_from("from=$X,target=/x"), Err(RefError::Variable { .. })));
         assert_eq!(mount_from("from=a$,target=/x").ok().flatten(), Some("a$".into()));
+    }
+
+    #[test]
+    fn assemblable_per_instruction() {
+        let build: Platform = "linux/amd64".parse().unwrap();
+        let platforms: Vec<Platform> = vec!["linux/arm64".parse().unwrap()];
+        let verdict = |text: &str| {
+            let a = analyze(&AnalyzeInput {
+                text,
+                file: "Dockerfile",
+                build_args: &[],
+                target: None,
+                build_platform: &build,
+                platforms: &platforms,
+            })
+            .unwrap();
+            let p = a.per_platform[0].clone();
+            (p.assemblable, p.not_assemblable.map(|l| l.line), p.not_assemblable_reason)
+        };
+        let all = "FROM scratch AS s\nCOPY a /a\nFROM busybox\nARG X\nENV A=1\nLABEL l=1\nWORKDIR /w\nCOPY --from=s /a /b\n\
+                   ADD x.tar.gz https://example.com/f /d/\nEXPOSE 80\nVOLUME /v\nUSER u\nSHELL [\"/bin/sh\", \"-c\"]\n\
+                   CMD x\nENTRYPOINT [\"y\"]\nSTOPSIGNAL SIGTERM\nHEALTHCHECK CMD true\nONBUILD RUN x\nMAINTAINER m\n";
+        assert_eq!(verdict(all), (true, None, None));
+        let (ok, line, why) = verdict("FROM busybox\nCOPY a /a\nRUN make\n");
+        assert_eq!((ok, line), (false, Some(3)));
+        assert!(why.unwrap().contains("RUN"));
+        assert_eq!(verdict("FROM busybox\nADD https://github.com/a/b.git /src\n").1, Some(2));
+        // A RUN in a stage the target does not need does not matter; in one it copies from does.
+        assert!(verdict("FROM busybox AS x\nRUN make\nFROM scratch\nCOPY a /\n").0);
+        assert_eq!(verdict("FROM busybox AS x\nRUN make\nFROM scratch\nCOPY --from=x /a /\n").1, Some(2));
+        // An ONBUILD RUN of a stage the target is built on runs in the target.
+        let (ok, line, why) = verdict("FROM busybox AS b\nONBUILD RUN x\nFROM b\nCOPY a /\n");
+        assert_eq!((ok, line), (false, Some(2)));
+        assert!(why.unwrap().contains("ONBUILD"));
     }
 
     #[test]
