@@ -184,13 +184,13 @@ pub async fn run(args: &BuildArgs, log: Arc<Log>, env: &crate::ci::Env) -> anyho
         }
         Output::Digest { repo, .. } => {
             log.line("==> pushing the multi-platform index by digest (no tag)");
-            publish::to_registry(&client, repo, &index, &[]).await.map_err(|e| {
-                UserError::failure(format!("publishing to {} failed", repo.name())).caused_by(e.into_boxed_dyn_error())
-            })?
+            publish::to_registry(&client, repo, &index, &[])
+                .await
+                .map_err(|e| UserError::failure(format!("publishing to {} failed", repo.name())).caused_by(e))?
         }
-        Output::Registry { tags } => publish::to_registry(&client, &tags[0], &index, tags).await.map_err(|e| {
-            UserError::failure(format!("publishing to {} failed", tags[0].name())).caused_by(e.into_boxed_dyn_error())
-        })?,
+        Output::Registry { tags } => publish::to_registry(&client, &tags[0], &index, tags)
+            .await
+            .map_err(|e| UserError::failure(format!("publishing to {} failed", tags[0].name())).caused_by(e))?,
         Output::Layout { dir, names } => {
             let dirs: Vec<PathBuf> = with_entries.iter().map(|(b, _)| b.layout.clone()).collect();
             publish::to_layout(dir, &dirs, &index, names)?
@@ -292,7 +292,7 @@ async fn build_all(
                             )),
                             Err(e) => {
                                 log.failed(&p, t.elapsed());
-                                return Err((p, "push", e));
+                                return Err((p, "push", e.into()));
                             }
                         }
                     }

@@ -210,9 +210,9 @@ pub async fn run(args: &MergeArgs, log: Arc<Log>) -> anyhow::Result<String> {
         .map(|(_, i)| std::iter::once(i.descriptor.clone()).chain(i.attestations.iter().cloned()).collect())
         .collect();
     let index = publish::assemble(per_platform, annotations)?;
-    let published = publish::to_registry(&client, &repo, &index, &tags).await.map_err(|e| {
-        UserError::failure(format!("publishing to {} failed", repo.name())).caused_by(e.into_boxed_dyn_error())
-    })?;
+    let published = publish::to_registry(&client, &repo, &index, &tags)
+        .await
+        .map_err(|e| UserError::failure(format!("publishing to {} failed", repo.name())).caused_by(e))?;
 
     let mut out = String::new();
     for (label, i) in &found {
