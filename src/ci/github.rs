@@ -297,7 +297,8 @@ pub fn step_summary(r: &CiResult) -> String {
 /// `sha256:` and the first 12 hex digits, enough to tell platforms apart in a table.
 fn short_digest(d: &str) -> &str {
     match d.split_once(':') {
-        Some((alg, hex)) if hex.len() > 12 => &d[..alg.len() + 1 + 12],
+        // `get`: the digest is a string in `CiResult`; a non-ASCII one is shown whole.
+        Some((alg, hex)) if hex.len() > 12 => d.get(..alg.len() + 1 + 12).unwrap_or(d),
         _ => d,
     }
 }
@@ -374,5 +375,6 @@ mod tests {
         assert!(s.starts_with("### archway: `ghcr.io/a/b@sha256:aaaa`\n"), "{s}");
         assert!(s.contains("| linux/arm64 | emulated | a \\| b | `sha256:bbbbbbbbbbbb` | 12.3 s |\n"), "{s}");
         assert!(s.contains("Tags: `ghcr.io/a/b:1`"), "{s}");
+        assert_eq!(short_digest("sha256:aéééééééééé"), "sha256:aéééééééééé", "12 bytes end inside a character");
     }
 }

@@ -83,8 +83,9 @@ fn httpdate_parse(s: &str) -> Option<SystemTime> {
     };
     let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let m = months.iter().position(|x| x == mon)? as i64 + 1;
-    let (d, y): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let t: Vec<i64> = time.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    // Small types, so that no field a registry sends can overflow the arithmetic below.
+    let (d, y): (i64, i64) = (day.parse::<u8>().ok()?.into(), year.parse::<u16>().ok()?.into());
+    let t: Vec<i64> = time.split(':').map(|x| x.parse::<u8>().ok().map(i64::from)).collect::<Option<_>>()?;
     let [hh, mm, ss] = t.as_slice() else {
         return None;
     };
@@ -139,7 +140,8 @@ impl Attempts {
             Some(asked) => asked,
             None => jittered(self.policy.backoff(self.failed), random_unit()),
         };
-        let over_time = self.waited + wait > self.policy.max_wait;
+        // Saturating: `Retry-After` is the registry's to choose, up to `u64::MAX` seconds.
+        let over_time = self.waited.saturating_add(wait) > self.policy.max_wait;
         let max_attempts =
             if failure.connect { self.policy.max_attempts.min(CONNECT_ATTEMPTS) } else { self.policy.max_attempts };
         if self.failed >= max_attempts || over_time {
@@ -243,6 +245,23 @@ mod tests {
         assert_eq!(httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMT"), Some(now));
         assert_eq!(httpdate_parse("Thu, 29 Feb 2024 23:59:59 GMT"), Some(UNIX_EPOCH + Duration::from_secs(1709251199)));
         assert_eq!(httpdate_parse("Sunday, 06-Nov-94 08:49:37 GMT"), None, "obsolete forms are not guessed at");
+        assert_eq!(httpdate_parse("Sun, 06 Nov 9223372036854775807 08:49:37 GMT"), None);
+        assert_eq!(httpdate_parse("Sun, 99999999999 Nov 1994 08:49:37 GMT"), None);
+    }
+
+    #[tokio::test]
+    async fn a_huge_retry_after_is_over_budget_not_a_panic() {
+        let mut a = Attempts::new(RetryPolicy { max_attempts: 5, ..RetryPolicy::default() });
+        a.waited = Duration::from_secs(1);
+        let t = Transient {
+            status: Some(StatusCode::TOO_MANY_REQUESTS),
+            retry_after: Some(Duration::from_secs(u64::MAX)),
+            detail: String::new(),
+            connect: false,
+            url: "https://r.example/v2/".into(),
+        };
+        let e = a.retry(t, "r.example", "GET manifest r.example/a:1").await.unwrap_err();
+        assert!(matches!(e, RegistryError::GaveUp { attempts: 1, .. }), "{e}");
     }
 
     #[tokio::test]
