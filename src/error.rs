@@ -3,6 +3,12 @@
 
 use std::fmt;
 
+use crate::builder::credentials::CredentialError;
+use crate::copy::CopyError;
+use crate::dockerfile::AnalysisError;
+use crate::publish::PublishError;
+use crate::registry::RegistryError;
+
 /// Why archway stopped; decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -43,6 +49,11 @@ impl UserError {
     pub fn impossible(message: impl Into<String>) -> Self {
         UserError { kind: ErrorKind::Impossible, message: message.into(), hint: None, source: None }
     }
+    /// An input that cannot be used: `invalid {input}`, the reason on its own `Caused by:`
+    /// line. `input` names it as the user typed it: ``"`--platform linux/sparc`"``.
+    pub fn invalid_input(input: impl fmt::Display, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        UserError::input(format!("invalid {input}")).caused_by(cause)
+    }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -65,11 +76,45 @@ impl std::error::Error for UserError {
     }
 }
 
+/// A Dockerfile archway cannot read is an input error (exit 2), with the analysis' own hint;
+/// an invalid `--platform` value in it is the cause.
+impl From<AnalysisError> for UserError {
+    fn from(e: AnalysisError) -> Self {
+        let user = UserError::input(e.to_string()).hint(e.hint());
+        match e {
+            AnalysisError::Platform { error, .. } => user.caused_by(*error),
+            _ => user,
+        }
+    }
+}
+
+/// The fix a layer's own error suggests, for an error that reaches [`render`] without a
+/// `UserError` hint: so a hint is never lost because a caller passed the error on with `?`.
+fn layer_hint(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(e) = e.downcast_ref::<AnalysisError>() {
+        return Some(e.hint());
+    }
+    if let Some(e) = e.downcast_ref::<PublishError>() {
+        return e.hint();
+    }
+    if let Some(e) = e.downcast_ref::<CopyError>() {
+        return e.hint();
+    }
+    if let Some(e) = e.downcast_ref::<CredentialError>() {
+        return Some(e.hint());
+    }
+    if let Some(e) = e.downcast_ref::<RegistryError>() {
+        return e.hint();
+    }
+    None
+}
+
 /// What goes before each cause: `error::render`'s lines line up under it.
 const CAUSED_BY: &str = "  Caused by: ";
 
 /// Renders an error chain and picks the exit code: the first `UserError` in the chain decides
-/// the kind (none: a failure, exit 1), the first one with a hint gives the hint.
+/// the kind (none: a failure, exit 1); the first one with a hint gives the hint, else the first
+/// layer error that has one (`AnalysisError::hint`, `PublishError::hint`, …).
 ///
 /// ```text
 /// error: <the outermost message>
@@ -83,11 +128,14 @@ pub fn render(err: &anyhow::Error) -> (String, u8) {
     let mut out = format!("error: {err}\n");
     let mut kind = None;
     let mut hint = None;
+    let mut fallback_hint = None;
     let mut previous = err.to_string();
     for (i, cause) in err.chain().enumerate() {
         if let Some(u) = cause.downcast_ref::<UserError>() {
             kind = kind.or(Some(u.kind));
             hint = hint.or_else(|| u.hint.clone());
+        } else if fallback_hint.is_none() {
+            fallback_hint = layer_hint(cause);
         }
         let text = cause.to_string();
         if i == 0 || text == previous {
@@ -105,7 +153,7 @@ pub fn render(err: &anyhow::Error) -> (String, u8) {
         }
         previous = text;
     }
-    if let Some(h) = hint {
+    if let Some(h) = hint.or(fallback_hint) {
         out.push_str(&format!("\nhint: {h}\n"));
     }
     (out, kind.unwrap_or(ErrorKind::Failure).exit_code())
@@ -134,13 +182,12 @@ mod tests {
     #[test]
     fn input_error_keeps_its_cause_on_its_own_line() {
         let cause = "linux/sparc".parse::<crate::platform::Platform>().unwrap_err();
-        let e = UserError::input("`--platform linux/sparc` is not a list of platforms")
-            .hint("write platforms as `os/arch[/variant]`")
-            .caused_by(cause);
+        let e =
+            UserError::invalid_input("`--platform linux/sparc`", cause).hint("write platforms as `os/arch[/variant]`");
         let (text, code) = render(&e.into());
         assert_eq!(code, 2);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "error: `--platform linux/sparc` is not a list of platforms");
+        assert_eq!(lines[0], "error: invalid `--platform linux/sparc`");
         assert!(lines[1].starts_with("  Caused by: platform `linux/sparc` has unknown architecture `sparc`"), "{text}");
         assert_eq!(lines[2..], ["", "hint: write platforms as `os/arch[/variant]`"]);
     }
@@ -170,6 +217,51 @@ mod tests {
         );
         let (text, _) = render(&anyhow::anyhow!("no answer").context("no answer").context("probing"));
         assert_eq!(text, "error: probing\n  Caused by: no answer\n");
+    }
+
+    fn analysis_error(text: &str) -> AnalysisError {
+        let amd64: crate::platform::Platform = "linux/amd64".parse().unwrap();
+        crate::dockerfile::analyze(&crate::dockerfile::AnalyzeInput {
+            text,
+            file: "Dockerfile",
+            build_args: &[],
+            target: None,
+            build_platform: &amd64,
+            platforms: std::slice::from_ref(&amd64),
+        })
+        .unwrap_err()
+    }
+
+    #[test]
+    fn a_dockerfile_error_is_an_input_error_with_its_own_hint() {
+        let (text, code) = render(&UserError::from(analysis_error("FROM alpine\nRUNN make\n")).into());
+        assert_eq!(code, 2);
+        assert_eq!(text, "error: Dockerfile:2: unknown instruction `RUNN`\n\nhint: did you mean `RUN`?\n");
+        let (text, _) = render(&UserError::from(analysis_error("FROM --platform=linux/sparc alpine\n")).into());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "error: Dockerfile:1: `--platform=linux/sparc` gives `linux/sparc` (building for linux/amd64), which is \
+             not a platform"
+        );
+        assert!(lines[1].starts_with("  Caused by: platform `linux/sparc` has unknown architecture `sparc`"), "{text}");
+        assert!(lines[3].starts_with("hint: write a platform as `os/arch[/variant]`"), "{text}");
+    }
+
+    #[test]
+    fn a_layer_error_passed_on_with_question_mark_keeps_its_hint() {
+        let e = anyhow::Error::new(analysis_error("FROM alpine\nRUNN make\n")).context("planning");
+        let (text, code) = render(&e);
+        assert_eq!(code, 1, "no UserError: a failure");
+        assert_eq!(
+            text,
+            "error: planning\n  Caused by: Dockerfile:2: unknown instruction `RUNN`\n\nhint: did you mean `RUN`?\n"
+        );
+        // A UserError's own hint wins.
+        let e = UserError::failure("planning failed")
+            .hint("run `archway plan`")
+            .caused_by(analysis_error("FROM alpine\nRUNN x\n"));
+        assert!(render(&e.into()).0.ends_with("\n\nhint: run `archway plan`\n"));
     }
 
     /// The contract in every CI's log: the error once, the blank line before the hint kept, the
