@@ -53,9 +53,7 @@ pub async fn make(
         build_platform: &build_platform,
         platforms: &source.platforms,
     })
-    .map_err(|e| {
-        UserError::input(e.to_string()).hint("fix the Dockerfile; `docker buildx build --check` explains most problems")
-    })?;
+    .map_err(UserError::from)?;
     let plan = plan::plan(&source.platforms, &strategy.policy, &caps, &analysis);
     Ok(Planning { caps, analysis, plan })
 }

@@ -132,14 +132,10 @@ impl Log {
         self.reporter.success(text);
     }
 
-    /// A failed run: the whole rendered error, then the CI's failure mark (GitHub `::error::`,
-    /// Bitbucket `✖`) with its first line.
+    /// A failed run: the error as `crate::error::render` wrote it, once, its `error:` line
+    /// spelled as the CI marks a failure (GitHub `::error::`, Bitbucket `✖`).
     pub fn failure(&self, rendered: &str) {
-        for l in rendered.lines() {
-            self.reporter.line(l);
-        }
-        let first = rendered.lines().next().unwrap_or("failed").trim_start_matches("error: ");
-        self.reporter.failure(first);
+        self.reporter.failure(rendered);
     }
 }
 

@@ -26,7 +26,7 @@ pub struct EngineBuilder {
 
 impl EngineBuilder {
     /// Connects to the engine at `endpoint` (the runner's, from `inputs`).
-    pub async fn connect(endpoint: &crate::probe::engine::EngineEndpoint) -> Result<Self, String> {
+    pub async fn connect(endpoint: &crate::probe::engine::EngineEndpoint) -> Result<Self, crate::probe::ProbeError> {
         crate::probe::engine::connect(&endpoint.host, endpoint.cert_dir.as_deref())
             .await
             .map(|docker| EngineBuilder { docker })
