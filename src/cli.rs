@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build a Dockerfile for several platforms and publish one multi-platform image
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Show how each platform would be built here, and why, without building
     Plan(PlanArgs),
     /// Stitch platforms pushed by digest (matrix legs) into one multi-platform image

@@ -620,7 +620,7 @@ mod tests {
 
     fn build_args(words: &[&str]) -> BuildArgs {
         match Cli::try_parse_from(["archway", "build"].iter().chain(words)).unwrap().command {
-            Command::Build(a) => a,
+            Command::Build(a) => *a,
             _ => unreachable!(),
         }
     }
