@@ -141,3 +141,34 @@ fn an_unchanged_rebuild_reuses_every_layer_and_keeps_the_digest() {
     assert!(stderr.contains("reused 2 by content"), "both new layers are reused:\n{stderr}");
     assert_eq!(stdout.trim(), digest_first, "the same files give the same index");
 }
+
+/// A base image whose config carries `ONBUILD RUN` (made here with buildx): BuildKit would run
+/// the trigger in the child build, so the child is not assembled, and the plan names the base.
+/// A base with only an `ONBUILD COPY`-like trigger stays assemblable.
+#[test]
+fn a_base_with_an_onbuild_run_trigger_is_not_assembled() {
+    let repo = unique_repo("onbuild-base");
+    let base_ctx = context(&format!("FROM {}\nONBUILD RUN echo triggered > /triggered\n", lab().base));
+    let out = support::spawn::pass_lab_env(&mut support::spawn::clean("docker"))
+        .args(["buildx", "build", "--platform", "linux/amd64,linux/arm64", "--provenance", "false"])
+        .args(["--output", &format!("type=image,name={repo}:run,push=true")])
+        .arg(base_ctx.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let ctx = context(&format!("FROM {repo}:run\nCOPY Dockerfile /Dockerfile.copy\n"));
+    let out = archway(ctx.path(), &["plan", ".", "--platform", "linux/arm64", "--format", "json"]);
+    let plan = json(&out.stdout);
+    let p = &plan["platforms"][0];
+    assert_eq!(p["assemblable"], false, "{plan:#}");
+    assert_eq!(p["assemble_line"], 1, "{plan:#}");
+    let why = p["assemble_reason"].as_str().unwrap();
+    assert!(why.contains(&format!("`{repo}:run`")) && why.contains("ONBUILD RUN echo triggered"), "{why}");
+    assert_ne!(p["strategy"], "assembled", "{plan:#}");
+
+    // Without the trigger the same Dockerfile is assembled.
+    let ctx = context(&format!("FROM {}\nCOPY Dockerfile /Dockerfile.copy\n", lab().base));
+    let out = archway(ctx.path(), &["plan", ".", "--platform", "linux/arm64", "--format", "json"]);
+    assert_eq!(json(&out.stdout)["platforms"][0]["strategy"], "assembled", "{}", text(&out).1);
+}
