@@ -11,8 +11,9 @@ use super::retry::{Attempts, Transient};
 use super::{Client, RegistryError};
 use crate::reference::{Digest, Reference};
 
-/// Blobs up to this size are uploaded in one PUT: one request, nothing to resume.
-pub const MONOLITHIC_UPLOAD_MAX: u64 = 8 << 20;
+/// Blobs up to this size are uploaded in one PUT: one request, nothing to resume, and the
+/// registry hashes the bytes once (a chunked upload has them hashed again at the final PUT).
+pub const MONOLITHIC_UPLOAD_MAX: u64 = 32 << 20;
 /// Larger blobs go in PATCHes of this size; a broken one costs at most this much again.
 pub const UPLOAD_CHUNK_SIZE: u64 = 16 << 20;
 
