@@ -3,7 +3,9 @@
 
 pub mod auth_registry;
 pub mod lab;
+pub mod layout;
 pub mod machine;
 pub mod node;
 pub mod proxy;
+pub mod rootfs;
 pub mod schema;
