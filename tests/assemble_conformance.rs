@@ -15,7 +15,8 @@
 //! ([`UNSUPPORTED_BY_LAB_BUILDKIT`]). Files git cannot hold (modes, owners, links, empty
 //! directories, xattrs, archives) are made by [`prepare`]. `{{NAME}}` placeholders in
 //! Dockerfiles are filled in at run time ([`Setup::placeholders`]). Folders starting with `_`
-//! are not cases (`_base-users` is the base image with users, groups and whiteouts).
+//! are base images the setup builds, not cases (`_base-users`: users, groups, symlinked
+//! directories and whiteouts; `_base-onbuild`: ONBUILD triggers).
 //!
 //! `cargo test --features lab --test assemble_conformance` (needs `scripts/lab-up`). Set
 //! `ARCHWAY_CONFORMANCE_CANDIDATE=buildx` to build the candidate with buildx as well: a check
@@ -84,6 +85,12 @@ const UNSUPPORTED_BY_LAB_BUILDKIT: &[(&str, &str)] = &[
          include pattern (parent directories kept, with their metadata); the oracle copies the root \
          through a `Dockerfile.oracle.dockerignore` of `*` and `!SOURCE`",
     ),
+    (
+        "COPY --chmod=$ARG (not in the corpus)",
+        "BuildKit 0.13 neither expands ARGs in `--chmod` nor rejects the value: it ignores a mode that \
+         does not parse as octal (`convert.go`, `strconv.ParseUint(cfg.chmod, 8, 32)`), a bug later \
+         releases fixed; `--chown=$ARG` is expanded and is in `env_arg`",
+    ),
 ];
 
 // ------------------------------------------------------------------------------------ cases
@@ -131,6 +138,7 @@ cases!(
     xattrs,
     dockerignore,
     dockerfile_dockerignore,
+    dockerfile_dockerignore_default,
     // ADD
     add_local,
     add_tar,
@@ -151,6 +159,7 @@ cases!(
     healthcheck_none,
     onbuild,
     onbuild_trigger,
+    onbuild_registry,
     runs_under_qemu,
 );
 
@@ -187,6 +196,8 @@ const COVERAGE: &[&str] = &[
     "STOPSIGNAL ",
     "HEALTHCHECK ",
     "ONBUILD ",
+    "FROM {{ONBUILD}}",
+    "--chown=$",
     "MAINTAINER ",
     "*",
     "?",
@@ -223,6 +234,7 @@ fn corpus_covers_every_instruction_and_flag() {
     let ignore = std::fs::read_to_string(root.join("dockerignore/.dockerignore")).unwrap();
     assert!(ignore.lines().any(|l| l.starts_with('!')), ".dockerignore exceptions are covered");
     assert!(root.join("dockerfile_dockerignore/app.Dockerfile.dockerignore").exists());
+    assert!(root.join("dockerfile_dockerignore_default/Dockerfile.dockerignore").exists());
 }
 
 // ----------------------------------------------------------------------------- the harness
@@ -564,17 +576,20 @@ struct Setup {
     /// A base made by the test itself, layer bytes and all: a file with xattrs (a file
     /// capability and a `user.` attribute), which no other way of building gives here.
     xattrs: String,
+    /// A base whose config holds ONBUILD triggers without RUN; built from `_base-onbuild`.
+    onbuild: String,
     http: String,
 }
 
 impl Setup {
-    fn placeholders(&self) -> [(&'static str, &str); 6] {
+    fn placeholders(&self) -> [(&'static str, &str); 7] {
         [
             ("{{REGISTRY}}", &self.registry),
             ("{{BASE}}", &self.base),
             ("{{BASE_DIGEST}}", &self.base_digest),
             ("{{USERS}}", &self.users),
             ("{{XATTRS}}", &self.xattrs),
+            ("{{ONBUILD}}", &self.onbuild),
             ("{{HTTP}}", &self.http),
         ]
     }
@@ -603,29 +618,35 @@ fn setup() -> &'static Setup {
             base_digest,
             users: String::new(),
             xattrs: push_xattrs_base(),
+            onbuild: String::new(),
             http,
         };
-        s.users = build_users_base(&s);
+        s.users = build_base(&s, "_base-users", "users");
+        s.onbuild = build_base(&s, "_base-onbuild", "onbuild");
         s
     })
 }
 
-fn build_users_base(s: &Setup) -> String {
+/// Builds the base image in fixture folder `folder` with buildx for both platforms and pushes
+/// it to a fresh repository of the lab registry; returns its reference.
+fn build_base(s: &Setup, folder: &str, tag: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let ctx = dir.path();
-    copy_tree(&fixtures().join("_base-users"), ctx);
+    copy_tree(&fixtures().join(folder), ctx);
     let df = ctx.join("Dockerfile");
     std::fs::write(&df, s.fill(&std::fs::read_to_string(&df).unwrap())).unwrap();
-    std::os::unix::fs::symlink("../run", ctx.join("rootfs/var/run")).unwrap();
-    std::os::unix::fs::symlink("/opt/v1", ctx.join("rootfs/opt/current")).unwrap();
-    let reference = format!("{}:users", lab::unique_repo("conform-base"));
+    if folder == "_base-users" {
+        std::os::unix::fs::symlink("../run", ctx.join("rootfs/var/run")).unwrap();
+        std::os::unix::fs::symlink("/opt/v1", ctx.join("rootfs/opt/current")).unwrap();
+    }
+    let reference = format!("{}:{tag}", lab::unique_repo("conform-base"));
     let mut c = Command::new("docker");
     c.args(["buildx", "build", "--progress=plain", "--provenance=false", "--sbom=false", "--push"])
         .arg(format!("--platform={}", PLATFORMS.join(",")))
         .arg(format!("--tag={reference}"))
         .arg(".")
         .current_dir(ctx);
-    run(&mut c).unwrap_or_else(|e| panic!("building the base image with users: {e}"));
+    run(&mut c).unwrap_or_else(|e| panic!("building the base image {folder}: {e}"));
     reference
 }
 
@@ -1044,6 +1065,17 @@ fn dump() {
             );
         }
     }
+}
+
+/// Compares two OCI layouts as a case does: `ARCHWAY_CONFORMANCE_COMPARE="ORACLE CANDIDATE"`,
+/// e.g. a kept `oracle/` and a candidate rebuilt by hand.
+#[test]
+#[ignore = "a debugging aid, run by hand"]
+fn compare() {
+    let dirs = std::env::var("ARCHWAY_CONFORMANCE_COMPARE").expect("ARCHWAY_CONFORMANCE_COMPARE=\"ORACLE CANDIDATE\"");
+    let (o, c) = dirs.split_once(' ').expect("two layout directories");
+    let findings = compare_layouts(Path::new(o), Path::new(c)).unwrap();
+    println!("{}", report("compare", candidate(), &findings));
 }
 
 // -------------------------------------------------------------- the flattening itself

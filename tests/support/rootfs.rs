@@ -359,6 +359,8 @@ fn xattrs_text(x: &BTreeMap<String, Vec<u8>>) -> String {
 /// content, symlink target, device numbers, xattrs, hard-link group).
 pub fn compare(left: &RootFs, right: &RootFs) -> Vec<Difference> {
     let mut out = Vec::new();
+    let mut absent_roots: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut below: Vec<usize> = Vec::new();
     let paths: BTreeSet<&String> = left.nodes.keys().chain(right.nodes.keys()).collect();
     for p in paths {
         let shown = format!("/{p}");
@@ -370,8 +372,16 @@ pub fn compare(left: &RootFs, right: &RootFs) -> Vec<Difference> {
         let (l, r) = match (left.nodes.get(p), right.nodes.get(p)) {
             (Some(l), Some(r)) => (l, r),
             (l, r) => {
+                // A whole missing tree is one line, its root's, with a count of what is below.
+                let ancestor = p.match_indices('/').map(|(i, _)| &p[..i]).find_map(|a| absent_roots.get(a).copied());
+                if let Some(i) = ancestor {
+                    below[i] += 1;
+                    continue;
+                }
                 let show = |n: Option<&Node>| n.map(describe).unwrap_or_else(|| "(absent)".into());
                 diff("exists", show(l), show(r));
+                absent_roots.insert(p.as_str(), out.len() - 1);
+                below.resize(out.len(), 0);
                 continue;
             }
         };
@@ -395,6 +405,11 @@ pub fn compare(left: &RootFs, right: &RootFs) -> Vec<Difference> {
             Kind::Dir | Kind::Fifo => {}
         }
         diff("xattrs", xattrs_text(&l.xattrs), xattrs_text(&r.xattrs));
+    }
+    for (i, n) in below.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+        let d = &mut out[i];
+        let side = if d.left == "(absent)" { &mut d.right } else { &mut d.left };
+        side.push_str(&format!(" (+{n} paths below)"));
     }
     out
 }
