@@ -1,5 +1,11 @@
 //! cli: the command-line surface as clap structs. Only says what can be typed; reading files
 //! and the environment and checking values happens in `inputs`.
+//!
+//! Options are `Option`s, not defaults, so `inputs` can tell "not given" from a value and fill
+//! it from the CI's inputs. The environment variables are listed by `--help` from the same
+//! constants the resolver reads; clap's own `env =` is not used because the resolver, not clap,
+//! must decide precedence, read booleans strictly (`ARCHWAY_PUSH=maybe` is an error, not
+//! `true`) and read each CI's spelling (`INPUT_PUSH`, `PUSH`, `ARCHWAY_PUSH`).
 
 use std::path::PathBuf;
 
@@ -10,7 +16,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "archway",
     version,
     about = "Build multi-platform container images in one CI step",
-    max_term_width = 100
+    max_term_width = 100,
+    after_long_help = environment_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -37,9 +44,8 @@ pub enum Command {
 /// What to build: shared by `build` and `plan`.
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
-    /// Build context directory
-    #[arg(default_value = ".")]
-    pub context: PathBuf,
+    /// Build context directory (default: the CI's checkout, else `.`)
+    pub context: Option<PathBuf>,
 
     /// Dockerfile (default: `CONTEXT/Dockerfile`)
     #[arg(short = 'f', long = "file")]
@@ -74,9 +80,9 @@ pub struct StrategyArgs {
     #[arg(long)]
     pub no_emulation: bool,
 
-    /// May archway register QEMU handlers in the kernel when none exists
-    #[arg(long, value_enum, default_value_t = BinfmtArg::Auto)]
-    pub binfmt: BinfmtArg,
+    /// May archway register QEMU handlers in the kernel when none exists (default: `auto`)
+    #[arg(long, value_enum)]
+    pub binfmt: Option<BinfmtArg>,
 
     /// Order in which strategies are tried, e.g. `remote,emulated` (the rest follow in the
     /// default order: native, cross, remote, emulated)
@@ -134,9 +140,9 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE", requires = "push_by_digest")]
     pub digest_file: Option<PathBuf>,
 
-    /// OCI image layout directory to write when not pushing
-    #[arg(long, default_value = "archway-out", value_name = "DIR")]
-    pub output: PathBuf,
+    /// OCI image layout directory to write when not pushing (default: `archway-out`)
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
 
     /// Write the result (index digest, tags, per-platform digests) as JSON to FILE
     #[arg(long, value_name = "FILE")]
@@ -146,9 +152,9 @@ pub struct BuildArgs {
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registries: Vec<String>,
 
-    /// Platforms built at once (0: all of them)
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub jobs: usize,
+    /// Platforms built at once (default, and `0`: all of them)
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
 
     /// Print the plan and stop
     #[arg(long)]
@@ -262,4 +268,18 @@ pub struct InspectArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// The environment variables archway reads, for `--help`: every input in its local spelling
+/// (`ARCHWAY_*`) and the Docker and registry variables, each with its one-line description.
+pub fn environment_help() -> String {
+    use crate::env;
+    let mut out = String::from("Environment variables (flags win over them; in CI, the CI's inputs are read too):\n");
+    for i in crate::ci::vars::INPUTS {
+        out.push_str(&format!("  {:<28} {}\n", i.archway, i.doc));
+    }
+    for (name, doc) in env::DOCUMENTED {
+        out.push_str(&format!("  {name:<28} {doc}\n"));
+    }
+    out
 }

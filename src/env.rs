@@ -1,4 +1,5 @@
-//! Every environment variable archway reads, as one documented constant each.
+//! Every environment variable archway reads outside the CI layer (whose variables are in
+//! `ci::vars`), as one documented constant each. Only `inputs` reads them.
 
 /// Username for the registry archway pushes to; overrides `~/.docker/config.json` for that registry.
 pub const REGISTRY_USERNAME: &str = "ARCHWAY_REGISTRY_USERNAME";
@@ -20,3 +21,19 @@ pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
 pub const DOCKER_CONTEXT: &str = "DOCKER_CONTEXT";
 /// The buildx builder to use; ignored for builds on remote nodes.
 pub const BUILDX_BUILDER: &str = "BUILDX_BUILDER";
+/// The user's home directory: `~/.docker` when `DOCKER_CONFIG` is unset.
+pub const HOME: &str = "HOME";
+/// Where buildx children find programs; archway puts its credential helper first.
+pub const PATH: &str = "PATH";
+
+/// The variables above that a user sets, with their descriptions, for `--help`.
+pub const DOCUMENTED: &[(&str, &str)] = &[
+    (REGISTRY_USERNAME, "username for the registry pushed to (overrides the Docker config for it)"),
+    (REGISTRY_PASSWORD, "password or token for the registry pushed to; never printed"),
+    (DOCKER_CONFIG, "Docker CLI configuration directory (credentials, buildx state); default `~/.docker`"),
+    (DOCKER_BIN, "the `docker` executable archway runs for buildx; default `docker` on `PATH`"),
+    (DOCKER_HOST, "the engine to talk to; default `unix:///var/run/docker.sock`"),
+    (DOCKER_TLS_VERIFY, "non-empty: TLS to a `tcp://` engine, verified with `DOCKER_CERT_PATH`"),
+    (DOCKER_CERT_PATH, "directory with `key.pem`, `cert.pem`, `ca.pem`; default `~/.docker`"),
+    (LOG, "archway's own diagnostics, e.g. `archway=debug`"),
+];

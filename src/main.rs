@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use clap::Parser as _;
 
-use archway::ci;
 use archway::cli::{Cli, Command};
+use archway::commands;
+use archway::inputs::{Invocation, environment};
 use archway::report::Log;
 
 async fn interrupted() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let Ok(mut term) = signal(SignalKind::terminate()) else { return std::future::pending().await };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         _ = term.recv() => "SIGTERM",
@@ -21,35 +22,37 @@ async fn interrupted() -> &'static str {
 
 fn main() -> ExitCode {
     // Started as `docker-credential-archway` by buildx: answer the helper protocol and stop.
-    if archway::builder::credentials::invoked_as_helper() {
-        return ExitCode::from(archway::builder::credentials::serve_helper());
+    if let Some(call) = environment::helper_call() {
+        return ExitCode::from(archway::builder::credentials::serve_helper(&call));
     }
     let cli = Cli::parse();
+    // The environment, read once; the CI it names decides the log dialect, and every secret
+    // it holds is masked before anything is written.
+    let inv = Invocation::capture();
+    let filter = inv.env.get(archway::env::LOG).and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env(archway::env::LOG).unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(filter.unwrap_or_else(|| "warn".into()))
         .with_writer(std::io::stderr)
         .without_time()
         .init();
-    // The environment, read once; the CI it names decides the log dialect, and every secret
-    // it holds is masked before anything is written.
-    let env = ci::snapshot();
-    let provider = ci::detect(&env);
-    let groups = matches!(provider, ci::Provider::GitHub | ci::Provider::GitLab);
-    let log = Arc::new(Log::new(ci::for_provider(provider).reporter(&env, Box::new(std::io::stderr())), groups));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the async runtime starts");
+    let groups = matches!(inv.ci.provider(), archway::ci::Provider::GitHub | archway::ci::Provider::GitLab);
+    let log = Arc::new(Log::new(inv.ci.reporter(&inv.env, Box::new(std::io::stderr())), groups));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            log.failure(&format!("error: cannot start the async runtime\n  Caused by: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
     let result = runtime.block_on(async {
         let command = async {
             match &cli.command {
-                Command::Build(args) => archway::commands::build::run(args, log.clone(), &env).await,
-                Command::Plan(args) => archway::commands::plan::run(args, log.clone()).await.map(|()| String::new()),
-                Command::Merge(args) => archway::commands::merge::run(args, log.clone()).await,
-                Command::Promote(args) => archway::commands::promote::run(args, log.clone()).await,
-                Command::Inspect(args) => archway::commands::inspect::run(args).await.map(|()| String::new()),
-                Command::BinfmtRegister(args) => {
-                    archway::commands::binfmt_register::run(args, &log).map(|()| String::new())
-                }
+                Command::Build(args) => commands::build::run(args, &inv, log.clone()).await,
+                Command::Plan(args) => commands::plan::run(args, &inv, log.clone()).await,
+                Command::Merge(args) => commands::merge::run(args, &inv, log.clone()).await,
+                Command::Promote(args) => commands::promote::run(args, &inv, log.clone()).await,
+                Command::Inspect(args) => commands::inspect::run(args, &inv).await,
+                Command::BinfmtRegister(args) => commands::binfmt_register::run(args, &inv, &log),
             }
         };
         // On SIGINT/SIGTERM the command is dropped, which kills its buildx children; no tag

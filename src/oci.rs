@@ -2,6 +2,24 @@
 //!
 //! Manifests are kept as the exact bytes that were (or will be) pushed; these types only
 //! read them or build new ones. Pure: no I/O.
+//!
+//! Why archway's own types and not the `oci-spec` crate's (`oci_spec::image`, 0.9):
+//! - **Bytes are the identity.** An index archway writes is pushed by its digest, so its bytes
+//!   must be the same on every run: `oci-spec` keeps annotations in a `HashMap`, which
+//!   serialises in a different order from one process to the next (a new digest each run, and
+//!   `merge` or `promote` re-run would not be idempotent). Here they are a `BTreeMap`.
+//! - **Docker's media types are ordinary here.** buildx and the classic builder push Docker
+//!   manifest lists and v2 manifests; `oci-spec`'s `MediaType` holds them only as
+//!   `Other(String)`, so every comparison would go through strings anyway.
+//! - **Reading is lenient, only what archway uses.** `ImageConfig` reads three fields and
+//!   accepts anything else; `oci_spec::image::ImageConfiguration` requires `rootfs` and
+//!   typed `Arch`/`Os` enums, and its fields are private behind getters and fallible
+//!   builders (`derive_builder`, `getset`, `strum`, `regex` come along).
+//! - **Digests are archway's [`Digest`]** (sha256, checked on parse), as everywhere else.
+//!
+//! So: a few small serde types, the exact bytes kept beside them ([`Index::to_bytes`]
+//! serialises once, and that is what is pushed and digested). Manifests and configs that
+//! archway writes itself (the assembler) need the same stable bytes.
 
 use std::collections::BTreeMap;
 
@@ -49,6 +67,40 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
+    /// Content of `media_type` with this digest and size, as at the top of a push: no platform,
+    /// annotations or artifact type.
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Self {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            platform: None,
+            annotations: None,
+            artifact_type: None,
+        }
+    }
+
+    /// The descriptor of `bytes`: their digest and length.
+    pub fn of(media_type: impl Into<String>, bytes: &[u8]) -> Self {
+        Descriptor::new(media_type, Digest::of(bytes), bytes.len() as u64)
+    }
+
+    /// The same content without what an index entry adds to it (platform, annotations).
+    pub fn bare(&self) -> Self {
+        Descriptor { platform: None, annotations: None, ..self.clone() }
+    }
+
+    /// With `platform` in its normalised spelling (so `arm64` never carries a `v8` variant).
+    pub fn with_platform(self, platform: &Platform) -> Self {
+        Descriptor { platform: Some(platform.into()), ..self }
+    }
+
+    /// With one more annotation.
+    pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.get_or_insert_default().insert(key.into(), value.into());
+        self
+    }
+
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.as_ref()?.get(key).map(String::as_str)
     }

@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::dockerfile::{Analysis, Location};
-use crate::platform::Platform;
+use crate::platform::{Arch, Platform};
 use crate::probe::Capabilities;
 
 /// The ways a platform can be built, in the default order of preference.
@@ -435,22 +435,7 @@ fn fixes(
 
 /// The name QEMU uses for an architecture (`aarch64` for arm64).
 pub fn qemu_name(p: &Platform) -> &'static str {
-    match p.architecture.as_str() {
-        "amd64" => "x86_64",
-        "arm64" => "aarch64",
-        "arm" => "arm",
-        "386" => "i386",
-        "ppc64le" => "ppc64le",
-        "ppc64" => "ppc64",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        "mips64le" => "mips64el",
-        "mips64" => "mips64",
-        "mipsle" => "mipsel",
-        "mips" => "mips",
-        "loong64" => "loongarch64",
-        _ => "unknown",
-    }
+    Arch::of(p).map_or("unknown", |a| a.qemu)
 }
 
 /// Plans every platform. Pure.

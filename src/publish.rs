@@ -1,8 +1,11 @@
 //! publish: turns every platform's build into one multi-platform image and makes it visible.
 //!
-//! Reads each built result (from the registry or an OCI layout), assembles the index (pure:
-//! `assemble`), pushes it by digest, and only then puts the tags. Never called unless every
-//! platform succeeded, so a tag never points at a partial image.
+//! Reads each built result (from the registry or an OCI layout), builds the index (pure:
+//! [`index_of`]), pushes it by digest, and only then puts the tags. Never called unless every
+//! platform succeeded, so a tag never points at a partial image. [`merge`] does the same for
+//! platforms that matrix legs pushed by digest.
+
+pub mod merge;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,10 +14,14 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 
 use crate::builder::Built;
+use crate::error::UserError;
+use crate::inputs::{BuildRequest, Output};
 use crate::oci::{self, Descriptor, DescriptorPlatform, ImageConfig, ImageManifest, Index};
 use crate::platform::Platform;
 use crate::reference::{Digest, Reference};
+use crate::registry::RegistryError;
 use crate::registry::{Body, Client};
+use crate::report::Log;
 use futures_util::StreamExt as _;
 
 /// Where the content of images can be read: the OCI layout a builder exported, or a
@@ -135,8 +142,7 @@ pub async fn resolve(src: &ImageSource<'_>, top: &Descriptor) -> anyhow::Result<
             .filter(|a| a.annotation(oci::ANN_REFERENCE_DIGEST) == Some(image.digest.as_str()))
             .cloned()
             .collect();
-        // The normalised spelling, so `arm64` never carries a `v8` variant.
-        let descriptor = Descriptor { platform: Some(DescriptorPlatform::from(&platform)), ..image };
+        let descriptor = image.with_platform(&platform);
         out.push(ResolvedImage { descriptor, platform, image_size, attestations: mine });
     }
     Ok(out)
@@ -146,7 +152,7 @@ pub async fn resolve(src: &ImageSource<'_>, top: &Descriptor) -> anyhow::Result<
 /// filled from the config, then any attestation manifests buildx attached, as they were.
 pub async fn entries_for(src: &ImageSource<'_>, built: &Built) -> anyhow::Result<Entries> {
     let want = &built.platform;
-    let top = Descriptor { platform: None, annotations: None, ..built.descriptor.clone() };
+    let top = built.descriptor.bare();
     let mut images = resolve(src, &top).await.with_context(|| format!("{want}: reading the build's result"))?;
     if images.len() != 1 {
         bail!("{want}: the build produced {} images, expected exactly one", images.len());
@@ -163,7 +169,7 @@ pub async fn entries_for(src: &ImageSource<'_>, built: &Built) -> anyhow::Result
 /// Builds the index from every platform's entries (pure). An OCI index unless every child is
 /// a Docker media type, then a Docker manifest list. Images first, in the order given, then
 /// attestations, as `docker buildx imagetools create` lays them out.
-pub fn assemble(per_platform: Vec<Vec<Descriptor>>, annotations: BTreeMap<String, String>) -> anyhow::Result<Index> {
+pub fn index_of(per_platform: Vec<Vec<Descriptor>>, annotations: BTreeMap<String, String>) -> anyhow::Result<Index> {
     let mut images = Vec::new();
     let mut attestations = Vec::new();
     let mut seen: Vec<Platform> = Vec::new();
@@ -271,6 +277,72 @@ pub struct Published {
     pub tags: Vec<String>,
 }
 
+/// Fails before anything is built when `repo` cannot be pushed to (an upload is opened and
+/// cancelled): an unreachable registry or rejected credentials, with the fix.
+pub async fn check_access(client: &Client, repo: &Reference) -> Result<(), UserError> {
+    client.check_push(repo).await.map_err(|e| {
+        let hint = match &e {
+            RegistryError::Unreachable { .. } => format!(
+                "check that `{}` is the right registry and is reachable from here; a plain-HTTP registry needs `--insecure-registry {}`",
+                repo.registry, repo.registry
+            ),
+            RegistryError::Unauthorized { .. } | RegistryError::Denied { .. } => format!(
+                "log in with `docker login {}`, or set `{}` and `{}`",
+                repo.registry,
+                crate::env::REGISTRY_USERNAME,
+                crate::env::REGISTRY_PASSWORD
+            ),
+            _ => "nothing was built; fix the registry access and run again".into(),
+        };
+        UserError::failure(format!("cannot push to `{}`; nothing was built", repo.name())).hint(hint).caused_by(e)
+    })
+}
+
+/// What a build published: each platform with its index entries, and the index.
+pub struct Outcome {
+    pub platforms: Vec<(Built, Entries)>,
+    pub published: Published,
+}
+
+/// Publishes every built platform where `req.output` says: the index by digest and then the
+/// tags; a matrix leg's own result, by digest only; or an OCI layout.
+pub async fn build_result(
+    req: &BuildRequest,
+    client: &Client,
+    built: Vec<Built>,
+    log: &Log,
+) -> anyhow::Result<Outcome> {
+    let mut platforms: Vec<(Built, Entries)> = Vec::new();
+    for b in built {
+        let e = entries_for(&ImageSource::Layout(&b.layout), &b).await?;
+        platforms.push((b, e));
+    }
+    let index = index_of(platforms.iter().map(|(_, e)| e.descriptors.clone()).collect(), Default::default())?;
+    let failed = |repo: &Reference| {
+        let name = repo.name();
+        move |e: anyhow::Error| {
+            UserError::failure(format!("publishing to {name} failed")).caused_by(e.into_boxed_dyn_error())
+        }
+    };
+    let published = match &req.output {
+        // A matrix leg with one platform: its own result, as pushed, is what `merge` takes.
+        Output::Digest { repo, .. } if platforms.len() == 1 => {
+            let top = platforms[0].0.descriptor.bare();
+            Published { location: repo.with_digest(top.digest.clone()).to_string(), index: top, tags: vec![] }
+        }
+        Output::Digest { repo, .. } => {
+            log.line("==> pushing the multi-platform index by digest (no tag)");
+            to_registry(client, repo, &index, &[]).await.map_err(failed(repo))?
+        }
+        Output::Registry { tags } => to_registry(client, &tags[0], &index, tags).await.map_err(failed(&tags[0]))?,
+        Output::Layout { dir, names } => {
+            let dirs: Vec<PathBuf> = platforms.iter().map(|(b, _)| b.layout.clone()).collect();
+            to_layout(dir, &dirs, &index, names)?
+        }
+    };
+    Ok(Outcome { platforms, published })
+}
+
 /// Pushes the index by digest to `repo`, then puts each tag. Called only after every
 /// platform succeeded.
 pub async fn to_registry(
@@ -280,9 +352,9 @@ pub async fn to_registry(
     tags: &[Reference],
 ) -> anyhow::Result<Published> {
     let bytes = Bytes::from(index.to_bytes());
-    let digest = Digest::of(&bytes);
+    let top = Descriptor::of(index.media_type.clone(), &bytes);
     client
-        .manifest_put(&repo.with_digest(digest.clone()), &bytes, &index.media_type)
+        .manifest_put(&repo.with_digest(top.digest.clone()), &bytes, &index.media_type)
         .await
         .with_context(|| format!("pushing the index to {}", repo.name()))?;
     let mut moved = Vec::new();
@@ -296,18 +368,7 @@ pub async fn to_registry(
         })?;
         moved.push(t.to_string());
     }
-    Ok(Published {
-        index: Descriptor {
-            media_type: index.media_type.clone(),
-            digest: digest.clone(),
-            size: bytes.len() as u64,
-            platform: None,
-            annotations: None,
-            artifact_type: None,
-        },
-        location: repo.with_digest(digest).to_string(),
-        tags: moved,
-    })
+    Ok(Published { location: repo.with_digest(top.digest.clone()).to_string(), index: top, tags: moved })
 }
 
 /// Writes the index into an OCI image layout at `out`, moving every platform's blobs from its
@@ -329,25 +390,12 @@ pub fn to_layout(out: &Path, staging: &[PathBuf], index: &Index, tags: &[String]
         }
     }
     let bytes = index.to_bytes();
-    let digest = Digest::of(&bytes);
-    std::fs::write(blobs.join(digest.hex()), &bytes)?;
-    let desc = Descriptor {
-        media_type: index.media_type.clone(),
-        digest: digest.clone(),
-        size: bytes.len() as u64,
-        platform: None,
-        annotations: None,
-        artifact_type: None,
-    };
+    let desc = Descriptor::of(index.media_type.clone(), &bytes);
+    std::fs::write(blobs.join(desc.digest.hex()), &bytes)?;
     let refs: Vec<Descriptor> = if tags.is_empty() {
         vec![desc.clone()]
     } else {
-        tags.iter()
-            .map(|t| Descriptor {
-                annotations: Some(BTreeMap::from([(oci::ANN_REF_NAME.to_string(), t.clone())])),
-                ..desc.clone()
-            })
-            .collect()
+        tags.iter().map(|t| desc.clone().with_annotation(oci::ANN_REF_NAME, t)).collect()
     };
     let top = Index { schema_version: 2, media_type: oci::OCI_INDEX.into(), manifests: refs, annotations: None };
     std::fs::write(out.join("oci-layout"), b"{\"imageLayoutVersion\":\"1.0.0\"}\n")?;
@@ -363,13 +411,10 @@ mod tests {
     use super::*;
 
     fn d(n: u8, mt: &str, platform: Option<&str>) -> Descriptor {
-        Descriptor {
-            media_type: mt.into(),
-            digest: Digest::of(&[n]),
-            size: 100 + n as u64,
-            platform: platform.map(|p| DescriptorPlatform::from(&p.parse::<Platform>().unwrap())),
-            annotations: None,
-            artifact_type: None,
+        let d = Descriptor::new(mt, Digest::of(&[n]), 100 + n as u64);
+        match platform {
+            Some(p) => d.with_platform(&p.parse().unwrap()),
+            None => d,
         }
     }
 
@@ -391,7 +436,7 @@ mod tests {
 
     #[test]
     fn docker_list_only_when_every_child_is_docker() {
-        let idx = assemble(
+        let idx = index_of(
             vec![
                 vec![d(1, oci::DOCKER_MANIFEST, Some("linux/amd64"))],
                 vec![d(2, oci::DOCKER_MANIFEST, Some("linux/arm64"))],
@@ -400,7 +445,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(idx.media_type, oci::DOCKER_LIST);
-        let idx = assemble(
+        let idx = index_of(
             vec![
                 vec![d(1, oci::DOCKER_MANIFEST, Some("linux/amd64"))],
                 vec![d(2, oci::OCI_MANIFEST, Some("linux/arm64"))],
@@ -416,7 +461,7 @@ mod tests {
         let a = d(1, oci::OCI_MANIFEST, Some("linux/amd64"));
         let b = d(2, oci::OCI_MANIFEST, Some("linux/arm/v7"));
         let (aa, ba) = (attestation(3, &a), attestation(4, &b));
-        let idx = assemble(vec![vec![a.clone(), aa.clone()], vec![b.clone(), ba.clone()]], BTreeMap::new()).unwrap();
+        let idx = index_of(vec![vec![a.clone(), aa.clone()], vec![b.clone(), ba.clone()]], BTreeMap::new()).unwrap();
         assert_eq!(idx.manifests, vec![a, b, aa, ba]);
         let json: serde_json::Value = serde_json::from_slice(&idx.to_bytes()).unwrap();
         assert_eq!(json["manifests"][1]["platform"]["variant"], "v7");
@@ -426,7 +471,7 @@ mod tests {
 
     #[test]
     fn duplicate_platform_is_refused() {
-        let e = assemble(
+        let e = index_of(
             vec![
                 vec![d(1, oci::OCI_MANIFEST, Some("linux/arm64"))],
                 vec![d(2, oci::OCI_MANIFEST, Some("linux/aarch64"))],

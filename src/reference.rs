@@ -1,7 +1,8 @@
 //! Image references (`registry/repository:tag@digest`) and content digests.
 //!
-//! Parsed and normalised as the Docker CLI does (`alpine` → `docker.io/library/alpine`).
-//! Pure: no I/O.
+//! Parsed and normalised as the Docker CLI does (`alpine` → `docker.io/library/alpine`). Also
+//! owns Docker Hub's several names ([`canonical_registry`] and the hosts it stands for). Pure:
+//! no I/O.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,7 +10,32 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+/// Docker Hub, as archway names it in references.
 pub const DOCKER_HUB: &str = "docker.io";
+/// The host that serves Docker Hub's registry API.
+pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
+/// The key of Docker Hub's credentials in a Docker config (`auths`, `credHelpers`) and for
+/// credential helpers.
+pub const DOCKER_HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
+/// Docker Hub's other names, each meaning [`DOCKER_HUB`].
+const DOCKER_HUB_ALIASES: &[&str] = &["index.docker.io", DOCKER_HUB_API];
+
+/// The name archway uses for a registry host: Docker Hub's aliases (`index.docker.io`,
+/// `registry-1.docker.io`) become `docker.io`; any other host is returned as given.
+pub fn canonical_registry(host: &str) -> &str {
+    if DOCKER_HUB_ALIASES.contains(&host) { DOCKER_HUB } else { host }
+}
+
+/// The host to send registry API requests for `registry` to (`registry-1.docker.io` for Docker Hub).
+pub fn api_host(registry: &str) -> &str {
+    if canonical_registry(registry) == DOCKER_HUB { DOCKER_HUB_API } else { registry }
+}
+
+/// The key for `registry`'s credentials in a Docker config and for credential helpers (the
+/// Docker CLI still keys Docker Hub by its v1 index URL).
+pub fn docker_config_key(registry: &str) -> &str {
+    if canonical_registry(registry) == DOCKER_HUB { DOCKER_HUB_CONFIG_KEY } else { registry }
+}
 
 /// A content digest, `sha256:<64 hex>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -203,11 +229,7 @@ impl FromStr for Reference {
             }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
-        let registry = if registry == "index.docker.io" || registry == "registry-1.docker.io" {
-            DOCKER_HUB.to_string()
-        } else {
-            registry
-        };
+        let registry = canonical_registry(&registry).to_string();
         let repository = if registry == DOCKER_HUB && !repository.contains('/') {
             format!("library/{repository}")
         } else {
@@ -287,6 +309,18 @@ mod tests {
         }
         let msg = "Acme/App".parse::<Reference>().unwrap_err().to_string();
         assert!(msg.contains("`Acme/App`") && msg.contains("lowercase"), "{msg}");
+    }
+
+    #[test]
+    fn docker_hub_names() {
+        for alias in ["docker.io", "index.docker.io", "registry-1.docker.io"] {
+            assert_eq!(canonical_registry(alias), DOCKER_HUB);
+            assert_eq!(api_host(alias), "registry-1.docker.io");
+            assert_eq!(docker_config_key(alias), "https://index.docker.io/v1/");
+        }
+        assert_eq!(canonical_registry("ghcr.io"), "ghcr.io");
+        assert_eq!(api_host("ghcr.io"), "ghcr.io");
+        assert_eq!(docker_config_key("127.0.0.1:5000"), "127.0.0.1:5000");
     }
 
     #[test]

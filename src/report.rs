@@ -13,6 +13,9 @@ use crate::ci::Reporter;
 use crate::platform::Platform;
 use crate::publish::{Entries, Published};
 
+mod outcome;
+pub use outcome::{Metadata, PlatformMetadata, build_done, merged, metadata, plan, plan_output};
+
 /// The log of one run, in the dialect of the CI it runs in (`crate::ci::Reporter`): phases
 /// and platforms as collapsible groups where the CI has them, every known secret redacted.
 ///
@@ -177,50 +180,6 @@ pub fn summary(built: &[(Built, Entries)], published: &Published) -> String {
         out.push_str(&format!("tagged {t}\n"));
     }
     out
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Metadata<'a> {
-    /// `registry/repo@digest` or the layout directory.
-    pub location: &'a str,
-    pub digest: String,
-    pub media_type: &'a str,
-    pub size: u64,
-    pub tags: &'a [String],
-    pub platforms: Vec<PlatformMetadata>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlatformMetadata {
-    pub platform: String,
-    pub digest: String,
-    pub media_type: String,
-    pub image_size: u64,
-    pub duration_seconds: f64,
-    pub attestations: Vec<String>,
-}
-
-pub fn metadata<'a>(built: &[(Built, Entries)], published: &'a Published) -> Metadata<'a> {
-    Metadata {
-        location: &published.location,
-        digest: published.index.digest.to_string(),
-        media_type: &published.index.media_type,
-        size: published.index.size,
-        tags: &published.tags,
-        platforms: built
-            .iter()
-            .map(|(b, e)| PlatformMetadata {
-                platform: b.platform.to_string(),
-                digest: e.descriptors[0].digest.to_string(),
-                media_type: e.descriptors[0].media_type.clone(),
-                image_size: e.image_size,
-                duration_seconds: (b.duration.as_secs_f64() * 10.0).round() / 10.0,
-                attestations: e.descriptors[1..].iter().map(|d| d.digest.to_string()).collect(),
-            })
-            .collect(),
-    }
 }
 
 /// One line saying why, with the deciding RUN when code is foreign.

@@ -37,6 +37,8 @@
 //! index of exactly the expected platforms, and each child manifest, config and layer is in the
 //! target repository. A tool that fails or gives a wrong result is reported as failed.
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use std::collections::BTreeMap;
@@ -168,11 +170,11 @@ fn job(scn: Scenario, tool: Tool, run: usize, suffix: &str, via: &str, s: &Setup
     let legs: Vec<String> =
         s.digests[..scn.platforms().len()].iter().map(|d| format!("{via}/{}@{d}", s.repo)).collect();
     let mut argv: Vec<String> = match (tool, scn.is_promote()) {
-        (Tool::Archway, false) => vec![env!("CARGO_BIN_EXE_archway").into(), "merge".into(), "-t".into(), dst],
+        (Tool::Archway, false) => vec![support::spawn::ARCHWAY.into(), "merge".into(), "-t".into(), dst],
         (Tool::Imagetools, false) => {
             vec!["docker".into(), "buildx".into(), "imagetools".into(), "create".into(), "-t".into(), dst]
         }
-        (Tool::Archway, true) => vec![env!("CARGO_BIN_EXE_archway").into(), "promote".into(), src, dst],
+        (Tool::Archway, true) => vec![support::spawn::ARCHWAY.into(), "promote".into(), src, dst],
         (Tool::Imagetools, true) => {
             vec!["docker".into(), "buildx".into(), "imagetools".into(), "create".into(), "-t".into(), dst, src]
         }
@@ -221,9 +223,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs `argv` (under `timeout`): wall-clock seconds, and stderr's last lines on failure.
 fn timed(argv: &[String], env: &[(&str, String)]) -> (f64, Result<(), String>) {
-    let mut c = Command::new("timeout");
-    c.args(["--kill-after=5", TIMEOUT_SECS]).args(argv);
-    c.env_remove("ARCHWAY_REGISTRY_USERNAME").env_remove("ARCHWAY_REGISTRY_PASSWORD");
+    let mut c = support::spawn::clean("timeout");
+    support::spawn::pass_lab_env(&mut c).args(["--kill-after=5", TIMEOUT_SECS]).args(argv);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -566,7 +567,7 @@ fn setup() -> Setup {
 fn warm_up(s: &Setup) {
     let src = format!("{}/{}:src8", lab().registry, s.repo);
     let runs: [Vec<String>; 3] = [
-        vec![env!("CARGO_BIN_EXE_archway").into(), "inspect".into(), "--raw".into(), src.clone()],
+        vec![support::spawn::ARCHWAY.into(), "inspect".into(), "--raw".into(), src.clone()],
         vec!["docker".into(), "buildx".into(), "imagetools".into(), "inspect".into(), "--raw".into(), src.clone()],
         vec!["skopeo".into(), "inspect".into(), "--raw".into(), "--tls-verify=false".into(), format!("docker://{src}")],
     ];
@@ -579,7 +580,7 @@ fn warm_up(s: &Setup) {
 }
 
 fn version(argv: &[&str]) -> String {
-    Command::new(argv[0])
+    support::spawn::pass_lab_env(&mut support::spawn::clean(argv[0]))
         .args(&argv[1..])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string())
@@ -630,7 +631,7 @@ fn bench_registry() {
         "  {}; {}; {}",
         version(&["docker", "buildx", "version"]),
         version(&["skopeo", "--version"]),
-        version(&[env!("CARGO_BIN_EXE_archway"), "--version"])
+        version(&[support::spawn::ARCHWAY, "--version"])
     );
     println!("  ratio = archway / that tool (below 1: archway is faster / makes fewer requests)");
     println!();

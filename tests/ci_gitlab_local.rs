@@ -10,6 +10,8 @@
 //! 127.0.0.1:5000/archway/archway:dev`; pulled from the lab registry when it is not in the
 //! engine) and npm (the script installs gitlab-ci-local into .tools/gitlab-ci-local).
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use std::path::Path;

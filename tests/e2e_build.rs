@@ -1,6 +1,8 @@
 //! `archway build` end to end on the lab: real Docker engine and buildx, real QEMU, real
 //! registry. Each test checks what a user would: the registry API, `skopeo`, `docker run`.
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use support::lab::*;

@@ -3,24 +3,20 @@
 //! dialect, output files. And the secret-leak check: one known password in every credential
 //! variable of every CI, and no byte sequence of it in anything archway printed or wrote.
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 use support::lab::*;
 
 const PASSWORD: &str = "Pa55-w0rd%with,odd:chars";
 
 fn run_as_ci(env: &[(&str, String)], cwd: &Path, args: &[&str]) -> std::process::Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_archway"));
-    c.args(args).current_dir(cwd).env_clear();
-    for k in ["PATH", "HOME", "DOCKER_HOST", "TMPDIR"] {
-        if let Ok(v) = std::env::var(k) {
-            c.env(k, v);
-        }
-    }
+    let mut c = support::spawn::archway();
+    support::spawn::pass_lab_env(&mut c).args(args).current_dir(cwd);
     for (k, v) in env {
         c.env(k, v);
     }

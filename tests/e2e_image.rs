@@ -8,6 +8,8 @@
 //! `archway --version` in both platforms of the image is checked by `tests/packaging.rs`
 //! (`archway_image_builds_itself_without_emulation`), not here.
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use std::collections::BTreeSet;

@@ -2,6 +2,8 @@
 //! stitches them; a missing leg moves no tag unless `--allow-partial`; duplicate platforms are
 //! refused. Checked through the registry API and skopeo.
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use support::lab::*;

@@ -3,6 +3,8 @@
 //! handler itself, `archway plan --format json`, and the classic-builder path when buildx is
 //! missing. Tests that touch binfmt_misc hold the machine lock and restore it even on failure.
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use std::path::Path;

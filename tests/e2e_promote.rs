@@ -2,6 +2,8 @@
 //! proxy in front: within one repository a promote is one manifest GET and one PUT per tag and
 //! moves no blob; across repositories it mounts blobs. `inspect` agrees with skopeo and buildx.
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use support::lab::*;

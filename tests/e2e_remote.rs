@@ -4,6 +4,8 @@
 //! engines themselves: the node's content store holds the arm64 image's top layer and not the
 //! amd64 one, and each engine's BuildKit cache ran the marked RUN exactly once.
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use std::net::TcpListener;

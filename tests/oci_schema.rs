@@ -298,7 +298,7 @@ fn attestation(n: u8, of: &Descriptor) -> Descriptor {
 }
 
 fn assembled(per_platform: Vec<Vec<Descriptor>>, annotations: BTreeMap<String, String>) -> Value {
-    let index = archway::publish::assemble(per_platform, annotations).expect("assemble");
+    let index = archway::publish::index_of(per_platform, annotations).expect("index_of");
     serde_json::from_slice(&index.to_bytes()).expect("Index::to_bytes is JSON")
 }
 

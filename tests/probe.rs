@@ -5,6 +5,8 @@
 //! Tests that register handlers, and tests that rely on the lab's QEMU handlers, hold
 //! `support::machine::lock()` (see there).
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -231,7 +233,7 @@ async fn the_lab_engine() {
     let before = our_probe_containers();
     let since = now();
 
-    let e = engine::probe_engine(&endpoint).await.unwrap();
+    let e = engine::probe_engine(&endpoint, false).await.unwrap();
     assert_eq!(e.endpoint, "unix:///var/run/docker.sock");
     assert!(e.version.starts_with("26"), "{}", e.version);
     assert_eq!(e.platform, p("linux/amd64"));
@@ -251,7 +253,7 @@ async fn the_lab_engine() {
 async fn an_engine_that_is_not_there() {
     let port = closed_port();
     let host = format!("tcp://127.0.0.1:{port}");
-    let e = engine::probe_engine(&EngineEndpoint { host: host.clone(), cert_dir: None }).await.unwrap_err();
+    let e = engine::probe_engine(&EngineEndpoint { host: host.clone(), cert_dir: None }, false).await.unwrap_err();
     assert_eq!(e, format!("connection refused at {host}"));
 }
 
@@ -348,6 +350,8 @@ async fn everything_at_once_on_the_lab() {
             endpoint: format!("tcp://127.0.0.1:{}", closed_port()),
             cert_dir: None,
         }],
+        engine: lab_engine(),
+        container_var: None,
     };
     let caps = probe::probe(&opts).await;
     assert_eq!(caps.host, p("linux/amd64"));

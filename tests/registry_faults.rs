@@ -6,6 +6,8 @@
 //! not through the proxy or archway) and the number of requests the proxy counted. Retry
 //! delays are milliseconds; `Retry-After` from the proxy is honoured as sent.
 
+#![cfg(feature = "lab")]
+
 mod support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -5,47 +5,45 @@
 //! credential-helper protocol from variables set only in buildx's environment.
 
 use std::io::{Read as _, Write as _};
-use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::reference::DOCKER_HUB;
+use crate::inputs::Runner;
+use crate::inputs::environment::{HelperCall, HelperCredential};
+use crate::reference::docker_config_key;
 use crate::registry::Credential;
 use crate::secret::Secret;
 
 /// The helper's name: `docker-credential-<HELPER>` on `PATH`, `"<HELPER>"` in `credHelpers`.
 pub const HELPER: &str = "archway";
-const VAR_SERVER: &str = "ARCHWAY_CREDENTIAL_SERVER";
-const VAR_USERNAME: &str = "ARCHWAY_CREDENTIAL_USERNAME";
-const VAR_SECRET: &str = "ARCHWAY_CREDENTIAL_SECRET";
+/// The variables that hand the credential to the helper, set only in buildx's environment.
+pub const VAR_SERVER: &str = "ARCHWAY_CREDENTIAL_SERVER";
+pub const VAR_USERNAME: &str = "ARCHWAY_CREDENTIAL_USERNAME";
+pub const VAR_SECRET: &str = "ARCHWAY_CREDENTIAL_SECRET";
 
 /// A private Docker config for buildx children; removed when dropped.
 pub struct CredentialBridge {
     dir: tempfile::TempDir,
+    /// `PATH` for buildx children: the helper's directory, then the runner's.
+    path: std::ffi::OsString,
     server: String,
     username: String,
     secret: Secret,
 }
 
-/// The key the Docker CLI uses for a registry in its config.
-fn server_key(registry: &str) -> String {
-    if registry == DOCKER_HUB { "https://index.docker.io/v1/".into() } else { registry.into() }
-}
-
 impl CredentialBridge {
-    pub fn new(registry: &str, cred: &Credential) -> anyhow::Result<Self> {
+    /// A private config for `registry`, copied from the runner's Docker config, with archway
+    /// (the runner's `exe`) as the credential helper for that registry.
+    pub fn new(registry: &str, cred: &Credential, runner: &Runner) -> anyhow::Result<Self> {
         use std::os::unix::fs::PermissionsExt as _;
-        let original = std::env::var_os(crate::env::DOCKER_CONFIG)
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
-            .unwrap_or_else(|| PathBuf::from("/root/.docker"));
+        let original = &runner.docker_config;
         let dir = tempfile::Builder::new().prefix("archway-docker-config-").tempdir()?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         let mut cfg: serde_json::Value = std::fs::read(original.join("config.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_else(|| serde_json::json!({}));
-        let server = server_key(registry);
+        let server = docker_config_key(registry).to_string();
         let obj = cfg.as_object_mut().context("the Docker config is not a JSON object")?;
         let helpers = obj.entry("credHelpers").or_insert_with(|| serde_json::json!({}));
         helpers
@@ -62,61 +60,51 @@ impl CredentialBridge {
         }
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin)?;
-        let me = std::env::current_exe().context("locating archway's own executable")?;
+        let me = runner.exe.as_ref().context("locating archway's own executable")?;
         std::os::unix::fs::symlink(me, bin.join(format!("docker-credential-{HELPER}")))?;
+        let mut paths = vec![bin.clone()];
+        paths.extend(std::env::split_paths(&runner.path));
+        let path = std::env::join_paths(paths).unwrap_or_else(|_| runner.path.clone().into());
         let (username, secret) = match cred {
             Credential::Basic { username, password } => (username.clone(), password.clone()),
             // The Docker convention for identity tokens.
             Credential::IdentityToken(t) => ("<token>".to_string(), t.clone()),
         };
-        Ok(CredentialBridge { dir, server, username, secret })
+        Ok(CredentialBridge { dir, path, server, username, secret })
     }
 
     /// Points a buildx child at the private config and gives it the helper's variables.
     pub fn apply(&self, cmd: &mut tokio::process::Command) {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![self.dir.path().join("bin")];
-        paths.extend(std::env::split_paths(&path));
         cmd.env(crate::env::DOCKER_CONFIG, self.dir.path())
-            .env("PATH", std::env::join_paths(paths).unwrap_or(path))
+            .env(crate::env::PATH, &self.path)
             .env(VAR_SERVER, &self.server)
             .env(VAR_USERNAME, &self.username)
             .env(VAR_SECRET, self.secret.expose());
     }
 }
 
-/// Whether this process was started as the credential helper.
-pub fn invoked_as_helper() -> bool {
-    std::env::args_os()
-        .next()
-        .and_then(|a| Path::new(&a).file_name().map(|f| f.to_string_lossy().into_owned()))
-        .is_some_and(|n| n == format!("docker-credential-{HELPER}"))
-}
-
 /// The Docker credential-helper protocol: `get` reads a server URL on stdin and answers JSON;
 /// `store`, `erase` and `list` change nothing. Returns the exit code.
-pub fn serve_helper() -> u8 {
-    let action = std::env::args().nth(1).unwrap_or_default();
+pub fn serve_helper(call: &HelperCall) -> u8 {
+    let action = call.action.as_str();
     let mut input = String::new();
     let _ = std::io::stdin().read_to_string(&mut input);
     let mut out = std::io::stdout();
-    match action.as_str() {
+    match action {
         "get" => {
             let asked = input.trim();
-            let (Ok(server), Ok(username), Ok(secret)) =
-                (std::env::var(VAR_SERVER), std::env::var(VAR_USERNAME), std::env::var(VAR_SECRET))
-            else {
+            let Some(HelperCredential { server, username, secret }) = &call.credential else {
                 let _ = writeln!(out, "credentials not found in native keychain");
                 return 1;
             };
             let norm = |s: &str| {
                 s.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').to_string()
             };
-            if norm(asked) != norm(&server) {
+            if norm(asked) != norm(server) {
                 let _ = writeln!(out, "credentials not found in native keychain");
                 return 1;
             }
-            let answer = serde_json::json!({ "ServerURL": asked, "Username": username, "Secret": secret });
+            let answer = serde_json::json!({ "ServerURL": asked, "Username": username, "Secret": secret.expose() });
             let _ = writeln!(out, "{answer}");
             0
         }

@@ -13,7 +13,7 @@ use bollard::Docker;
 use futures_util::StreamExt as _;
 
 use super::{BuildError, BuildSpec, Builder, Built, LineSink, Tail};
-use crate::oci::{self, Descriptor, DescriptorPlatform, Index};
+use crate::oci::{self, Descriptor, Index};
 use crate::platform::Platform;
 use crate::reference::Digest;
 
@@ -25,9 +25,11 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// The local engine, as `DOCKER_HOST` (or the default socket) names it.
-    pub fn connect() -> Result<Self, String> {
-        Docker::connect_with_defaults().map(|docker| EngineBuilder { docker }).map_err(|e| e.to_string())
+    /// Connects to the engine at `endpoint` (the runner's, from `inputs`).
+    pub async fn connect(endpoint: &crate::probe::engine::EngineEndpoint) -> Result<Self, String> {
+        crate::probe::engine::connect(&endpoint.host, endpoint.cert_dir.as_deref())
+            .await
+            .map(|docker| EngineBuilder { docker })
     }
 }
 
@@ -178,14 +180,7 @@ fn saved_to_layout(saved: &Path, layout: &Path, platform: &Platform) -> Result<D
     });
     let bytes = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
     let digest = write_blob(layout, &bytes).map_err(|e| e.to_string())?;
-    let desc = Descriptor {
-        media_type: oci::OCI_MANIFEST.into(),
-        digest,
-        size: bytes.len() as u64,
-        platform: Some(DescriptorPlatform::from(platform)),
-        annotations: None,
-        artifact_type: None,
-    };
+    let desc = Descriptor::new(oci::OCI_MANIFEST, digest, bytes.len() as u64).with_platform(platform);
     let index = Index {
         schema_version: 2,
         media_type: oci::OCI_INDEX.into(),

@@ -10,6 +10,7 @@ pub mod buildx;
 pub mod credentials;
 pub mod engine;
 pub mod qemu;
+pub mod schedule;
 
 use std::path::PathBuf;
 use std::sync::Arc;

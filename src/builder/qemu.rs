@@ -6,52 +6,25 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::platform::Platform;
+use crate::platform::{Arch, ET_EXEC, Platform};
 
-/// Where binfmt_misc lives.
-pub const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
+pub use crate::probe::binfmt::BINFMT_DIR;
 
-/// An ELF magic and mask, as qemu's `qemu-binfmt-conf.sh` defines them (20 bytes: e_ident,
-/// e_type, e_machine). The masks let both executables and PIEs match.
+/// What a handler for one architecture is registered with: QEMU's name for it, and the ELF magic
+/// and mask qemu's `qemu-binfmt-conf.sh` uses (20 bytes: e_ident, e_type, e_machine), from
+/// [`crate::platform::ARCHES`].
 struct ElfPattern {
     qemu: &'static str,
     magic: [u8; 20],
     mask: [u8; 20],
 }
 
-const MASK_64: [u8; 20] = [
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xff,
-    0xff,
-];
-const MASK_BE: [u8; 20] = [
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xff,
-    0xff,
-];
-
-const fn elf(class: u8, data: u8, machine_lo: u8, machine_hi: u8) -> [u8; 20] {
-    let (t0, t1, m0, m1) =
-        if data == 1 { (0x02, 0x00, machine_lo, machine_hi) } else { (0x00, 0x02, machine_hi, machine_lo) };
-    [0x7f, b'E', b'L', b'F', class, data, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, t0, t1, m0, m1]
-}
-
 fn pattern(p: &Platform) -> Option<ElfPattern> {
-    let (qemu, magic, mask) = match p.architecture.as_str() {
-        "amd64" => ("x86_64", elf(2, 1, 0x3e, 0), MASK_64),
-        "arm64" => ("aarch64", elf(2, 1, 0xb7, 0), MASK_64),
-        "arm" => ("arm", elf(1, 1, 0x28, 0), MASK_64),
-        "riscv64" => ("riscv64", elf(2, 1, 0xf3, 0), MASK_64),
-        "s390x" => ("s390x", elf(2, 2, 0x16, 0), MASK_BE),
-        "ppc64le" => {
-            let mut m = MASK_64;
-            m[7] = 0xfc;
-            m[19] = 0x00;
-            ("ppc64le", elf(2, 1, 0x15, 0), m)
-        }
-        "mips64le" => ("mips64el", elf(2, 1, 0x08, 0), MASK_64),
-        "loong64" => ("loongarch64", elf(2, 1, 0x02, 0x01), MASK_64),
-        _ => return None,
-    };
-    Some(ElfPattern { qemu, magic, mask })
+    let arch = Arch::of(p)?;
+    let mask = arch.qemu_mask?;
+    let header = arch.elf.header(ET_EXEC);
+    let magic = header[..20].try_into().expect("an ELF header is longer than 20 bytes");
+    Some(ElfPattern { qemu: arch.qemu, magic, mask })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,8 @@
 //! docker/metadata-action) and its `org.opencontainers.image.*` labels. Pure: the providers fill
 //! a [`GitMeta`] from their environment, the clock comes in as a number.
 
+use semver::Version;
+
 /// What a CI says about the commit it builds. Every field is optional: a local run knows none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GitMeta {
@@ -46,58 +48,21 @@ pub fn slug(name: &str) -> String {
     trimmed[..trimmed.len().min(MAX_TAG)].trim_end_matches(['-', '.']).to_string()
 }
 
-/// A semantic version read from a git tag (`v1.2.3`, `1.2.3-rc.1`, `v2.0.0+build.5`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SemVer {
-    pub major: u64,
-    pub minor: u64,
-    pub patch: u64,
-    pub pre: Option<String>,
-    pub build: Option<String>,
+/// The semantic version a git tag names (`v1.2.3`, `1.2.3-rc.1`, `v2.0.0+build.5`): strict
+/// semver 2.0 after an optional leading `v` or `V`, as docker/metadata-action reads release tags.
+pub fn release_version(tag: &str) -> Option<Version> {
+    Version::parse(tag.strip_prefix(['v', 'V']).unwrap_or(tag)).ok()
 }
 
-impl SemVer {
-    /// Strict semver 2.0 with an optional leading `v`: three numbers without leading zeros.
-    pub fn parse(tag: &str) -> Option<SemVer> {
-        let s = tag.strip_prefix(['v', 'V']).unwrap_or(tag);
-        let (s, build) = match s.split_once('+') {
-            Some((s, b)) => (s, Some(b)),
-            None => (s, None),
-        };
-        let (core, pre) = match s.split_once('-') {
-            Some((c, p)) => (c, Some(p)),
-            None => (s, None),
-        };
-        let ident_ok =
-            |x: &str| x.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-        if !pre.is_none_or(ident_ok) || !build.is_none_or(ident_ok) {
-            return None;
-        }
-        let nums: Vec<u64> = core
-            .split('.')
-            .map(|n| {
-                let ok = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'));
-                if ok { n.parse().ok() } else { None }
-            })
-            .collect::<Option<_>>()?;
-        let [major, minor, patch] = nums[..] else { return None };
-        Some(SemVer { major, minor, patch, pre: pre.map(String::from), build: build.map(String::from) })
+/// A version as a tag: `1.2.3`, `1.2.3-rc.1` (build metadata joined with `-`, as a tag cannot
+/// hold `+`).
+fn version_tag(v: &Version) -> String {
+    let mut t = format!("{}.{}.{}", v.major, v.minor, v.patch);
+    for part in [v.pre.as_str(), v.build.as_str()].into_iter().filter(|p| !p.is_empty()) {
+        t.push('-');
+        t.push_str(part);
     }
-
-    /// The version as a tag: `1.2.3`, `1.2.3-rc.1` (build metadata joined with `-`, as a tag
-    /// cannot hold `+`).
-    pub fn version(&self) -> String {
-        let mut v = format!("{}.{}.{}", self.major, self.minor, self.patch);
-        if let Some(p) = &self.pre {
-            v.push('-');
-            v.push_str(p);
-        }
-        if let Some(b) = &self.build {
-            v.push('-');
-            v.push_str(b);
-        }
-        v
-    }
+    t
 }
 
 /// The tags (without the image name) a commit gets, most specific first:
@@ -116,10 +81,10 @@ pub fn tag_names(meta: &GitMeta) -> Vec<String> {
     if let Some(pr) = meta.pr {
         t.push(format!("pr-{pr}"));
     } else if let Some(tag) = &meta.tag {
-        match SemVer::parse(tag) {
+        match release_version(tag) {
             Some(v) => {
-                t.push(v.version());
-                if v.pre.is_none() {
+                t.push(version_tag(&v));
+                if v.pre.is_empty() {
                     t.push(format!("{}.{}", v.major, v.minor));
                     t.push(v.major.to_string());
                     t.push("latest".into());
@@ -169,8 +134,8 @@ pub fn oci_labels(meta: &GitMeta, tags: &[String], now_unix: i64) -> Vec<(String
     let version = meta
         .tag
         .as_deref()
-        .and_then(SemVer::parse)
-        .map(|v| v.version())
+        .and_then(release_version)
+        .map(|v| version_tag(&v))
         .or_else(|| tags.first().and_then(|r| tag_of(r)).map(String::from));
     [
         (CREATED, Some(rfc3339(now_unix))),
@@ -228,12 +193,16 @@ mod tests {
 
     #[test]
     fn semver() {
-        let v = SemVer::parse("v1.2.3").unwrap();
-        assert_eq!((v.major, v.minor, v.patch, v.pre), (1, 2, 3, None));
-        assert_eq!(SemVer::parse("1.2.3-rc.1").unwrap().version(), "1.2.3-rc.1");
-        assert_eq!(SemVer::parse("v2.0.0+build.5").unwrap().version(), "2.0.0-build.5");
-        for bad in ["v1.2", "1.2.3.4", "v01.2.3", "release-1", "1.2.3-", "1.2.3-a..b", "v1.2.x"] {
-            assert_eq!(SemVer::parse(bad), None, "{bad}");
+        let v = release_version("v1.2.3").unwrap();
+        assert_eq!((v.major, v.minor, v.patch, v.pre.is_empty()), (1, 2, 3, true));
+        assert_eq!(version_tag(&release_version("1.2.3-rc.1").unwrap()), "1.2.3-rc.1");
+        assert_eq!(version_tag(&release_version("V2.0.0+build.5").unwrap()), "2.0.0-build.5");
+        assert_eq!(version_tag(&release_version("1.0.0-alpha+001").unwrap()), "1.0.0-alpha-001");
+        // `1.2.3-01`: a numeric pre-release identifier with a leading zero, which semver 2.0 (and
+        // metadata-action) reject.
+        for bad in ["v1.2", "1.2.3.4", "v01.2.3", "release-1", "1.2.3-", "1.2.3-a..b", "v1.2.x", "1.2.3-01", "vv1.2.3"]
+        {
+            assert_eq!(release_version(bad), None, "{bad}");
         }
     }
 

@@ -3,21 +3,21 @@
 //! metadata implies, the registry credentials it provides, its log dialect and the output files
 //! it reads back. One file per CI behind the [`Ci`] trait; nothing here builds or pushes.
 //!
-//! Everything reads one snapshot of the environment ([`Env`], taken once with [`snapshot`]), so
-//! each CI can be tested with a fixture. Variable names are constants in [`vars`].
+//! Everything reads one snapshot of the environment ([`Env`], taken once by
+//! `inputs::environment::snapshot`), so each CI can be tested with a fixture. Variable names are constants in [`vars`].
 //!
-//! How the `build` command uses it:
+//! How `inputs` and `report` use it:
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use archway::ci;
-//! let env = ci::snapshot();
+//! let env = archway::inputs::environment::snapshot();
 //! let ci = ci::for_provider(ci::detect(&env));
 //! let log = ci.reporter(&env, Box::new(std::io::stderr())); // masks every secret first
 //! let event = ci.read_event(&env); // GitHub's event payload; `None` elsewhere
 //! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
 //! let run = ci::resolve(&*ci, &env, event.as_deref(), now)?;
-//! // … merge `run` with the command-line flags, then before pushing:
+//! // … `inputs` merges `run` with the command-line flags, then before pushing:
 //! run.check_push()?;
 //! let creds = ci.credentials(&env, &run.inputs, "ghcr.io");
 //! log.group_start("build linux/arm64");
@@ -53,12 +53,6 @@ use crate::secret::Secret;
 
 /// A snapshot of the environment: variable name → value.
 pub type Env = HashMap<String, String>;
-
-/// The process environment, read once. Variables whose name or value is not UTF-8 are left out
-/// (none that archway reads can be).
-pub fn snapshot() -> Env {
-    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
-}
 
 /// The CI archway runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,10 +191,7 @@ pub fn same_registry(a: &str, b: &str) -> bool {
     fn norm(r: &str) -> String {
         let r = r.trim().to_ascii_lowercase();
         let r = r.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
-        match r {
-            "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".into(),
-            other => other.into(),
-        }
+        crate::reference::canonical_registry(r).into()
     }
     norm(a) == norm(b)
 }

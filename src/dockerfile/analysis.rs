@@ -14,7 +14,8 @@
 
 use std::collections::HashMap;
 
-use super::parse::{self, Node, ParseError, ShellLex};
+use super::parse::{self, Node, ParseError};
+use super::shell::ShellLex;
 use super::{Analysis, AnalyzeInput, Location, PlatformAnalysis, Stage};
 use crate::platform::{Platform, PlatformError};
 
@@ -959,30 +960,14 @@ fn unknown_target(file: &str, target: &str, model: &Model) -> AnalysisError {
     AnalysisError::UnknownTarget { file: file.to_string(), target: target.to_string(), choices }
 }
 
-/// The closest candidate, if it is close enough to be a likely typo.
+/// The closest candidate by Levenshtein distance, if it is close enough to be a likely typo.
 fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let word = word.to_lowercase();
     candidates
-        .map(|c| (edit_distance(&word, c), c))
+        .map(|c| (strsim::levenshtein(&word, c), c))
         .filter(|(d, c)| *d > 0 && *d <= 2.max(c.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + cost);
-            prev = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
 }
 
 /// `a`, `a and b`, `a, b and c`.

@@ -1,18 +1,41 @@
 //! dockerfile: what a Dockerfile means for each target platform. Pure: no I/O.
 //!
-//! `parse` reads the text as BuildKit does (directives, continuations, heredocs, JSON and
-//! shell forms, flags); `analysis` gives it meaning: global ARGs and their expansion, stages and
-//! their platforms, the stages the target needs, and — per target platform — whether foreign
-//! code would run (a RUN in a needed stage whose platform is not the build platform).
+//! Split by job as BuildKit splits `frontend/dockerfile`: `parse` reads the text as BuildKit's
+//! parser does (directives, continuations, heredocs, JSON and shell forms, flags), with `json`
+//! (the exec form's reader) and `dump` (BuildKit's `Node.Dump()`, for conformance tests);
+//! `shell` is BuildKit's shell-word lexer (quotes, escapes, `${VAR…}` expansion); `analysis`
+//! gives the instructions meaning: global ARGs and their expansion, stages and their platforms,
+//! the stages the target needs, and — per target platform — whether foreign code would run (a
+//! RUN in a needed stage whose platform is not the build platform).
+//!
+//! Why archway's own parser and not the `parse-dockerfile` crate (0.1.7): BuildKit is the
+//! oracle, and `tests/dockerfile_conformance.rs` holds this parser to BuildKit's own parser
+//! cases, compared as `Node.Dump()` output; that crate's typed AST has no such form. It reads
+//! directives, `# escape=` and continuations, but not everything those cases and real files use:
+//! - RUN heredocs only where `<<` opens the arguments, one per RUN: `RUN python3 <<EOF`,
+//!   `RUN 3<<EOF` and `RUN <<A <<B` are not read as BuildKit reads them;
+//! - no shell lexer: `${VAR:-x}` and the like stay unexpanded, and which platform a stage runs
+//!   on depends on expanding `FROM` and `--platform` exactly as BuildKit does;
+//! - an unknown instruction fails the whole parse with a message; BuildKit's parser keeps it
+//!   for the next layer, which here names the line and suggests the instruction meant.
 
 pub mod analysis;
+mod dump;
+mod json;
 pub mod parse;
+pub mod shell;
 
 use serde::{Deserialize, Serialize};
 
 use crate::platform::Platform;
 
 pub use analysis::{AnalysisError, analyze};
+pub use dump::{dump, go_quote};
+pub use parse::{
+    DEFAULT_ESCAPE, Directive, Heredoc, Node, ParseError, ParseErrorKind, Parsed, Warning, parse, parse_heredoc,
+    parse_words,
+};
+pub use shell::{Expansion, LexError, ShellLex};
 
 /// What `analyze` needs besides the text.
 #[derive(Debug, Clone)]

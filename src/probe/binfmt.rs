@@ -1,6 +1,7 @@
 //! binfmt: reads the kernel's binfmt_misc entries (`/proc/sys/fs/binfmt_misc/<name>`) and works
 //! out which platforms each one runs, by matching its magic and mask against the ELF header of
-//! every architecture archway knows. Also parses binfmt.d rules (`:name:M::magic:mask:interp:F`).
+//! every architecture archway knows ([`crate::platform::ARCHES`]). Also parses binfmt.d rules
+//! (`:name:M::magic:mask:interp:F`), and names where binfmt_misc lives ([`BINFMT_DIR`]).
 //!
 //! Only reads: registering or removing handlers is not this module's job. The parsers and the
 //! matching are pure; [`read_all`] is the thin I/O wrapper.
@@ -8,45 +9,13 @@
 use std::path::Path;
 
 use super::BinfmtEntry;
-use crate::platform::Platform;
+use crate::platform::{ARCHES, ET_DYN, ET_EXEC, Platform};
 
 /// Where binfmt_misc is mounted.
 pub const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
 
 /// Files in [`BINFMT_DIR`] that are not entries.
 const CONTROL_FILES: &[&str] = &["register", "status"];
-
-const ELF_32: u8 = 1;
-const ELF_64: u8 = 2;
-const LITTLE: u8 = 1;
-const BIG: u8 = 2;
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
-
-/// One architecture as its ELF binaries identify it: class, byte order, `e_machine`.
-struct ElfArch {
-    /// The platforms such binaries run on; `arm` v7 and v6 share one header.
-    platforms: &'static [&'static str],
-    class: u8,
-    data: u8,
-    machine: u16,
-}
-
-const ARCHES: &[ElfArch] = &[
-    ElfArch { platforms: &["linux/amd64"], class: ELF_64, data: LITTLE, machine: 62 },
-    ElfArch { platforms: &["linux/386"], class: ELF_32, data: LITTLE, machine: 3 },
-    ElfArch { platforms: &["linux/arm64"], class: ELF_64, data: LITTLE, machine: 183 },
-    ElfArch { platforms: &["linux/arm/v7", "linux/arm/v6"], class: ELF_32, data: LITTLE, machine: 40 },
-    ElfArch { platforms: &["linux/ppc64le"], class: ELF_64, data: LITTLE, machine: 21 },
-    ElfArch { platforms: &["linux/ppc64"], class: ELF_64, data: BIG, machine: 21 },
-    ElfArch { platforms: &["linux/s390x"], class: ELF_64, data: BIG, machine: 22 },
-    ElfArch { platforms: &["linux/riscv64"], class: ELF_64, data: LITTLE, machine: 243 },
-    ElfArch { platforms: &["linux/mips64le"], class: ELF_64, data: LITTLE, machine: 8 },
-    ElfArch { platforms: &["linux/mips64"], class: ELF_64, data: BIG, machine: 8 },
-    ElfArch { platforms: &["linux/mipsle"], class: ELF_32, data: LITTLE, machine: 8 },
-    ElfArch { platforms: &["linux/mips"], class: ELF_32, data: BIG, machine: 8 },
-    ElfArch { platforms: &["linux/loong64"], class: ELF_64, data: LITTLE, machine: 258 },
-];
 
 /// Reads every entry in `dir` (normally [`BINFMT_DIR`]), sorted by name. Empty when the
 /// directory does not exist (binfmt_misc not mounted); entries that cannot be read or parsed
@@ -218,8 +187,8 @@ pub fn platforms_for(offset: u32, magic: &[u8], mask: &[u8]) -> Vec<Platform> {
         return out; // an extension entry
     }
     for arch in ARCHES {
-        if [ET_EXEC, ET_DYN].iter().any(|&t| matches(&elf_header(arch, t), offset, magic, mask)) {
-            out.extend(arch.platforms.iter().filter_map(|p| p.parse::<Platform>().ok()));
+        if [ET_EXEC, ET_DYN].iter().any(|&t| matches(&arch.elf.header(t), offset, magic, mask)) {
+            out.extend(arch.elf_platforms());
         }
     }
     out
@@ -233,23 +202,6 @@ fn matches(file: &[u8], offset: u32, magic: &[u8], mask: &[u8]) -> bool {
         return false;
     };
     bytes.iter().zip(magic).zip(mask).all(|((f, m), k)| (f ^ m) & k == 0)
-}
-
-/// A synthetic ELF file header (64 bytes; a 32-bit header is 52, the rest zero) for `arch`.
-/// Beyond `e_machine` only `e_version` is set: `e_flags` stays 0, which is what qemu's mips
-/// rules look at (bit 5, n32 ABI, clear for o32 and 64-bit binaries).
-fn elf_header(arch: &ElfArch, e_type: u16) -> [u8; 64] {
-    let mut h = [0u8; 64];
-    h[..4].copy_from_slice(b"\x7fELF");
-    h[4] = arch.class;
-    h[5] = arch.data;
-    h[6] = 1; // EI_VERSION
-    let put16 = |v: u16| if arch.data == LITTLE { v.to_le_bytes() } else { v.to_be_bytes() };
-    h[16..18].copy_from_slice(&put16(e_type));
-    h[18..20].copy_from_slice(&put16(arch.machine));
-    let version = if arch.data == LITTLE { 1u32.to_le_bytes() } else { 1u32.to_be_bytes() };
-    h[20..24].copy_from_slice(&version);
-    h
 }
 
 /// The enabled entry that runs `p`, if any. `amd64` and `arm64` variants (`linux/amd64/v3`,
@@ -367,7 +319,7 @@ mod tests {
         // Offset moves the magic: `ELF` at 1 still matches the header.
         let e = parse_entry("at-1", "enabled\ninterpreter /x\nflags: \noffset 1\nmagic 454c46\n").unwrap();
         assert_eq!(e.offset, 1);
-        assert_eq!(e.platforms.len(), ARCHES.iter().map(|a| a.platforms.len()).sum::<usize>());
+        assert_eq!(e.platforms.len(), ARCHES.iter().map(|a| a.elf_platforms().len()).sum::<usize>());
     }
 
     #[test]
@@ -477,9 +429,9 @@ mod tests {
     fn every_arch_header_matches_only_itself() {
         // A full-mask magic taken from each synthetic header finds exactly that architecture.
         for arch in ARCHES {
-            let h = elf_header(arch, ET_EXEC);
+            let h = arch.elf.header(ET_EXEC);
             let got = platforms_for(0, &h[..20], &[0xff; 20]);
-            assert_eq!(names(&got), arch.platforms, "e_machine {}", arch.machine);
+            assert_eq!(got, arch.elf_platforms(), "{}", arch.name);
         }
     }
 }

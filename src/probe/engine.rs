@@ -19,8 +19,6 @@ use crate::platform::Platform;
 /// How long one Engine API call may take.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
-use crate::env::{DOCKER_CERT_PATH, DOCKER_HOST, DOCKER_TLS_VERIFY};
-
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// Label on the container the privileged check creates, so it can be told from others.
 pub const PROBE_LABEL: &str = "org.archway.probe";
@@ -40,18 +38,8 @@ pub struct EngineEndpoint {
 }
 
 impl EngineEndpoint {
-    /// The engine the Docker CLI would use from the environment (contexts aside).
-    pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(k).ok();
-        Self::from_vars(
-            var(DOCKER_HOST).as_deref(),
-            var(DOCKER_TLS_VERIFY).as_deref(),
-            var(DOCKER_CERT_PATH).as_deref(),
-            var("HOME").as_deref(),
-        )
-    }
-
-    /// [`from_env`](Self::from_env) on given values. TLS is on when `DOCKER_TLS_VERIFY` is
+    /// The engine the Docker CLI would use given `DOCKER_HOST`, `DOCKER_TLS_VERIFY`,
+    /// `DOCKER_CERT_PATH` and `HOME` (contexts aside). TLS is on when `DOCKER_TLS_VERIFY` is
     /// non-empty or `DOCKER_CERT_PATH` is set (the Docker client then uses TLS too, but without
     /// verifying; archway always verifies).
     pub fn from_vars(
@@ -70,7 +58,8 @@ impl EngineEndpoint {
 }
 
 /// Probes the engine at `endpoint`; `Err` is why it cannot be used, for users.
-pub async fn probe_engine(endpoint: &EngineEndpoint) -> Result<Engine, String> {
+/// `in_container`: whether archway runs in a container (then its own image is looked up).
+pub async fn probe_engine(endpoint: &EngineEndpoint, in_container: bool) -> Result<Engine, String> {
     let host = endpoint.host.as_str();
     let docker = connect(host, endpoint.cert_dir.as_deref()).await?;
     let version = call(host, docker.version()).await?;
@@ -85,7 +74,7 @@ pub async fn probe_engine(endpoint: &EngineEndpoint) -> Result<Engine, String> {
     // Running as a container step of this engine (a GitHub action, a Bitbucket pipe): archway's
     // own image is the one to run privileged helpers from, ahead of any other archway image.
     let mut local_images = helper_images(&images);
-    if let Some(own) = own_image(&docker).await {
+    if let Some(own) = own_image(&docker, in_container).await {
         local_images.retain(|i| *i != own);
         local_images.insert(0, own);
     }
@@ -110,8 +99,8 @@ pub fn container_id(mountinfo: &str) -> Option<String> {
     })
 }
 
-async fn own_image(docker: &Docker) -> Option<String> {
-    if !super::host::in_container() {
+async fn own_image(docker: &Docker, in_container: bool) -> Option<String> {
+    if !in_container {
         return None;
     }
     // The container ID from the engine's bind mounts (`/var/lib/docker/containers/<id>/…`),
@@ -418,18 +407,24 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_engines_have_readable_reasons() {
-        let e = probe_engine(&EngineEndpoint { host: "unix:///nonexistent/docker.sock".into(), cert_dir: None })
+        let e = probe_engine(&EngineEndpoint { host: "unix:///nonexistent/docker.sock".into(), cert_dir: None }, false)
             .await
             .unwrap_err();
         assert_eq!(e, "no Docker socket at unix:///nonexistent/docker.sock");
-        let e = probe_engine(&EngineEndpoint { host: "ssh://ci@builder".into(), cert_dir: None }).await.unwrap_err();
+        let e =
+            probe_engine(&EngineEndpoint { host: "ssh://ci@builder".into(), cert_dir: None }, false).await.unwrap_err();
         assert!(e.contains("ssh endpoint"), "{e}");
-        let e = probe_engine(&EngineEndpoint { host: "npipe:////./pipe/x".into(), cert_dir: None }).await.unwrap_err();
-        assert!(e.contains("`npipe:////./pipe/x` is not an endpoint"), "{e}");
-        let dir = tempfile::tempdir().unwrap();
-        let e = probe_engine(&EngineEndpoint { host: "tcp://127.0.0.1:1".into(), cert_dir: Some(dir.path().into()) })
+        let e = probe_engine(&EngineEndpoint { host: "npipe:////./pipe/x".into(), cert_dir: None }, false)
             .await
             .unwrap_err();
+        assert!(e.contains("`npipe:////./pipe/x` is not an endpoint"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let e = probe_engine(
+            &EngineEndpoint { host: "tcp://127.0.0.1:1".into(), cert_dir: Some(dir.path().into()) },
+            false,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e, format!("no key.pem in {} to reach tcp://127.0.0.1:1 over TLS", dir.path().display()));
     }
 }

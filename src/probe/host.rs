@@ -14,8 +14,6 @@ use crate::platform::Platform;
 /// The capability that mounting binfmt_misc and writing its `register` file need.
 pub const CAP_SYS_ADMIN: u32 = 21;
 
-/// Set by podman, systemd-nspawn and LXC (`container=podman`, …) in a container's environment.
-const CONTAINER_VAR: &str = "container";
 /// Files container runtimes put in the root of a container.
 const CONTAINER_MARKERS: &[&str] = &["/.dockerenv", "/run/.containerenv"];
 /// Path fragments in `/proc/1/cgroup` that only containers have (cgroup v1, or v2 without a
@@ -44,12 +42,12 @@ pub fn platform_from_machine(machine: &str) -> Option<Platform> {
     format!("linux/{}", machine.trim()).parse().ok()
 }
 
-/// Whether archway runs inside a container.
-pub fn in_container() -> bool {
+/// Whether archway runs inside a container; `container_var` is the `container` variable
+/// container runtimes set (read by `inputs`).
+pub fn in_container(container_var: Option<&str>) -> bool {
     let marker = CONTAINER_MARKERS.iter().any(|m| Path::new(m).exists());
-    let var = std::env::var(CONTAINER_VAR).ok();
     let cgroup = std::fs::read_to_string("/proc/1/cgroup").unwrap_or_default();
-    looks_like_container(marker, var.as_deref(), &cgroup)
+    looks_like_container(marker, container_var, &cgroup)
 }
 
 /// Decides from the hints [`in_container`] gathers: a marker file, the `container` variable, or

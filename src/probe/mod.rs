@@ -143,6 +143,10 @@ pub struct ProbeOptions {
     pub docker: PathBuf,
     /// The remote nodes the user configured.
     pub nodes: Vec<NodeSpec>,
+    /// The local engine (from `DOCKER_HOST` and friends, read by `inputs`).
+    pub engine: engine::EngineEndpoint,
+    /// The `container` variable, a hint that archway runs in a container.
+    pub container_var: Option<String>,
 }
 
 /// One `--node PLATFORM=ENDPOINT`.
@@ -159,12 +163,13 @@ pub struct NodeSpec {
 /// Probes everything at once: the local facts, the engine, buildx and every node are
 /// independent, so the slow ones (network, child processes) run concurrently.
 pub async fn probe(opts: &ProbeOptions) -> Capabilities {
+    let in_container = host::in_container(opts.container_var.as_deref());
     let local = async {
         let binfmt = binfmt::read_all(std::path::Path::new(binfmt::BINFMT_DIR));
-        (host::platform(), host::in_container(), host::privilege(), binfmt)
+        (host::platform(), in_container, host::privilege(), binfmt)
     };
     let engine = async {
-        engine::probe_engine(&engine::EngineEndpoint::from_env())
+        engine::probe_engine(&opts.engine, in_container)
             .await
             .inspect_err(|why| tracing::info!("no Docker engine: {why}"))
             .ok()

@@ -11,7 +11,7 @@ use reqwest::header::HeaderValue;
 use super::http::{Outcome, Req, error_chain, error_detail, outcome, strip_query};
 use super::retry::{Attempts, Transient, retry_after};
 use super::{Client, HostAuth, RegistryError};
-use crate::reference::DOCKER_HUB;
+use crate::reference::docker_config_key;
 use crate::secret::Secret;
 
 #[derive(Clone, Debug)]
@@ -44,7 +44,7 @@ impl CredentialSource {
         if !self.docker_config {
             return Ok(None);
         }
-        let server = if registry == DOCKER_HUB { "https://index.docker.io/v1/" } else { registry };
+        let server = docker_config_key(registry);
         use docker_credential::{CredentialRetrievalError as E, DockerCredential as D};
         match docker_credential::get_credential(server) {
             Ok(D::UsernamePassword(u, p)) => Ok(Some(Credential::Basic { username: u, password: Secret::new(p) })),

@@ -18,6 +18,13 @@ pub struct Manifest {
     pub digest: Digest,
 }
 
+impl Manifest {
+    /// The descriptor that points at it (no platform or annotations).
+    pub fn descriptor(&self) -> oci::Descriptor {
+        oci::Descriptor::new(self.media_type.clone(), self.digest.clone(), self.bytes.len() as u64)
+    }
+}
+
 fn accept_all() -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(ACCEPT, HeaderValue::from_str(&oci::MANIFEST_TYPES.join(", ")).expect("static media types"));

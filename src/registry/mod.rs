@@ -6,6 +6,23 @@
 //! in flight per host (`host.rs`), and the mapping of status codes to typed errors
 //! (`http.rs`). Endpoint code lives in `manifest.rs`, `blob.rs` and `upload.rs`. Nothing here
 //! prints a credential or a URL's query.
+//!
+//! Why archway's own client and not `oci-client` (oras-project/rust-oci-client, 0.17), whose
+//! API shape it otherwise resembles:
+//! - **No retries.** Every request is sent once; a 429, a 503 or a reset connection fails the
+//!   operation. Here transient failures are retried within a budget, honouring `Retry-After`.
+//! - **Manifests must go out as the exact bytes built.** `push_manifest` re-serialises the
+//!   manifest (canonical JSON), so its digest is no longer buildx's. `push_manifest_raw` keeps
+//!   the bytes, but when the registry omits `Location` (ECR does) it rebuilds the URL by
+//!   stripping the tag, behind an `expect`: a push by digest panics. Nor does it check the
+//!   registry's `Docker-Content-Digest` against its own, as `manifest_put` does.
+//! - **No resumable uploads.** A failed chunk `PATCH` fails the whole blob; here the upload
+//!   resumes from the offset the session reports (`upload.rs`).
+//! - **A declined mount is an error there.** `mount_blob` expects 201; the spec's 202 (mount
+//!   declined, upload into this session instead) comes back as a spec violation, the session
+//!   left open. Here the blob is uploaded into that session (`blob.rs`).
+//! - **No per-host limits.** Concurrency is set per call, not per registry host, and rate-limit
+//!   headers are not read (`host.rs`).
 
 pub mod auth;
 mod blob;
@@ -169,8 +186,7 @@ impl Client {
     }
 
     pub(crate) fn base_url(&self, registry: &str) -> String {
-        let host = if registry == crate::reference::DOCKER_HUB { "registry-1.docker.io" } else { registry };
-        format!("{}://{}", self.scheme(registry), host)
+        format!("{}://{}", self.scheme(registry), crate::reference::api_host(registry))
     }
 
     /// A `Location` made absolute against the registry it came from.

@@ -65,38 +65,15 @@ fn random_unit() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// `Retry-After` in seconds or as an HTTP date; a date in the past means no wait.
+/// `Retry-After` in seconds or as an HTTP date (any of the three forms RFC 9110 §5.6.7 says a
+/// recipient must accept); a date in the past means no wait.
 pub(crate) fn retry_after(h: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let v = h.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = httpdate_parse(v)?;
+    let when = httpdate::parse_http_date(v).ok()?;
     Some(when.duration_since(now).unwrap_or_default())
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110 requires.
-fn httpdate_parse(s: &str) -> Option<SystemTime> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_, day, mon, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let m = months.iter().position(|x| x == mon)? as i64 + 1;
-    let (d, y): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let t: Vec<i64> = time.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    let [hh, mm, ss] = t.as_slice() else {
-        return None;
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * m2 + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    let secs = days * 86400 + hh * 3600 + mm * 60 + ss;
-    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 /// `1 attempt`, `3 attempts`.
@@ -240,9 +217,14 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::ZERO), "a date in the past means no wait");
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
-        assert_eq!(httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMT"), Some(now));
-        assert_eq!(httpdate_parse("Thu, 29 Feb 2024 23:59:59 GMT"), Some(UNIX_EPOCH + Duration::from_secs(1709251199)));
-        assert_eq!(httpdate_parse("Sunday, 06-Nov-94 08:49:37 GMT"), None, "obsolete forms are not guessed at");
+        // The obsolete RFC 850 and asctime forms too, as RFC 9110 asks of a recipient.
+        for obsolete in ["Sunday, 06-Nov-94 08:49:39 GMT", "Sun Nov  6 08:49:39 1994"] {
+            h.insert("retry-after", HeaderValue::from_static(obsolete));
+            assert_eq!(retry_after(&h, now), Some(Duration::from_secs(2)), "{obsolete}");
+        }
+        h.insert("retry-after", HeaderValue::from_static("Thu, 29 Feb 2024 23:59:59 GMT"));
+        let leap_day = UNIX_EPOCH + Duration::from_secs(1709251199);
+        assert_eq!(retry_after(&h, leap_day - Duration::from_secs(5)), Some(Duration::from_secs(5)));
     }
 
     #[tokio::test]

@@ -55,9 +55,11 @@ pub fn archway(cwd: &Path, args: &[&str]) -> Output {
     archway_env(cwd, args, &[])
 }
 
+/// Runs the archway binary in `cwd` with the lab's variables ([`super::spawn::LAB_ENV`]) and
+/// `env`, and nothing else of the test's environment.
 pub fn archway_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_archway"));
-    c.args(args).current_dir(cwd).env_remove("ARCHWAY_REGISTRY_USERNAME").env_remove("ARCHWAY_REGISTRY_PASSWORD");
+    let mut c = super::spawn::archway();
+    super::spawn::pass_lab_env(&mut c).args(args).current_dir(cwd);
     for (k, v) in env {
         c.env(k, v);
     }

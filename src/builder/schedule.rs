@@ -1,0 +1,290 @@
+//! schedule: runs the plan. Chooses each platform's builder from its strategy, registers the
+//! QEMU handlers the plan needs (once each, before any build starts), builds `jobs` platforms
+//! at a time into a staging directory, and pushes each by digest as soon as it is built. Fails,
+//! naming every failed platform and step, when any platform failed; never moves a tag.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt as _;
+
+use super::buildx::{Buildx, RemoteEngine};
+use super::credentials::CredentialBridge;
+use super::engine::EngineBuilder;
+use super::{BuildSpec, Builder, Built, Chosen, LineSink, qemu};
+use crate::error::UserError;
+use crate::inputs::{BuildRequest, Output};
+use crate::plan::{Handler, LocalBuilder, Plan, Planned, Strategy};
+use crate::platform::Platform;
+use crate::publish;
+use crate::registry::Client;
+use crate::report::{self, Log};
+
+/// Every platform built, in the order requested, with the staging directory that holds their
+/// layouts until they are published.
+pub struct Builds {
+    pub built: Vec<Built>,
+    pub staging: Staging,
+}
+
+/// Builds every planned platform of `req` (see the module doc).
+pub async fn run(req: &BuildRequest, plan: &Plan, client: &Client, log: &Arc<Log>) -> anyhow::Result<Builds> {
+    let planned: Vec<Planned> = plan.planned().into_iter().cloned().collect();
+    let builders = choose(req, &planned).await?;
+    register_qemu(&planned, &req.runner.docker, log).await?;
+    let staging = Staging::new(&req.output)?;
+    log.set_parallel(req.jobs > 1 && builders.len() > 1);
+    let built = build_all(req, &builders, client, staging.path(), log).await?;
+    Ok(Builds { built, staging })
+}
+
+/// The spec every builder gets, from the request.
+pub fn spec(req: &BuildRequest) -> BuildSpec {
+    BuildSpec {
+        context: req.source.context.clone(),
+        dockerfile: req.source.dockerfile.clone(),
+        build_args: req.source.build_args.clone(),
+        target: req.source.target.clone(),
+        provenance: req.provenance.clone(),
+        sbom: req.sbom.clone(),
+        labels: req.labels.clone(),
+        annotations: req.annotations.clone(),
+    }
+}
+
+/// One builder per planned platform.
+async fn choose(req: &BuildRequest, planned: &[Planned]) -> anyhow::Result<Vec<(Planned, Chosen)>> {
+    // buildx pulls base images with the Docker config's credentials; archway's own reach it
+    // through a credential helper, never through a file.
+    let bridge = match &req.registry.explicit {
+        Some((registry, cred)) => Some(Arc::new(CredentialBridge::new(registry, cred, &req.runner).map_err(|e| {
+            UserError::failure("cannot prepare the registry credentials for buildx").caused_by(e.into_boxed_dyn_error())
+        })?)),
+        None => None,
+    };
+    let mut out = Vec::new();
+    for p in planned {
+        let remote = match &p.strategy {
+            Strategy::Remote { endpoint } => Some(RemoteEngine {
+                endpoint: endpoint.clone(),
+                cert_dir: req.strategy.nodes.iter().find(|n| &n.endpoint == endpoint).and_then(|n| n.cert_dir.clone()),
+            }),
+            _ => None,
+        };
+        let b = match &p.strategy {
+            Strategy::Native { builder: LocalBuilder::EngineApi } => {
+                Chosen::Engine(EngineBuilder::connect(&req.runner.engine).await.map_err(|e| {
+                    UserError::failure(format!("{}: cannot reach the Docker engine", p.platform))
+                        .caused_by(e)
+                        .hint("check `DOCKER_HOST`, or build this platform another way (`archway plan` lists them)")
+                })?)
+            }
+            _ => Chosen::Buildx(Buildx { docker: req.runner.docker.clone(), credentials: bridge.clone(), remote }),
+        };
+        out.push((p.clone(), b));
+    }
+    Ok(out)
+}
+
+/// Builds every platform, `req.jobs` at a time, and pushes each by digest as soon as it is
+/// built. Fails, naming every failed platform and step, if any failed.
+async fn build_all(
+    req: &BuildRequest,
+    builders: &[(Planned, Chosen)],
+    client: &Client,
+    staging: &Path,
+    log: &Arc<Log>,
+) -> anyhow::Result<Vec<Built>> {
+    let spec = spec(req);
+    let sink: LineSink = {
+        let log = log.clone();
+        Arc::new(move |p, line| log.build_output(p, line))
+    };
+    let results: Vec<Result<Built, (Platform, &'static str, anyhow::Error)>> =
+        futures_util::stream::iter(builders.iter())
+            .map(|(planned, builder)| {
+                let sink = sink.clone();
+                let p = planned.platform.clone();
+                let layout = staging.join(p.slug());
+                let spec = &spec;
+                async move {
+                    log.started(
+                        &p,
+                        &format!("{} with {} ({})", planned.strategy.kind(), builder.name(), planned.reason),
+                    );
+                    let t = Instant::now();
+                    let b = match builder.build(spec, &p, &layout, sink).await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            log.failed(&p, t.elapsed());
+                            return Err((p, "build", e.into()));
+                        }
+                    };
+                    if let Some(repo) = req.repository() {
+                        match publish::push_by_digest(client, repo, &b.layout, &b.descriptor).await {
+                            Ok(s) => log.line(&format!(
+                                "==> {p}: pushed by digest to {} ({} of {} blobs uploaded, {})",
+                                repo.name(),
+                                s.uploaded,
+                                s.blobs,
+                                report::human_size(s.bytes_uploaded)
+                            )),
+                            Err(e) => {
+                                log.failed(&p, t.elapsed());
+                                return Err((p, "push", e));
+                            }
+                        }
+                    }
+                    let b = Built { duration: t.elapsed(), ..b };
+                    log.finished(&b);
+                    Ok(b)
+                }
+            })
+            .buffer_unordered(req.jobs)
+            .collect()
+            .await;
+
+    let (mut built, mut failed): (Vec<Built>, Vec<_>) = (Vec::new(), Vec::new());
+    for r in results {
+        match r {
+            Ok(b) => built.push(b),
+            Err(e) => failed.push(e),
+        }
+    }
+    let order = |p: &Platform| req.source.platforms.iter().position(|x| x == p);
+    if !failed.is_empty() {
+        failed.sort_by_key(|(p, _, _)| order(p));
+        return Err(failure(req, &failed).into());
+    }
+    built.sort_by_key(|b| order(&b.platform));
+    Ok(built)
+}
+
+/// The error for failed platforms: each named with its step, the causes below, nothing moved.
+fn failure(req: &BuildRequest, failed: &[(Platform, &'static str, anyhow::Error)]) -> UserError {
+    let names: Vec<String> = failed.iter().map(|(p, step, _)| format!("{p} at the {step} step")).collect();
+    let what = match &req.output {
+        Output::Registry { .. } | Output::Digest { .. } => "no tag was moved",
+        Output::Layout { .. } => "nothing was written to the output layout",
+    };
+    let details: Vec<String> = failed.iter().map(|(p, step, e)| format!("{p} ({step}): {e:#}")).collect();
+    UserError::failure(format!(
+        "{} of {} platforms failed: {}; {what}\n\n{}",
+        failed.len(),
+        req.source.platforms.len(),
+        names.join(", "),
+        details.join("\n\n")
+    ))
+    .hint(format!("the lines prefixed `[{}]` above show the cause", failed[0].0))
+}
+
+/// Where platforms are exported before being pushed or merged; removed when dropped.
+pub enum Staging {
+    /// Inside the output layout, so blobs move into it by rename.
+    Dir(PathBuf),
+    Temp(tempfile::TempDir),
+}
+
+impl Staging {
+    fn new(output: &Output) -> Result<Staging, UserError> {
+        let made = match output {
+            Output::Layout { dir, .. } => {
+                let s = dir.join(format!(".archway-staging-{}", std::process::id()));
+                std::fs::create_dir_all(&s).map(|()| Staging::Dir(s.clone())).map_err(|e| (s, e))
+            }
+            Output::Registry { .. } | Output::Digest { .. } => tempfile::Builder::new()
+                .prefix("archway-staging-")
+                .tempdir()
+                .map(Staging::Temp)
+                .map_err(|e| (tempfile::env::temp_dir(), e)),
+        };
+        made.map_err(|(dir, e)| {
+            UserError::failure(format!("cannot create the staging directory `{}`", dir.display()))
+                .caused_by(e)
+                .hint("check free space and permissions there")
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            Staging::Dir(p) => p,
+            Staging::Temp(t) => t.path(),
+        }
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Staging::Dir(p) = self {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Registers the QEMU handlers the plan needs, once per handler, before any build starts.
+async fn register_qemu(planned: &[Planned], docker: &Path, log: &Log) -> anyhow::Result<()> {
+    let dir = Path::new(qemu::BINFMT_DIR);
+    let mut in_container: Vec<(String, Platform)> = Vec::new();
+    for p in planned {
+        match &p.strategy {
+            Strategy::Emulated { handler: Handler::RegisterFromHost { interpreter } } => {
+                let done = qemu::register(&p.platform, Path::new(interpreter), dir).map_err(|e| {
+                    UserError::failure(format!("{}: registering QEMU failed; nothing was built", p.platform))
+                        .hint("register a handler before this step, or build this platform another way (`archway plan` lists them)")
+                        .caused_by(e)
+                })?;
+                log.line(&match done {
+                    qemu::Registered::New(name) => format!(
+                        "==> {}: registered QEMU handler `{name}` ({interpreter}, flag F); it stays registered after this run",
+                        p.platform
+                    ),
+                    qemu::Registered::Existing(name) => {
+                        format!("==> {}: QEMU handler `{name}` is registered already; left as it is", p.platform)
+                    }
+                });
+            }
+            Strategy::Emulated { handler: Handler::RegisterFromContainer { image } } => {
+                in_container.push((image.clone(), p.platform.clone()));
+            }
+            _ => {}
+        }
+    }
+    if let Some((image, _)) = in_container.first() {
+        let platforms: Vec<Platform> = in_container.iter().map(|(_, p)| p.clone()).collect();
+        let said = qemu::register_in_container(docker, image, &platforms).await.map_err(|e| {
+            UserError::failure("registering QEMU from a privileged container failed; nothing was built").caused_by(e)
+        })?;
+        for line in said {
+            log.line(&format!("==> QEMU helper (`{image}`, privileged): {line}"));
+        }
+    }
+    Ok(())
+}
+
+/// Registers QEMU handlers for `platforms` from the qemu-user-static binaries on this machine
+/// (archway's privileged helper container); one line for each, saying what was done.
+pub fn register_here(platforms: &[Platform]) -> Result<Vec<String>, UserError> {
+    let dir = Path::new(qemu::BINFMT_DIR);
+    let mut said = Vec::new();
+    for p in platforms {
+        let interpreter = qemu::find_interpreter(p).ok_or_else(|| {
+            UserError::failure(format!("no qemu-user-static interpreter for {p} in this image"))
+                .hint("use an archway image that ships `qemu-user-static`, or register the handler on the host")
+        })?;
+        let done = qemu::register(p, &interpreter, dir).map_err(|e| {
+            UserError::failure(format!("{p}: registering QEMU failed"))
+                .caused_by(e)
+                .hint("the helper container must run privileged with `/proc/sys/fs/binfmt_misc` mounted")
+        })?;
+        said.push(match done {
+            qemu::Registered::New(name) => {
+                format!("registered QEMU handler `{name}` for {p} ({})", interpreter.display())
+            }
+            qemu::Registered::Existing(name) => {
+                format!("QEMU handler `{name}` for {p} is registered on the host already; left as it is")
+            }
+        });
+    }
+    Ok(said)
+}

@@ -1,0 +1,138 @@
+//! lists: the one parser for each kind of list a user types — image references (`-t`, merge
+//! and promote arguments), `KEY=VALUE` pairs (`--build-arg`, `--label`, `--annotation`) and
+//! platforms — shared by every subcommand and by the CI inputs. Pure: no environment, no files.
+//!
+//! Items are split as [`crate::ci::lists::items`] splits a CI input: on commas and newlines,
+//! trimmed, empties dropped, so `-t a,b`, `-t a -t b` and a multi-line `tags:` input agree.
+
+use crate::ci::lists::items;
+use crate::error::UserError;
+use crate::platform::{self, Platform};
+use crate::reference::Reference;
+
+/// Platforms built when none are given.
+pub const DEFAULT_PLATFORMS: &str = "linux/amd64,linux/arm64";
+
+/// Image references to publish to, from `flag` (`-t`, `DST`): each parsed, none naming a
+/// digest. An empty list is not an error here; the caller knows whether tags are required.
+pub fn tags(flag: &str, given: &[String]) -> Result<Vec<Reference>, UserError> {
+    let mut out = Vec::new();
+    for t in given.iter().flat_map(|g| items(g)) {
+        out.push(reference(flag, &t)?);
+        if out.last().is_some_and(|r: &Reference| r.digest.is_some()) {
+            return Err(UserError::input(format!("`{flag} {t}` names a digest; a tag cannot be pushed to a digest"))
+                .hint("drop the `@sha256:…` part"));
+        }
+    }
+    Ok(out)
+}
+
+/// One image reference typed as `flag`.
+pub fn reference(flag: &str, text: &str) -> Result<Reference, UserError> {
+    text.trim().parse::<Reference>().map_err(|e| {
+        UserError::input(format!("`{flag} {}` is not an image reference", text.trim()))
+            .caused_by(e)
+            .hint("references look like `registry/repository:tag`, e.g. `ghcr.io/acme/app:1.2`")
+    })
+}
+
+/// Fails unless every reference is in the first one's repository.
+pub fn one_repository(tags: &[Reference], hint: &str) -> Result<(), UserError> {
+    if let Some(first) = tags.first()
+        && let Some(other) = tags.iter().find(|t| !t.same_repository(first))
+    {
+        return Err(UserError::input(format!(
+            "tags name two repositories, `{}` and `{}`; one run publishes to one repository",
+            first.name(),
+            other.name()
+        ))
+        .hint(hint));
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE` pairs given as `flag`; a later key replaces an earlier one in place.
+pub fn pairs(flag: &str, given: &[String]) -> Result<Vec<(String, String)>, UserError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for g in given {
+        let (k, v) = split_pair(g).ok_or_else(|| {
+            UserError::input(format!("`{flag} {g}` is not `KEY=VALUE`")).hint(format!("write it as `{flag} KEY=VALUE`"))
+        })?;
+        set(&mut out, k, v);
+    }
+    Ok(out)
+}
+
+/// `KEY=VALUE` → (`KEY`, `VALUE`), the key trimmed and non-empty; `None` otherwise.
+pub fn split_pair(item: &str) -> Option<(String, String)> {
+    let (k, v) = item.split_once('=')?;
+    let k = k.trim();
+    (!k.is_empty()).then(|| (k.to_string(), v.to_string()))
+}
+
+/// Sets `key` in an ordered list of pairs: replaced in place when present, else appended.
+pub fn set(pairs: &mut Vec<(String, String)>, key: String, value: String) {
+    match pairs.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = value,
+        None => pairs.push((key, value)),
+    }
+}
+
+/// Platforms given as `flag` (repeated or comma-separated), duplicates dropped; `default` when
+/// none are given (`None`: the empty list).
+pub fn platforms(flag: &str, given: &[String], default: Option<&str>) -> Result<Vec<Platform>, UserError> {
+    let joined = given.iter().flat_map(|g| items(g)).collect::<Vec<_>>().join(",");
+    let text = if joined.is_empty() { default.unwrap_or_default() } else { joined.as_str() };
+    platform::parse_list(text).map_err(|e| {
+        UserError::input(format!("`{flag}` has a platform archway does not know"))
+            .caused_by(e)
+            .hint("write platforms as `os/arch[/variant]`, e.g. `linux/amd64,linux/arm64,linux/arm/v7`")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn tags_split_like_ci_lists_and_never_panic_on_empties() {
+        let t = tags("-t", &s(&["ghcr.io/a/b:1, ghcr.io/a/b:2", "ghcr.io/a/b:3"])).unwrap();
+        assert_eq!(t.len(), 3);
+        assert!(tags("-t", &s(&[",", " \n"])).unwrap().is_empty());
+        let d = format!("ghcr.io/a/b@sha256:{}", "a".repeat(64));
+        let e = tags("-t", &[d]).unwrap_err();
+        assert!(e.message.contains("names a digest"), "{}", e.message);
+        let e = tags("-t", &s(&["UPPER/case:1"])).unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::Input);
+        assert!(e.source.is_some(), "the parse error is the cause, not flattened into the message");
+    }
+
+    #[test]
+    fn one_repository_names_both() {
+        let t = tags("-t", &s(&["ghcr.io/a/b:1", "docker.io/a/b:1"])).unwrap();
+        let e = one_repository(&t, "h").unwrap_err();
+        assert!(e.message.contains("`ghcr.io/a/b` and `docker.io/a/b`"), "{}", e.message);
+        assert!(one_repository(&t[..1], "h").is_ok());
+    }
+
+    #[test]
+    fn pairs_later_wins_in_place() {
+        let p = pairs("--label", &s(&["a=1", "b=2", " a =3=4"])).unwrap();
+        assert_eq!(p, [("a".to_string(), "3=4".to_string()), ("b".into(), "2".into())]);
+        assert!(pairs("--label", &s(&["=x"])).is_err());
+        assert!(pairs("--label", &s(&["novalue"])).is_err());
+    }
+
+    #[test]
+    fn platforms_default_and_dedupe() {
+        assert_eq!(platforms("--platform", &[], Some(DEFAULT_PLATFORMS)).unwrap().len(), 2);
+        assert!(platforms("--platform", &[], None).unwrap().is_empty());
+        assert_eq!(platforms("--platform", &s(&["amd64,linux/amd64", "aarch64"]), None).unwrap().len(), 2);
+        let e = platforms("--platform", &s(&["linux/sparc"]), None).unwrap_err();
+        assert!(e.source.is_some());
+    }
+}

@@ -1,0 +1,700 @@
+//! inputs: the one settings resolver. Turns an environment snapshot, the CI's inputs (`INPUT_*`,
+//! pipe variables, `ARCHWAY_*`), its commit metadata and the command-line flags into the checked
+//! request of each subcommand — flags over CI inputs over defaults — and is the only stage that
+//! reads the process environment ([`environment`]). Every problem found here is an input error
+//! (exit 2) that names the input, says what was expected and how to fix it; nothing has been
+//! built or pushed yet.
+//!
+//! `plan` and `build --dry-run` go through the same [`Invocation::source`] and
+//! [`Invocation::strategy`], so they agree on every input by construction.
+
+pub mod environment;
+pub mod lists;
+
+use std::path::{Path, PathBuf};
+
+use crate::ci::{self, Ci, CiInputs, Env};
+use crate::cli::{
+    BinfmtArg, BinfmtRegisterArgs, BuildArgs, Format, InspectArgs, MergeArgs, PlanArgs, PromoteArgs, RegistryArgs,
+    SourceArgs, StrategyArgs,
+};
+use crate::error::UserError;
+use crate::plan::{BinfmtPolicy, Policy, StrategyKind};
+use crate::platform::Platform;
+use crate::reference::Reference;
+use crate::registry::{Client, Credential, CredentialSource};
+use crate::secret::Secret;
+
+pub use environment::Runner;
+pub use lists::DEFAULT_PLATFORMS;
+
+/// The layout directory written when not pushing.
+pub const DEFAULT_OUTPUT: &str = "archway-out";
+
+/// What to build: the Dockerfile, its context, the platforms, args and target.
+#[derive(Debug, Clone)]
+pub struct BuildSource {
+    pub context: PathBuf,
+    pub dockerfile: PathBuf,
+    pub platforms: Vec<Platform>,
+    pub build_args: Vec<(String, String)>,
+    pub target: Option<String>,
+}
+
+/// A remote engine the user named for one platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRequest {
+    pub platform: Platform,
+    pub endpoint: String,
+    pub cert_dir: Option<PathBuf>,
+}
+
+/// How platforms may be built.
+#[derive(Debug, Clone)]
+pub struct StrategyInput {
+    pub policy: Policy,
+    pub nodes: Vec<NodeRequest>,
+}
+
+/// Which credentials and transport a registry client uses.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryAccess {
+    /// The credential for the registry written to (the CI's, or `ARCHWAY_REGISTRY_*`).
+    pub explicit: Option<(String, Credential)>,
+    /// Hosts talked to over plain HTTP (loopback hosts always are).
+    pub insecure: Vec<String>,
+}
+
+impl RegistryAccess {
+    /// A registry client with these credentials (the Docker config fills in the rest).
+    pub fn client(&self) -> Client {
+        Client::new(CredentialSource { explicit: self.explicit.clone(), docker_config: true }, self.insecure.clone())
+    }
+}
+
+/// `archway plan`.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub source: BuildSource,
+    pub strategy: StrategyInput,
+    pub runner: Runner,
+    pub format: Format,
+    /// Plan against this record instead of probing.
+    pub capabilities: Option<PathBuf>,
+    pub save_capabilities: Option<PathBuf>,
+}
+
+/// `archway build`: what to build, for which platforms, and where the result goes.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub source: BuildSource,
+    pub strategy: StrategyInput,
+    pub runner: Runner,
+    pub dry_run: bool,
+    /// `--label` and `--annotation` pairs (with the CI's computed ones first).
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
+    /// `--provenance` and `--sbom` values for buildx, when given.
+    pub provenance: Option<String>,
+    pub sbom: Option<String>,
+    pub output: Output,
+    pub metadata_file: Option<PathBuf>,
+    pub registry: RegistryAccess,
+    /// Platforms built at once; at least 1.
+    pub jobs: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Push to a registry: `tags` are non-empty and share one repository.
+    Registry { tags: Vec<Reference> },
+    /// Write an OCI image layout; `names` go into `org.opencontainers.image.ref.name`.
+    Layout { dir: PathBuf, names: Vec<String> },
+    /// Push by digest only (a matrix leg): no tag moves.
+    Digest { repo: Reference, digest_file: Option<PathBuf> },
+}
+
+impl BuildRequest {
+    /// The repository everything is pushed to (the first tag's), when pushing.
+    pub fn repository(&self) -> Option<&Reference> {
+        match &self.output {
+            Output::Registry { tags } => tags.first(),
+            Output::Digest { repo, .. } => Some(repo),
+            Output::Layout { .. } => None,
+        }
+    }
+}
+
+/// `archway merge`.
+#[derive(Debug, Clone)]
+pub struct MergeRequest {
+    /// Non-empty, each with a tag, all in `repo`.
+    pub tags: Vec<Reference>,
+    pub repo: Reference,
+    /// What to merge, as given (references, digest files, directories).
+    pub sources: Vec<String>,
+    /// Platforms that must be present.
+    pub expected: Vec<Platform>,
+    pub allow_partial: bool,
+    pub annotations: std::collections::BTreeMap<String, String>,
+    pub metadata_file: Option<PathBuf>,
+    pub registry: RegistryAccess,
+}
+
+/// `archway promote`.
+#[derive(Debug, Clone)]
+pub struct PromoteRequest {
+    pub source: Reference,
+    /// Non-empty, each with a tag.
+    pub destinations: Vec<Reference>,
+    /// Platforms to keep; empty keeps all.
+    pub keep: Vec<Platform>,
+    pub registry: RegistryAccess,
+}
+
+/// `archway inspect`.
+#[derive(Debug, Clone)]
+pub struct InspectRequest {
+    pub reference: Reference,
+    pub format: Format,
+    pub raw: bool,
+    pub registry: RegistryAccess,
+}
+
+/// One run of archway: the environment, read once, and the CI it names.
+pub struct Invocation {
+    pub env: Env,
+    pub ci: Box<dyn Ci>,
+    pub runner: Runner,
+    /// Seconds since the epoch, for the `created` label.
+    pub now_unix: i64,
+}
+
+impl Invocation {
+    /// Reads the process environment (the only time archway does).
+    pub fn capture() -> Invocation {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        Invocation::new(environment::snapshot(), environment::own_executable(), now)
+    }
+
+    /// An invocation from a given snapshot (tests).
+    pub fn new(env: Env, exe: Option<PathBuf>, now_unix: i64) -> Invocation {
+        let ci = ci::for_provider(ci::detect(&env));
+        let runner = Runner::from_env(&env, exe);
+        Invocation { env, ci, runner, now_unix }
+    }
+
+    /// The CI's inputs and commit metadata, its defaults applied.
+    fn ci_run(&self) -> Result<ci::Resolved, UserError> {
+        let event = self.ci.read_event(&self.env);
+        Ok(ci::resolve(&*self.ci, &self.env, event.as_deref(), self.now_unix)?)
+    }
+
+    fn var(&self, input: &ci::vars::InputVar) -> &'static str {
+        self.ci.spelling().var(input)
+    }
+
+    pub fn plan(&self, a: &PlanArgs) -> Result<PlanRequest, UserError> {
+        let run = self.ci_run()?;
+        Ok(PlanRequest {
+            source: self.source(&a.source, &run)?,
+            strategy: self.strategy(&a.strategy, &run)?,
+            runner: self.runner.clone(),
+            format: a.format,
+            capabilities: a.capabilities.clone(),
+            save_capabilities: a.save_capabilities.clone(),
+        })
+    }
+
+    pub fn build(&self, a: &BuildArgs) -> Result<BuildRequest, UserError> {
+        let run = self.ci_run()?;
+        let i = &run.inputs;
+        let source = self.source(&a.source, &run)?;
+        let strategy = self.strategy(&a.strategy, &run)?;
+
+        let given = if a.tags.is_empty() { run.tags.clone() } else { a.tags.clone() };
+        if a.tags.is_empty() {
+            run.check_push()?;
+        }
+        let tags = lists::tags("-t", &given)?;
+        lists::one_repository(&tags, "give tags of one repository, and copy the result to the other afterwards")?;
+
+        let push = a.push || i.push == Some(true);
+        let output = if a.push_by_digest {
+            let Some(first) = tags.first() else {
+                return Err(UserError::input(
+                    "`--push-by-digest` needs a repository to push to, and no `-t` was given",
+                )
+                .hint("add `-t registry/repository`"));
+            };
+            Output::Digest { repo: Reference { tag: None, ..first.clone() }, digest_file: a.digest_file.clone() }
+        } else if push {
+            if tags.is_empty() {
+                return Err(UserError::input("`--push` needs an image to push to, and no `-t` was given")
+                    .hint("add `-t registry/repository:tag`"));
+            }
+            Output::Registry { tags }
+        } else {
+            let dir = a.output.clone().unwrap_or_else(|| DEFAULT_OUTPUT.into());
+            check_layout_dir(&dir)?;
+            Output::Layout {
+                dir,
+                names: tags.iter().map(|t| t.tag.clone().unwrap_or_else(|| "latest".into())).collect(),
+            }
+        };
+
+        for h in &a.insecure_registries {
+            if h.contains('/') || h.trim().is_empty() {
+                return Err(UserError::input(format!("`--insecure-registry {h}` is not a host"))
+                    .hint("give `host` or `host:port`, without a scheme or path"));
+            }
+        }
+
+        // The CI's computed labels and annotations go first, so a flag can replace one.
+        let from_ci = run.provider != ci::Provider::Local || !i.labels.is_empty() || !i.annotations.is_empty();
+        let mut labels = if from_ci { run.labels.clone() } else { Vec::new() };
+        for (k, v) in lists::pairs("--label", &a.labels)? {
+            lists::set(&mut labels, k, v);
+        }
+        let mut annotations = if from_ci { run.annotations.clone() } else { Vec::new() };
+        for (k, v) in lists::pairs("--annotation", &a.annotations)? {
+            lists::set(&mut annotations, k, v);
+        }
+        let registry = RegistryAccess {
+            explicit: self.credential(
+                match &output {
+                    Output::Registry { tags } => tags.first().map(|t| t.registry.as_str()),
+                    Output::Digest { repo, .. } => Some(repo.registry.as_str()),
+                    Output::Layout { .. } => None,
+                },
+                i,
+            )?,
+            insecure: a.insecure_registries.clone(),
+        };
+        let jobs = match a.jobs.unwrap_or(0) {
+            0 => source.platforms.len(),
+            n => n,
+        };
+        Ok(BuildRequest {
+            source,
+            strategy,
+            runner: self.runner.clone(),
+            dry_run: a.dry_run || i.dry_run == Some(true),
+            labels,
+            annotations,
+            provenance: attestation_value("--provenance", a.provenance.as_deref().or(i.provenance.as_deref()))?,
+            sbom: attestation_value("--sbom", a.sbom.as_deref().or(i.sbom.as_deref()))?,
+            output,
+            metadata_file: a.metadata_file.clone().or_else(|| i.metadata_file.clone()),
+            registry,
+            jobs: jobs.max(1),
+        })
+    }
+
+    pub fn merge(&self, a: &MergeArgs) -> Result<MergeRequest, UserError> {
+        let tags = lists::tags("-t", &a.tags)?;
+        let Some(first) = tags.first() else {
+            return Err(UserError::input("`-t` names no tag; merge publishes the index under at least one tag")
+                .hint("add `-t registry/repository:tag`, e.g. `-t ghcr.io/acme/app:1.2`"));
+        };
+        if let Some(t) = tags.iter().find(|t| t.tag.is_none()) {
+            return Err(UserError::input(format!("`-t {t}` must name a tag")).hint("e.g. `-t ghcr.io/acme/app:1.2`"));
+        }
+        lists::one_repository(&tags, "merge into one repository, then `archway promote` to the other")?;
+        let repo = Reference { tag: None, ..first.clone() };
+        let inputs = self.ci.inputs(&self.env)?;
+        Ok(MergeRequest {
+            expected: lists::platforms("--platform", &a.platforms, None)?,
+            annotations: index_annotations(&a.annotations)?,
+            sources: a.sources.clone(),
+            allow_partial: a.allow_partial,
+            metadata_file: a.metadata_file.clone(),
+            registry: self.registry(&a.registry, Some(&repo.registry), &inputs)?,
+            tags,
+            repo,
+        })
+    }
+
+    pub fn promote(&self, a: &PromoteArgs) -> Result<PromoteRequest, UserError> {
+        let source = lists::reference("SRC", &a.source)?;
+        let destinations = lists::tags("DST", &a.destinations)?;
+        let Some(first) = destinations.first() else {
+            return Err(UserError::input("no `DST` given: promote needs a tag to copy to")
+                .hint("e.g. `archway promote ghcr.io/acme/app:1.2 ghcr.io/acme/app:stable`"));
+        };
+        if let Some(d) = destinations.iter().find(|d| d.tag.is_none()) {
+            return Err(UserError::input(format!("DST `{d}` must name a tag")).hint("e.g. `ghcr.io/acme/app:1.2`"));
+        }
+        // ARCHWAY_REGISTRY_* apply to the destination registry (the one written to).
+        let registry = first.registry.clone();
+        let inputs = self.ci.inputs(&self.env)?;
+        Ok(PromoteRequest {
+            keep: lists::platforms("--platform", &a.platforms, None)?,
+            registry: self.registry(&a.registry, Some(&registry), &inputs)?,
+            source,
+            destinations,
+        })
+    }
+
+    pub fn inspect(&self, a: &InspectArgs) -> Result<InspectRequest, UserError> {
+        let reference = lists::reference("REF", &a.reference)?;
+        let inputs = self.ci.inputs(&self.env)?;
+        Ok(InspectRequest {
+            registry: self.registry(&a.registry, Some(&reference.registry), &inputs)?,
+            reference,
+            format: a.format,
+            raw: a.raw,
+        })
+    }
+
+    pub fn binfmt_register(&self, a: &BinfmtRegisterArgs) -> Result<Vec<Platform>, UserError> {
+        lists::platforms("--platform", &a.platforms, None)
+    }
+
+    fn registry(&self, a: &RegistryArgs, registry: Option<&str>, i: &CiInputs) -> Result<RegistryAccess, UserError> {
+        Ok(RegistryAccess { explicit: self.credential(registry, i)?, insecure: a.insecure_registries.clone() })
+    }
+
+    /// The CI's own credentials for `registry` (its `username`/`password` inputs, its token for
+    /// its own registry), else `ARCHWAY_REGISTRY_USERNAME`/`_PASSWORD`, which apply to the
+    /// registry written to only.
+    fn credential(&self, registry: Option<&str>, i: &CiInputs) -> Result<Option<(String, Credential)>, UserError> {
+        use crate::env::{REGISTRY_PASSWORD, REGISTRY_USERNAME};
+        if let Some(c) = registry.and_then(|r| self.ci.credentials(&self.env, i, r)) {
+            return Ok(Some((c.registry, Credential::Basic { username: c.username, password: c.password })));
+        }
+        let user = ci::get(&self.env, REGISTRY_USERNAME);
+        let pass = self.env.get(REGISTRY_PASSWORD).filter(|s| !s.is_empty());
+        let (user, pass) = match (user, pass) {
+            (None, None) => return Ok(None),
+            (Some(u), Some(p)) => (u.to_string(), Secret::new(p.as_str())),
+            (Some(_), None) => {
+                return Err(UserError::input(format!("`{REGISTRY_USERNAME}` is set but `{REGISTRY_PASSWORD}` is not"))
+                    .hint("set both, or neither"));
+            }
+            (None, Some(_)) => {
+                return Err(UserError::input(format!("`{REGISTRY_PASSWORD}` is set but `{REGISTRY_USERNAME}` is not"))
+                    .hint("set both, or neither"));
+            }
+        };
+        Ok(registry.map(|r| (r.to_string(), Credential::Basic { username: user, password: pass })))
+    }
+
+    /// What to build: flags, else the CI's inputs, else the defaults.
+    pub fn source(&self, a: &SourceArgs, run: &ci::Resolved) -> Result<BuildSource, UserError> {
+        let i = &run.inputs;
+        let platforms = if a.platforms.is_empty() && !i.platforms.is_empty() {
+            lists::platforms(self.var(&ci::vars::PLATFORMS), &i.platforms, Some(DEFAULT_PLATFORMS))?
+        } else {
+            lists::platforms("--platform", &a.platforms, Some(DEFAULT_PLATFORMS))?
+        };
+        let context = a.context.clone().or_else(|| run.context.clone()).unwrap_or_else(|| PathBuf::from("."));
+        if !context.is_dir() {
+            return Err(UserError::input(format!("build context `{}` is not a directory", context.display()))
+                .hint("pass the directory holding your sources as the first argument, e.g. `archway build .`"));
+        }
+        let file = a.file.clone().or_else(|| i.file.clone());
+        let dockerfile = file.clone().unwrap_or_else(|| context.join("Dockerfile"));
+        if !dockerfile.is_file() {
+            let hint = if file.is_none() {
+                format!("add a `Dockerfile` to `{}` or name one with `-f PATH`", context.display())
+            } else {
+                "check the path given to `-f`; it is relative to the current directory".into()
+            };
+            return Err(UserError::input(format!("Dockerfile `{}` does not exist", dockerfile.display())).hint(hint));
+        }
+        // The CI's build args first, so a flag replaces one.
+        let mut build_args: Vec<(String, String)> = Vec::new();
+        for b in i.build_args.iter().chain(&a.build_args) {
+            match lists::split_pair(b) {
+                Some((k, v)) => lists::set(&mut build_args, k, v),
+                None if !b.trim().is_empty() && !b.contains('=') => {
+                    // As `docker build`: a bare KEY takes its value from the environment, if set.
+                    if let Some(v) = self.env.get(b.trim()) {
+                        lists::set(&mut build_args, b.trim().to_string(), v.clone());
+                    }
+                }
+                _ => {
+                    return Err(
+                        UserError::input(format!("`--build-arg {b}` has no name")).hint("write it as `KEY=VALUE`")
+                    );
+                }
+            }
+        }
+        let target = a.target.clone().or_else(|| i.target.clone()).filter(|t| !t.is_empty());
+        Ok(BuildSource { context, dockerfile, platforms, build_args, target })
+    }
+
+    /// How platforms may be built: flags, else the CI's inputs, else the defaults.
+    pub fn strategy(&self, a: &StrategyArgs, run: &ci::Resolved) -> Result<StrategyInput, UserError> {
+        let i = &run.inputs;
+        let (prefer_flag, prefer) = match &a.prefer {
+            Some(p) => ("--prefer".to_string(), ci::lists::items(p)),
+            None => (self.var(&ci::vars::PREFER).to_string(), i.prefer.clone()),
+        };
+        let mut order = Vec::new();
+        for item in &prefer {
+            let k = StrategyKind::parse(item).ok_or_else(|| {
+                UserError::input(format!("`{prefer_flag}`: `{item}` is not a strategy")).hint(format!(
+                    "use {}, e.g. `--prefer remote,emulated`",
+                    StrategyKind::DEFAULT_ORDER.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            if !order.contains(&k) {
+                order.push(k);
+            }
+        }
+        let binfmt = match (a.binfmt, i.binfmt.as_deref().map(|b| b.trim().to_ascii_lowercase())) {
+            (Some(BinfmtArg::Never), _) => BinfmtPolicy::Never,
+            (Some(BinfmtArg::Auto), _) | (None, None) => BinfmtPolicy::Auto,
+            (None, Some(b)) if b == "auto" || b.is_empty() => BinfmtPolicy::Auto,
+            (None, Some(b)) if b == "never" => BinfmtPolicy::Never,
+            (None, Some(b)) => {
+                return Err(UserError::input(format!("`{}` is `{b}`", self.var(&ci::vars::BINFMT)))
+                    .hint("use `auto` or `never`"));
+            }
+        };
+        let policy = Policy { order, no_emulation: a.no_emulation || i.no_emulation == Some(true), binfmt };
+        let node_certs = a.node_certs.clone().or_else(|| i.node_certs.clone());
+        let given = if a.nodes.is_empty() { &i.nodes } else { &a.nodes };
+        let mut nodes = Vec::new();
+        for n in given.iter().flat_map(|n| ci::lists::items(n)) {
+            nodes.push(node(&n, node_certs.clone())?);
+        }
+        if let Some(d) = &node_certs
+            && !["ca.pem", "cert.pem", "key.pem"].iter().all(|f| d.join(f).is_file())
+        {
+            return Err(UserError::input(format!(
+                "`--node-certs {}` does not hold `ca.pem`, `cert.pem` and `key.pem`",
+                d.display()
+            ))
+            .hint("point it at the directory `docker --tlsverify` would use (`DOCKER_CERT_PATH`)"));
+        }
+        Ok(StrategyInput { policy, nodes })
+    }
+}
+
+/// `PLATFORM=ENDPOINT`, as `--node` takes it.
+fn node(n: &str, cert_dir: Option<PathBuf>) -> Result<NodeRequest, UserError> {
+    let bad = |why: &str| {
+        UserError::input(format!("`--node {n}`: {why}"))
+            .hint("write it as `PLATFORM=tcp://HOST:PORT` or `PLATFORM=ssh://USER@HOST`, e.g. `linux/arm64=tcp://10.0.0.5:2376`")
+    };
+    let (platform, endpoint) = n.split_once('=').ok_or_else(|| bad("no `=` between the platform and the endpoint"))?;
+    let platform: Platform =
+        platform.trim().parse().map_err(|e: crate::platform::PlatformError| bad(&e.to_string()))?;
+    if !(endpoint.starts_with("tcp://") || endpoint.starts_with("ssh://")) {
+        return Err(bad("the endpoint must start with `tcp://` or `ssh://`"));
+    }
+    Ok(NodeRequest { platform, endpoint: endpoint.to_string(), cert_dir })
+}
+
+/// `merge --annotation [index:]KEY=VALUE`.
+fn index_annotations(given: &[String]) -> Result<std::collections::BTreeMap<String, String>, UserError> {
+    let mut out = std::collections::BTreeMap::new();
+    for a in given {
+        let (scope, kv) = match a.split_once(':') {
+            Some((scope, kv)) if !scope.contains('=') => (scope, kv),
+            _ => ("index", a.as_str()),
+        };
+        if scope != "index" {
+            return Err(UserError::input(format!("`--annotation {a}`: only `index:` annotations are supported"))
+                .hint("write it as `index:KEY=VALUE`"));
+        }
+        let (k, v) = lists::split_pair(kv).ok_or_else(|| {
+            UserError::input(format!("`--annotation {a}` has no `KEY=VALUE`")).hint("write it as `index:KEY=VALUE`")
+        })?;
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// `true`, `false`, `1`, `0`, or comma-separated `key=value` options, as buildx takes them.
+fn attestation_value(flag: &str, v: Option<&str>) -> Result<Option<String>, UserError> {
+    let Some(v) = v.map(str::trim) else { return Ok(None) };
+    let ok = matches!(v, "true" | "false" | "1" | "0")
+        || (!v.is_empty() && v.split(',').all(|kv| kv.split_once('=').is_some_and(|(k, _)| !k.is_empty())));
+    if ok {
+        Ok(Some(v.to_string()))
+    } else {
+        Err(UserError::input(format!("`{flag} {v}` is not an attestation setting"))
+            .hint(format!("use `{flag} false`, `{flag} true` or options such as `{flag} mode=max`")))
+    }
+}
+
+/// The layout directory may be absent, empty, or an earlier OCI layout (which is replaced);
+/// anything else is refused so nothing of the user's is overwritten.
+fn check_layout_dir(dir: &Path) -> Result<(), UserError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    if !dir.is_dir() {
+        return Err(UserError::input(format!("`--output {}` exists and is not a directory", dir.display()))
+            .hint("name a new directory with `--output DIR`"));
+    }
+    let empty = dir.read_dir().map(|mut d| d.next().is_none()).unwrap_or(false);
+    if !empty && !dir.join("oci-layout").is_file() {
+        return Err(UserError::input(format!(
+            "`--output {}` holds files and is not an OCI image layout; archway will not write into it",
+            dir.display()
+        ))
+        .hint("name a new or empty directory with `--output DIR`"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    use crate::cli::{Cli, Command};
+
+    /// An invocation with exactly these variables, run in a temp dir holding a Dockerfile.
+    fn inv(vars: &[(&str, &str)]) -> Invocation {
+        Invocation::new(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), None, 0)
+    }
+
+    fn ctx() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        d
+    }
+
+    fn build_args(words: &[&str]) -> BuildArgs {
+        match Cli::try_parse_from(["archway", "build"].iter().chain(words)).unwrap().command {
+            Command::Build(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    fn plan_args(words: &[&str]) -> PlanArgs {
+        match Cli::try_parse_from(["archway", "plan"].iter().chain(words)).unwrap().command {
+            Command::Plan(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    /// What `plan` and `build --dry-run` agree on, as text.
+    fn planned(s: &BuildSource, st: &StrategyInput) -> String {
+        format!("{:?} {:?} {:?} {:?} {:?} {:?}", s.platforms, s.build_args, s.target, s.dockerfile, st.policy, st.nodes)
+    }
+
+    #[test]
+    fn plan_and_build_dry_run_resolve_the_same_source_and_strategy() {
+        let d = ctx();
+        let c = d.path().to_str().unwrap();
+        type Vars<'a> = Vec<(&'a str, &'a str)>;
+        let cases: Vec<(Vars, Vec<&str>)> = vec![
+            (vec![], vec![c]),
+            (vec![("ARCHWAY_PLATFORMS", "linux/arm64,linux/arm/v7"), ("ARCHWAY_PREFER", "emulated")], vec![c]),
+            (vec![("ARCHWAY_PLATFORMS", "linux/arm64")], vec![c, "--platform", "linux/riscv64"]),
+            (vec![("ARCHWAY_BUILD_ARGS", "A=1\nB=2"), ("ARCHWAY_NO_EMULATION", "true")], vec![c, "--build-arg", "A=3"]),
+            (vec![("ARCHWAY_BINFMT", "never"), ("ARCHWAY_TARGET", "t")], vec![c]),
+            (vec![("GITHUB_ACTIONS", "true"), ("INPUT_PLATFORMS", "linux/s390x"), ("INPUT_CONTEXT", c)], vec![]),
+        ];
+        for (vars, words) in cases {
+            let i = inv(&vars);
+            let p = i.plan(&plan_args(&words)).unwrap();
+            let mut bw = words.clone();
+            bw.push("--dry-run");
+            let b = i.build(&build_args(&bw)).unwrap();
+            assert!(b.dry_run);
+            assert_eq!(planned(&p.source, &p.strategy), planned(&b.source, &b.strategy), "{vars:?} {words:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_ci_input_fails_plan_and_build_alike() {
+        let d = ctx();
+        let c = d.path().to_str().unwrap();
+        let i = inv(&[("ARCHWAY_PLATFORMS", "linux/sparc")]);
+        let p = i.plan(&plan_args(&[c])).unwrap_err();
+        let b = i.build(&build_args(&[c, "--dry-run"])).unwrap_err();
+        assert_eq!(p.message, b.message);
+        assert_eq!(p.message, "`ARCHWAY_PLATFORMS` has a platform archway does not know");
+        assert_eq!(p.kind, crate::error::ErrorKind::Input);
+        let i = inv(&[("GITHUB_ACTIONS", "true"), ("INPUT_BINFMT", "sometimes")]);
+        assert_eq!(i.plan(&plan_args(&[c])).unwrap_err().message, "`INPUT_BINFMT` is `sometimes`");
+        assert_eq!(i.build(&build_args(&[c])).unwrap_err().message, "`INPUT_BINFMT` is `sometimes`");
+    }
+
+    #[test]
+    fn flags_win_over_ci_inputs_over_defaults() {
+        let d = ctx();
+        let c = d.path().to_str().unwrap();
+        let i = inv(&[
+            ("ARCHWAY_PLATFORMS", "linux/arm64"),
+            ("ARCHWAY_BUILD_ARGS", "A=ci\nB=ci"),
+            ("ARCHWAY_PROVENANCE", "mode=max"),
+            ("ARCHWAY_BINFMT", "never"),
+            ("ARCHWAY_TAGS", "127.0.0.1:5000/a/b:ci"),
+        ]);
+        let b = i
+            .build(&build_args(&[
+                c,
+                "--platform",
+                "linux/amd64",
+                "--build-arg",
+                "A=flag",
+                "--binfmt",
+                "auto",
+                "-t",
+                "127.0.0.1:5000/a/b:flag",
+            ]))
+            .unwrap();
+        assert_eq!(b.source.platforms, ["linux/amd64".parse::<Platform>().unwrap()]);
+        assert_eq!(b.source.build_args, [("A".to_string(), "flag".to_string()), ("B".into(), "ci".into())]);
+        assert_eq!(b.provenance.as_deref(), Some("mode=max"));
+        assert_eq!(b.strategy.policy.binfmt, BinfmtPolicy::Auto);
+        match &b.output {
+            Output::Layout { dir, names } => {
+                assert_eq!(dir, Path::new(DEFAULT_OUTPUT));
+                assert_eq!(names, &["flag".to_string()]);
+            }
+            o => panic!("not pushing, so a layout: {o:?}"),
+        }
+        let b = i.build(&build_args(&[c])).unwrap();
+        assert_eq!(b.strategy.policy.binfmt, BinfmtPolicy::Never);
+        assert_eq!(b.jobs, 1, "one platform: one job");
+        // The default context is the CI's checkout, `.` only when there is none.
+        let b = inv(&[("GITHUB_ACTIONS", "true"), ("GITHUB_WORKSPACE", c)]).build(&build_args(&["--dry-run"])).unwrap();
+        assert_eq!(b.source.context, Path::new(c));
+        assert_eq!(b.source.platforms.len(), 2, "the default platforms");
+    }
+
+    #[test]
+    fn merge_tags_are_parsed_once_and_never_panic() {
+        let i = inv(&[]);
+        let m = |t: &[&str]| {
+            let a = match Cli::try_parse_from(["archway", "merge"].iter().chain(t).chain(&["x"])).unwrap().command {
+                Command::Merge(a) => a,
+                _ => unreachable!(),
+            };
+            i.merge(&a)
+        };
+        assert_eq!(
+            m(&["-t", ","]).unwrap_err().message,
+            "`-t` names no tag; merge publishes the index under at least one tag"
+        );
+        assert!(m(&["-t", "ghcr.io/a/b"]).unwrap_err().message.contains("must name a tag"));
+        assert!(m(&["-t", "ghcr.io/a/b:1,docker.io/a/b:1"]).unwrap_err().message.contains("two repositories"));
+        let ok = m(&["-t", "ghcr.io/a/b:1, ghcr.io/a/b:2"]).unwrap();
+        assert_eq!(ok.tags.len(), 2);
+        assert_eq!(ok.repo.to_string(), "ghcr.io/a/b");
+    }
+
+    #[test]
+    fn registry_credentials_reach_every_registry_command() {
+        let i = inv(&[("ARCHWAY_REGISTRY_USERNAME", "u"), ("ARCHWAY_REGISTRY_PASSWORD", "p")]);
+        let a = match Cli::try_parse_from(["archway", "inspect", "127.0.0.1:5000/a/b:1"]).unwrap().command {
+            Command::Inspect(a) => a,
+            _ => unreachable!(),
+        };
+        let r = i.inspect(&a).unwrap();
+        assert_eq!(r.registry.explicit.as_ref().map(|(reg, _)| reg.as_str()), Some("127.0.0.1:5000"));
+        let i = inv(&[("ARCHWAY_REGISTRY_USERNAME", "u")]);
+        assert!(i.inspect(&a).unwrap_err().message.contains("`ARCHWAY_REGISTRY_PASSWORD` is not"));
+    }
+}
