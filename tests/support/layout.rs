@@ -90,7 +90,11 @@ fn collect(
         let plat = if descriptor_platform.is_object() { &descriptor_platform } else { &config };
         let mut name =
             format!("{}/{}", plat["os"].as_str().unwrap_or("?"), plat["architecture"].as_str().unwrap_or("?"));
-        if let Some(v) = plat["variant"].as_str().filter(|v| !v.is_empty()) {
+        // containerd's normalisation: arm64/v8 is arm64 (a written variant still shows up in the
+        // comparison of the descriptors' platforms).
+        let variant = plat["variant"].as_str().filter(|v| !v.is_empty());
+        let variant = variant.filter(|v| !(plat["architecture"] == "arm64" && *v == "v8"));
+        if let Some(v) = variant {
             name = format!("{name}/{v}");
         }
         if name == "unknown/unknown" {
