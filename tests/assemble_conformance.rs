@@ -127,6 +127,7 @@ cases!(
     copy_into_symlink,
     copy_chown_numeric,
     copy_chown_names,
+    copy_chown_names_scratch,
     copy_chmod,
     copy_link,
     copy_from_stage,
@@ -163,6 +164,7 @@ cases!(
     onbuild,
     onbuild_trigger,
     onbuild_registry,
+    parser,
     runs_under_qemu,
 );
 
