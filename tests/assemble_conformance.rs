@@ -657,6 +657,8 @@ fn build_base(s: &Setup, folder: &str, tag: &str) -> String {
         .arg(format!("--tag={reference}"))
         .arg(".")
         .current_dir(ctx);
+    // `_base-users` RUNs for arm64 under QEMU: the handlers must stay registered meanwhile.
+    let _machine = support::machine::lock();
     run(&mut c).unwrap_or_else(|e| panic!("building the base image {folder}: {e}"));
     reference
 }
@@ -994,7 +996,10 @@ fn assembled_arm64_image_runs_under_qemu() {
     let images = layout::images(&out).unwrap();
     let reference = format!("{}:arm64", lab::unique_repo("conform-qemu"));
     layout::push_image(&out, &images["linux/arm64"], &reference).unwrap();
-    let printed = lab::docker_run("linux/arm64", &reference);
+    let printed = {
+        let _machine = support::machine::lock();
+        lab::docker_run("linux/arm64", &reference)
+    };
     assert_eq!(printed, "hello from arm64 on aarch64, as /home/app with 755 greet");
 }
 
