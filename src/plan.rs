@@ -1,5 +1,5 @@
-//! plan: chooses, for each platform, how this runner builds it — native, cross, remote or
-//! emulated — and says why in one line; or says why it cannot, what was tried and how to
+//! plan: chooses, for each platform, how this runner builds it — assembled, native, cross,
+//! remote or emulated — and says why in one line; or says why it cannot, what was tried and how to
 //! unblock it. Pure: a function of the request's platforms and policy, the probed
 //! `Capabilities` and the Dockerfile `Analysis`. No I/O.
 
@@ -15,6 +15,8 @@ use crate::probe::Capabilities;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StrategyKind {
+    /// archway writes the image itself: no engine, no emulation.
+    Assembled,
     Native,
     Cross,
     Remote,
@@ -22,11 +24,17 @@ pub enum StrategyKind {
 }
 
 impl StrategyKind {
-    pub const DEFAULT_ORDER: [StrategyKind; 4] =
-        [StrategyKind::Native, StrategyKind::Cross, StrategyKind::Remote, StrategyKind::Emulated];
+    pub const DEFAULT_ORDER: [StrategyKind; 5] = [
+        StrategyKind::Assembled,
+        StrategyKind::Native,
+        StrategyKind::Cross,
+        StrategyKind::Remote,
+        StrategyKind::Emulated,
+    ];
 
     pub fn parse(s: &str) -> Option<StrategyKind> {
         match s.trim().to_ascii_lowercase().as_str() {
+            "assembled" | "assemble" => Some(StrategyKind::Assembled),
             "native" => Some(StrategyKind::Native),
             "cross" => Some(StrategyKind::Cross),
             "remote" => Some(StrategyKind::Remote),
@@ -39,6 +47,7 @@ impl StrategyKind {
 impl fmt::Display for StrategyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            StrategyKind::Assembled => "assembled",
             StrategyKind::Native => "native",
             StrategyKind::Cross => "cross",
             StrategyKind::Remote => "remote",
@@ -76,13 +85,23 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// The full order: the preferred kinds first, then the rest in the default order.
+    /// The full order: the preferred kinds first, then the rest in the default order — except
+    /// that `assembled`, when a preference leaves it out, comes last, so `--prefer native`
+    /// plans every platform an engine can build as archway did before it could assemble.
     fn full_order(&self) -> Vec<StrategyKind> {
+        let named = self.order.contains(&StrategyKind::Assembled);
         let mut out: Vec<StrategyKind> = Vec::new();
-        for k in self.order.iter().chain(StrategyKind::DEFAULT_ORDER.iter()) {
+        for k in self
+            .order
+            .iter()
+            .chain(StrategyKind::DEFAULT_ORDER.iter().filter(|k| named || **k != StrategyKind::Assembled))
+        {
             if !out.contains(k) {
                 out.push(*k);
             }
+        }
+        if !out.contains(&StrategyKind::Assembled) {
+            out.push(StrategyKind::Assembled);
         }
         out
     }
@@ -114,15 +133,24 @@ pub enum Handler {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Strategy {
-    Native { builder: LocalBuilder },
+    /// archway's assembler writes the image (`builder::assemble`).
+    Assembled,
+    Native {
+        builder: LocalBuilder,
+    },
     Cross,
-    Remote { endpoint: String },
-    Emulated { handler: Handler },
+    Remote {
+        endpoint: String,
+    },
+    Emulated {
+        handler: Handler,
+    },
 }
 
 impl Strategy {
     pub fn kind(&self) -> StrategyKind {
         match self {
+            Strategy::Assembled => StrategyKind::Assembled,
             Strategy::Native { .. } => StrategyKind::Native,
             Strategy::Cross => StrategyKind::Cross,
             Strategy::Remote { .. } => StrategyKind::Remote,
@@ -221,6 +249,21 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
 
     for kind in policy.full_order() {
         let outcome: Result<(Strategy, String), String> = match kind {
+            StrategyKind::Assembled => match verdict {
+                Some(v) if v.assemblable => Ok((
+                    Strategy::Assembled,
+                    format!("no RUN in the stages {p} needs: archway writes the layers itself, no engine or emulation"),
+                )),
+                Some(v) => Err(match (&v.not_assemblable, &v.not_assemblable_reason) {
+                    (Some(d), Some(why)) => format!("`{}` at {} (stage `{}`): {why}", d.instruction, at(d), d.stage),
+                    (Some(d), None) => {
+                        format!("`{}` at {} (stage `{}`) cannot be assembled", d.instruction, at(d), d.stage)
+                    }
+                    (None, Some(why)) => why.clone(),
+                    (None, None) => "the Dockerfile holds instructions archway cannot assemble".into(),
+                }),
+                None => Err(format!("{p} was not analysed")),
+            },
             StrategyKind::Native => match local.engine {
                 None => Err("no Docker engine answers here".into()),
                 Some(e) if !runs_natively(e, p) => Err(format!("the engine runs {e}")),
@@ -414,7 +457,7 @@ fn fixes(
             None => out.push(format!("build in a `FROM --platform=$BUILDPLATFORM` stage so no {p} code runs")),
         }
     }
-    out.push(format!("add `--node {p}=tcp://HOST:2376`: a {} machine running Docker", p.architecture));
+    out.push(format!("add `--node {p}=tcp://HOST:2376`: a Docker engine on {} hardware", p.architecture));
     if foreign {
         if policy.no_emulation {
             out.push("drop `--no-emulation` to allow QEMU".into());
@@ -625,12 +668,10 @@ mod tests {
                     PlatformAnalysis {
                         platform: p(x),
                         foreign_code: !is_build,
-                        deciding: (!is_build).then(|| Location {
-                            file: "Dockerfile".into(),
-                            line: 14,
-                            stage: "final".into(),
-                            instruction: "RUN make".into(),
-                        }),
+                        deciding: (!is_build).then(run_location),
+                        assemblable: false,
+                        not_assemblable: Some(run_location()),
+                        not_assemblable_reason: Some("RUN executes code, which needs a builder".into()),
                     }
                 })
                 .collect(),
@@ -638,22 +679,45 @@ mod tests {
         }
     }
 
-    /// A cross-compiling Dockerfile: no foreign code on any platform.
+    fn run_location() -> Location {
+        Location { file: "Dockerfile".into(), line: 14, stage: "final".into(), instruction: "RUN make".into() }
+    }
+
+    /// A cross-compiling Dockerfile: no foreign code on any platform, but a RUN in the
+    /// `$BUILDPLATFORM` stage (line 3), so not assemblable.
     fn crossable(platforms: &[&str]) -> Analysis {
         Analysis {
             stages: vec![stage("build", 2), Stage { runs: 0, ..stage("final", 0) }],
             target: "final".into(),
             per_platform: platforms
                 .iter()
-                .map(|x| PlatformAnalysis { platform: p(x), foreign_code: false, deciding: None })
+                .map(|x| PlatformAnalysis {
+                    platform: p(x),
+                    foreign_code: false,
+                    deciding: None,
+                    assemblable: false,
+                    not_assemblable: Some(Location {
+                        file: "Dockerfile".into(),
+                        line: 3,
+                        stage: "build".into(),
+                        instruction: "RUN go build".into(),
+                    }),
+                    not_assemblable_reason: Some("RUN executes code, which needs a builder".into()),
+                })
                 .collect(),
             unknowns: vec![],
         }
     }
 
-    /// No RUN at all (`FROM scratch` + COPY).
+    /// No RUN at all (`FROM scratch` + COPY): assemblable.
     fn no_run(platforms: &[&str]) -> Analysis {
-        Analysis { stages: vec![stage("final", 0)], ..crossable(platforms) }
+        let mut a = Analysis { stages: vec![stage("final", 0)], ..crossable(platforms) };
+        for v in &mut a.per_platform {
+            v.assemblable = true;
+            v.not_assemblable = None;
+            v.not_assemblable_reason = None;
+        }
+        a
     }
 
     /// On an arm64 runner, amd64 is the foreign one.
@@ -664,12 +728,7 @@ mod tests {
             if !v.foreign_code {
                 v.deciding = None;
             } else if v.deciding.is_none() {
-                v.deciding = Some(Location {
-                    file: "Dockerfile".into(),
-                    line: 14,
-                    stage: "final".into(),
-                    instruction: "RUN make".into(),
-                });
+                v.deciding = Some(run_location());
             }
         }
         a
@@ -710,7 +769,13 @@ mod tests {
             ("lab riscv64 RUN → emulated", lab(), foreign(ALL), policy(), "linux/riscv64", Chooses(StrategyKind::Emulated, "qemu-riscv64")),
             ("lab s390x: no handler, archway registers it", lab(), foreign(ALL), policy(), "linux/s390x", Chooses(StrategyKind::Emulated, "archway will register `/usr/bin/qemu-s390x-static`")),
             ("lab arm64 cross-compiled → cross", lab(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "runs on the build platform")),
-            ("lab arm/v7 no RUN → cross", lab(), no_run(ALL), policy(), "linux/arm/v7", Chooses(StrategyKind::Cross, "have no RUN")),
+            ("lab arm/v7 no RUN → assembled", lab(), no_run(ALL), policy(), "linux/arm/v7", Chooses(StrategyKind::Assembled, "no RUN in the stages linux/arm/v7 needs")),
+            ("lab amd64 no RUN → assembled, even natively", lab(), no_run(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Assembled, "no engine or emulation")),
+            ("lab --prefer native, no RUN, amd64 → native as before", lab(), no_run(ALL), prefer(&[StrategyKind::Native]), "linux/amd64", Chooses(StrategyKind::Native, "engine runs linux/amd64")),
+            ("lab --prefer native, no RUN, arm/v7 → cross as before", lab(), no_run(ALL), prefer(&[StrategyKind::Native]), "linux/arm/v7", Chooses(StrategyKind::Cross, "have no RUN")),
+            ("lab --prefer cross, no RUN → cross", lab(), no_run(ALL), prefer(&[StrategyKind::Cross]), "linux/arm64", Chooses(StrategyKind::Cross, "")),
+            ("lab --prefer emulated, no RUN → cross (assembled comes last when a preference leaves it out)", lab(), no_run(ALL), prefer(&[StrategyKind::Emulated]), "linux/arm64", Chooses(StrategyKind::Cross, "")),
+            ("lab RUN in the build stage → not assembled, cross", lab(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
             ("lab amd64 cross-compiled still native first", lab(), crossable(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Native, "linux/amd64")),
             ("lab --no-emulation arm64 RUN → impossible", lab(), foreign(ALL), no_emulation(), "linux/arm64", Refuses("drop `--no-emulation`")),
             ("lab --no-emulation arm64 cross → cross", lab(), crossable(ALL), no_emulation(), "linux/arm64", Chooses(StrategyKind::Cross, "no linux/arm64 code")),
@@ -741,6 +806,8 @@ mod tests {
             ("bitbucket amd64 → engine API classic builder", bitbucket_default(), foreign(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Native, "classic builder")),
             ("bitbucket arm64 RUN → impossible", bitbucket_default(), foreign(ALL), policy(), "linux/arm64", Refuses("runtime v3")),
             ("bitbucket arm64 cross still needs buildx → impossible", bitbucket_default(), crossable(ALL), policy(), "linux/arm64", Refuses("--node linux/arm64=")),
+            ("bitbucket arm64 no RUN → assembled", bitbucket_default(), no_run(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Assembled, "no engine or emulation")),
+            ("bitbucket arm/v7 no RUN, --prefer native → still assembled at the end", bitbucket_default(), no_run(ALL), prefer(&[StrategyKind::Native]), "linux/arm/v7", Chooses(StrategyKind::Assembled, "")),
             ("bitbucket arm64 via remote node", with_node(bitbucket_default(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Remote, "")),
             ("bitbucket arm/v7 via an arm64 node: emulated on that node", with_node(bitbucket_default(), "linux/arm/v7", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm/v7", Chooses(StrategyKind::Remote, "runs linux/arm64")),
             ("bitbucket arm/v7 with an unreachable node → impossible", with_node(bitbucket_default(), "linux/arm/v7", Err("timed out")), foreign(ALL), policy(), "linux/arm/v7", Refuses("FROM --platform=$BUILDPLATFORM")),
@@ -757,6 +824,8 @@ mod tests {
             ("no engine, node for arm64 → remote", with_node(no_engine(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Remote, "")),
             ("no buildx amd64 → classic builder", no_buildx(), foreign(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Native, "buildx plugin is not installed")),
             ("no buildx arm64 cross → impossible", no_buildx(), crossable(ALL), policy(), "linux/arm64", Refuses("--node linux/arm64=")),
+            ("no engine, no RUN → assembled", no_engine(), no_run(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Assembled, "")),
+            ("no engine, RUN → impossible", no_engine(), foreign(ALL), policy(), "linux/riscv64", Refuses("DOCKER_HOST")),
         ];
         assert!(cases.len() >= 40, "{} cases", cases.len());
         let mut failures = Vec::new();
@@ -781,11 +850,15 @@ mod tests {
         let imp = &plan.impossible()[0];
         let kinds: Vec<StrategyKind> = imp.tried.iter().map(|(k, _)| *k).collect();
         assert_eq!(kinds, StrategyKind::DEFAULT_ORDER);
-        assert_eq!(imp.tried[0].1, "the engine runs linux/amd64");
-        assert!(imp.tried[1].1.contains("cross builds need buildx"), "{:?}", imp.tried);
-        assert_eq!(imp.tried[2].1, "no `--node linux/arm64=…` is configured");
+        assert_eq!(
+            imp.tried[0].1,
+            "`RUN make` at Dockerfile:14 (stage `final`): RUN executes code, which needs a builder"
+        );
+        assert_eq!(imp.tried[1].1, "the engine runs linux/amd64");
+        assert!(imp.tried[2].1.contains("cross builds need buildx"), "{:?}", imp.tried);
+        assert_eq!(imp.tried[3].1, "no `--node linux/arm64=…` is configured");
         assert!(
-            imp.tried[3].1.contains("not privileged") && imp.tried[3].1.contains("refuses privileged containers"),
+            imp.tried[4].1.contains("not privileged") && imp.tried[4].1.contains("refuses privileged containers"),
             "{:?}",
             imp.tried
         );
@@ -804,7 +877,34 @@ mod tests {
         }
         let arm = plan.planned()[1];
         let passed: Vec<StrategyKind> = arm.passed_over.iter().map(|(k, _)| *k).collect();
-        assert_eq!(passed, [StrategyKind::Native, StrategyKind::Cross, StrategyKind::Remote]);
-        assert!(arm.passed_over[1].1.contains("RUN at Dockerfile:14"));
+        assert_eq!(passed, [StrategyKind::Assembled, StrategyKind::Native, StrategyKind::Cross, StrategyKind::Remote]);
+        assert!(arm.passed_over[2].1.contains("RUN at Dockerfile:14"));
+    }
+
+    #[test]
+    fn recorded_bitbucket_default_plans_a_no_run_dockerfile_as_assembled() {
+        let caps: Capabilities =
+            serde_json::from_str(include_str!("../tests/fixtures/capabilities/bitbucket-default.json")).unwrap();
+        let platforms = [p("linux/amd64"), p("linux/arm64")];
+        let text = "FROM busybox\nARG TARGETARCH\nCOPY bin/$TARGETARCH/app /usr/local/bin/app\nENTRYPOINT [\"app\"]\n";
+        let analysis = crate::dockerfile::analyze(&crate::dockerfile::AnalyzeInput {
+            text,
+            file: "Dockerfile",
+            build_args: &[],
+            target: None,
+            build_platform: &caps.host,
+            platforms: &platforms,
+        })
+        .unwrap();
+        let plan = plan(&platforms, &policy(), &caps, &analysis);
+        for planned in plan.planned() {
+            assert_eq!(planned.strategy, Strategy::Assembled, "{planned:?}");
+        }
+        assert_eq!(plan.planned().len(), 2);
+        // `--prefer native` gives amd64 the classic builder as before; arm64, impossible before,
+        // is still assembled.
+        let plan = super::plan(&platforms, &prefer(&[StrategyKind::Native]), &caps, &analysis);
+        assert_eq!(plan.planned()[0].strategy, Strategy::Native { builder: LocalBuilder::EngineApi });
+        assert_eq!(plan.planned()[1].strategy, Strategy::Assembled);
     }
 }

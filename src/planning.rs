@@ -36,7 +36,15 @@ pub async fn make(
     };
     // The build platform is the engine's; without one, the host's.
     let build_platform = caps.engine.as_ref().map(|e| e.platform.clone()).unwrap_or_else(|| caps.host.clone());
-    let file = source.dockerfile.strip_prefix(".").unwrap_or(&source.dockerfile).display().to_string();
+    // Named as the user knows it: relative to the context (`Dockerfile`, `docker/Dockerfile.prod`)
+    // when it is inside, so CI annotations point at the file in the checkout.
+    let file = source
+        .dockerfile
+        .strip_prefix(&source.context)
+        .or_else(|_| source.dockerfile.strip_prefix("."))
+        .unwrap_or(&source.dockerfile)
+        .display()
+        .to_string();
     let analysis = dockerfile::analyze(&AnalyzeInput {
         text: &text,
         file: &file,
@@ -45,9 +53,7 @@ pub async fn make(
         build_platform: &build_platform,
         platforms: &source.platforms,
     })
-    .map_err(|e| {
-        UserError::input(e.to_string()).hint("fix the Dockerfile; `docker buildx build --check` explains most problems")
-    })?;
+    .map_err(UserError::from)?;
     let plan = plan::plan(&source.platforms, &strategy.policy, &caps, &analysis);
     Ok(Planning { caps, analysis, plan })
 }

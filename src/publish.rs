@@ -10,7 +10,6 @@ pub mod merge;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
 use bytes::Bytes;
 
 use crate::builder::Built;
@@ -19,10 +18,107 @@ use crate::inputs::{BuildRequest, Output};
 use crate::oci::{self, Descriptor, DescriptorPlatform, ImageConfig, ImageManifest, Index};
 use crate::platform::Platform;
 use crate::reference::{Digest, Reference};
-use crate::registry::RegistryError;
-use crate::registry::{Body, Client};
+use crate::registry::{Body, Client, RegistryError};
 use crate::report::Log;
 use futures_util::StreamExt as _;
+
+/// Why an image could not be read, assembled or published. Each names the reference, digest,
+/// path or platform involved; a registry's or the file system's own error is the source.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot read `{}`", .path.display())]
+    ReadLayout {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` does not hash to its name; the OCI layout is damaged", .path.display())]
+    LayoutDigest { path: PathBuf },
+    #[error("cannot write `{}`", .path.display())]
+    WriteLayout {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `what`: `manifest` or `blob`; `reference`: `registry/repository@digest`.
+    #[error("cannot read {what} `{reference}`")]
+    Read {
+        what: &'static str,
+        reference: String,
+        #[source]
+        source: RegistryError,
+    },
+    /// `what`: `an image manifest`, `an image config` or `an index`.
+    #[error("`{digest}` is not {what}")]
+    Malformed {
+        digest: Digest,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("image `{digest}` names no known platform in its config (os `{os}`, architecture `{architecture}`)")]
+    UnknownPlatform { digest: Digest, os: String, architecture: String },
+    #[error("{platform}: cannot read the build's result")]
+    BuildResult {
+        platform: Platform,
+        #[source]
+        source: Box<PublishError>,
+    },
+    #[error("{platform}: the build produced {count} images, expected exactly one")]
+    ImageCount { platform: Platform, count: usize },
+    #[error("{platform}: the image's config says it is {found}")]
+    WrongPlatform { platform: Platform, found: Platform },
+    #[error("index entry `{digest}` is an image without a platform")]
+    NoPlatform { digest: Digest },
+    #[error("platform {platform} appears twice; each platform may have one image")]
+    DuplicatePlatform { platform: Platform },
+    /// `what`: `blob`, `manifest` or `index`; `reference`: `registry/repository@digest`.
+    #[error("cannot push {what} `{reference}`")]
+    Push {
+        what: &'static str,
+        reference: String,
+        #[source]
+        source: RegistryError,
+    },
+    /// `moved`: the tags put before this one failed; they now point at the new index.
+    #[error("cannot tag `{tag}`{}", moved_suffix(.moved))]
+    Tag {
+        tag: String,
+        moved: Vec<String>,
+        #[source]
+        source: RegistryError,
+    },
+}
+
+fn moved_suffix(moved: &[String]) -> String {
+    if moved.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = moved.iter().map(|t| format!("`{t}`")).collect();
+    format!(" (already tagged: {})", list.join(", "))
+}
+
+impl PublishError {
+    /// The one fix to suggest, where the error implies one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PublishError::BuildResult { source, .. } => source.hint(),
+            PublishError::WrongPlatform { .. } => {
+                Some("check the final stage's `FROM --platform`; it should be `$TARGETPLATFORM` or absent".into())
+            }
+            PublishError::DuplicatePlatform { .. } => Some("build or merge each platform once".into()),
+            PublishError::Push { source, .. }
+            | PublishError::Tag { source, .. }
+            | PublishError::Read { source, .. } => source.hint(),
+            _ => None,
+        }
+    }
+}
+
+fn malformed(digest: &Digest, what: &'static str) -> impl FnOnce(serde_json::Error) -> PublishError {
+    let digest = digest.clone();
+    move |source| PublishError::Malformed { digest, what, source }
+}
 
 /// Where the content of images can be read: the OCI layout a builder exported, or a
 /// repository in a registry (for `merge`).
@@ -37,40 +133,52 @@ pub enum ImageSource<'a> {
 }
 
 impl ImageSource<'_> {
-    async fn manifest(&self, d: &Digest) -> anyhow::Result<Bytes> {
+    async fn manifest(&self, d: &Digest) -> Result<Bytes, PublishError> {
         match self {
             ImageSource::Layout(dir) => read_layout_blob(dir, d),
             ImageSource::Registry { known: Some(m), .. } if m.digest == *d => Ok(m.bytes.clone()),
             ImageSource::Registry { client, repo, .. } => {
-                Ok(client.manifest_get(&repo.with_digest(d.clone())).await?.bytes)
+                let reference = repo.with_digest(d.clone());
+                match client.manifest_get(&reference).await {
+                    Ok(m) => Ok(m.bytes),
+                    Err(source) => {
+                        Err(PublishError::Read { what: "manifest", reference: reference.to_string(), source })
+                    }
+                }
             }
         }
     }
-    async fn blob(&self, d: &Digest) -> anyhow::Result<Bytes> {
+    async fn blob(&self, d: &Digest) -> Result<Bytes, PublishError> {
         match self {
             ImageSource::Layout(dir) => read_layout_blob(dir, d),
-            ImageSource::Registry { client, repo, .. } => Ok(client.blob_get(repo, d).await?),
+            ImageSource::Registry { client, repo, .. } => client.blob_get(repo, d).await.map_err(|source| {
+                PublishError::Read { what: "blob", reference: repo.with_digest(d.clone()).to_string(), source }
+            }),
         }
     }
 }
 
-fn read_layout_blob(dir: &Path, d: &Digest) -> anyhow::Result<Bytes> {
+fn read_layout_blob(dir: &Path, d: &Digest) -> Result<Bytes, PublishError> {
     let path = dir.join("blobs/sha256").join(d.hex());
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(source) => return Err(PublishError::ReadLayout { path, source }),
+    };
     if Digest::of(&bytes) != *d {
-        bail!("{} does not hash to its name", path.display());
+        return Err(PublishError::LayoutDigest { path });
     }
     Ok(bytes.into())
 }
 
 /// The platform an image manifest's config declares, and the image's size (config + layers).
-async fn platform_of_manifest(src: &ImageSource<'_>, digest: &Digest) -> anyhow::Result<(DescriptorPlatform, u64)> {
+async fn platform_of_manifest(
+    src: &ImageSource<'_>,
+    digest: &Digest,
+) -> Result<(DescriptorPlatform, u64), PublishError> {
     let bytes = src.manifest(digest).await?;
-    let m: ImageManifest =
-        serde_json::from_slice(&bytes).with_context(|| format!("manifest {digest} is not an image manifest"))?;
+    let m: ImageManifest = serde_json::from_slice(&bytes).map_err(malformed(digest, "an image manifest"))?;
     let cfg = src.blob(&m.config.digest).await?;
-    let c: ImageConfig =
-        serde_json::from_slice(&cfg).with_context(|| format!("config {} is not an image config", m.config.digest))?;
+    let c: ImageConfig = serde_json::from_slice(&cfg).map_err(malformed(&m.config.digest, "an image config"))?;
     let size = m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>();
     Ok((
         DescriptorPlatform {
@@ -106,15 +214,14 @@ pub struct ResolvedImage {
 /// Resolves what `top` names: an image manifest, or an index whose images (with `platform`
 /// read from each config) and attestation manifests are flattened. Nested indexes are
 /// flattened too.
-pub async fn resolve(src: &ImageSource<'_>, top: &Descriptor) -> anyhow::Result<Vec<ResolvedImage>> {
+pub async fn resolve(src: &ImageSource<'_>, top: &Descriptor) -> Result<Vec<ResolvedImage>, PublishError> {
     let mut images: Vec<Descriptor> = Vec::new();
     let mut attestations: Vec<Descriptor> = Vec::new();
     let mut pending = vec![top.clone()];
     while let Some(d) = pending.pop() {
         if oci::is_index(&d.media_type) {
             let bytes = src.manifest(&d.digest).await?;
-            let idx: Index =
-                serde_json::from_slice(&bytes).with_context(|| format!("index {} is unreadable", d.digest))?;
+            let idx: Index = serde_json::from_slice(&bytes).map_err(malformed(&d.digest, "an index"))?;
             for e in idx.manifests.into_iter().rev() {
                 if e.is_attestation() {
                     attestations.push(e);
@@ -128,15 +235,14 @@ pub async fn resolve(src: &ImageSource<'_>, top: &Descriptor) -> anyhow::Result<
     }
     let mut out = Vec::new();
     for image in images {
-        let (from_config, image_size) = platform_of_manifest(src, &image.digest)
-            .await
-            .with_context(|| format!("reading the config of {}", image.digest))?;
-        let platform = from_config.platform().with_context(|| {
-            format!(
-                "image {} names no known platform in its config (os `{}`, architecture `{}`)",
-                image.digest, from_config.os, from_config.architecture
-            )
-        })?;
+        let (from_config, image_size) = platform_of_manifest(src, &image.digest).await?;
+        let Some(platform) = from_config.platform() else {
+            return Err(PublishError::UnknownPlatform {
+                digest: image.digest,
+                os: from_config.os,
+                architecture: from_config.architecture,
+            });
+        };
         let mine: Vec<Descriptor> = attestations
             .iter()
             .filter(|a| a.annotation(oci::ANN_REFERENCE_DIGEST) == Some(image.digest.as_str()))
@@ -150,16 +256,18 @@ pub async fn resolve(src: &ImageSource<'_>, top: &Descriptor) -> anyhow::Result<
 
 /// The index entries one platform's build contributes: its image manifest with `platform`
 /// filled from the config, then any attestation manifests buildx attached, as they were.
-pub async fn entries_for(src: &ImageSource<'_>, built: &Built) -> anyhow::Result<Entries> {
+pub async fn entries_for(src: &ImageSource<'_>, built: &Built) -> Result<Entries, PublishError> {
     let want = &built.platform;
     let top = built.descriptor.bare();
-    let mut images = resolve(src, &top).await.with_context(|| format!("{want}: reading the build's result"))?;
-    if images.len() != 1 {
-        bail!("{want}: the build produced {} images, expected exactly one", images.len());
-    }
-    let image = images.remove(0);
+    let images = resolve(src, &top)
+        .await
+        .map_err(|e| PublishError::BuildResult { platform: want.clone(), source: Box::new(e) })?;
+    let image = match <[ResolvedImage; 1]>::try_from(images) {
+        Ok([image]) => image,
+        Err(images) => return Err(PublishError::ImageCount { platform: want.clone(), count: images.len() }),
+    };
     if image.platform != *want {
-        bail!("{want}: the image's config says it is {}; check the final stage's `FROM --platform`", image.platform);
+        return Err(PublishError::WrongPlatform { platform: want.clone(), found: image.platform });
     }
     let mut descriptors = vec![image.descriptor];
     descriptors.extend(image.attestations);
@@ -169,7 +277,10 @@ pub async fn entries_for(src: &ImageSource<'_>, built: &Built) -> anyhow::Result
 /// Builds the index from every platform's entries (pure). An OCI index unless every child is
 /// a Docker media type, then a Docker manifest list. Images first, in the order given, then
 /// attestations, as `docker buildx imagetools create` lays them out.
-pub fn index_of(per_platform: Vec<Vec<Descriptor>>, annotations: BTreeMap<String, String>) -> anyhow::Result<Index> {
+pub fn index_of(
+    per_platform: Vec<Vec<Descriptor>>,
+    annotations: BTreeMap<String, String>,
+) -> Result<Index, PublishError> {
     let mut images = Vec::new();
     let mut attestations = Vec::new();
     let mut seen: Vec<Platform> = Vec::new();
@@ -179,10 +290,11 @@ pub fn index_of(per_platform: Vec<Vec<Descriptor>>, annotations: BTreeMap<String
                 attestations.push(e);
                 continue;
             }
-            let p =
-                e.platform.as_ref().and_then(DescriptorPlatform::platform).context("an image entry has no platform")?;
+            let Some(p) = e.platform.as_ref().and_then(DescriptorPlatform::platform) else {
+                return Err(PublishError::NoPlatform { digest: e.digest });
+            };
             if seen.contains(&p) {
-                bail!("platform {p} appears twice; each platform may have one image");
+                return Err(PublishError::DuplicatePlatform { platform: p });
             }
             seen.push(p);
             images.push(e);
@@ -218,16 +330,17 @@ async fn push_image(
     layout: &Path,
     d: &Descriptor,
     stats: &mut PushStats,
-) -> anyhow::Result<()> {
+) -> Result<(), PublishError> {
     let bytes = read_layout_blob(layout, &d.digest)?;
-    let m: ImageManifest =
-        serde_json::from_slice(&bytes).with_context(|| format!("manifest {} is not an image manifest", d.digest))?;
+    let m: ImageManifest = serde_json::from_slice(&bytes).map_err(malformed(&d.digest, "an image manifest"))?;
     let blobs: Vec<&Descriptor> = std::iter::once(&m.config).chain(&m.layers).collect();
-    let results: Vec<anyhow::Result<(bool, u64)>> = futures_util::stream::iter(blobs)
+    let results: Vec<Result<(bool, u64), PublishError>> = futures_util::stream::iter(blobs)
         .map(|b| async move {
             let path = layout.join("blobs/sha256").join(b.digest.hex());
-            let uploaded = client.blob_put(repo, &b.digest, Body::File { path, len: b.size }).await?;
-            Ok((uploaded, b.size))
+            match client.blob_put(repo, &b.digest, Body::File { path, len: b.size }).await {
+                Ok(uploaded) => Ok((uploaded, b.size)),
+                Err(source) => Err(push_error("blob", repo, &b.digest, source)),
+            }
         })
         .buffer_unordered(BLOB_UPLOADS)
         .collect()
@@ -240,8 +353,26 @@ async fn push_image(
             stats.bytes_uploaded += size;
         }
     }
-    client.manifest_put(&repo.with_digest(d.digest.clone()), &bytes, &d.media_type).await?;
-    Ok(())
+    put_manifest(client, repo, &d.digest, &bytes, &d.media_type, "manifest").await
+}
+
+fn push_error(what: &'static str, repo: &Reference, digest: &Digest, source: RegistryError) -> PublishError {
+    PublishError::Push { what, reference: repo.with_digest(digest.clone()).to_string(), source }
+}
+
+/// Puts `bytes` as `repo@digest`.
+async fn put_manifest(
+    client: &Client,
+    repo: &Reference,
+    digest: &Digest,
+    bytes: &Bytes,
+    media_type: &str,
+    what: &'static str,
+) -> Result<(), PublishError> {
+    match client.manifest_put(&repo.with_digest(digest.clone()), bytes, media_type).await {
+        Ok(_) => Ok(()),
+        Err(source) => Err(push_error(what, repo, digest, source)),
+    }
 }
 
 /// Pushes one platform's result from its OCI layout to `repo` by digest, children before
@@ -251,16 +382,15 @@ pub async fn push_by_digest(
     repo: &Reference,
     layout: &Path,
     top: &Descriptor,
-) -> anyhow::Result<PushStats> {
+) -> Result<PushStats, PublishError> {
     let mut stats = PushStats::default();
     if oci::is_index(&top.media_type) {
         let bytes = read_layout_blob(layout, &top.digest)?;
-        let idx: Index =
-            serde_json::from_slice(&bytes).with_context(|| format!("index {} is unreadable", top.digest))?;
+        let idx: Index = serde_json::from_slice(&bytes).map_err(malformed(&top.digest, "an index"))?;
         for child in &idx.manifests {
             push_image(client, repo, layout, child, &mut stats).await?;
         }
-        client.manifest_put(&repo.with_digest(top.digest.clone()), &bytes, &top.media_type).await?;
+        put_manifest(client, repo, &top.digest, &bytes, &top.media_type, "index").await?;
     } else {
         push_image(client, repo, layout, top, &mut stats).await?;
     }
@@ -281,19 +411,7 @@ pub struct Published {
 /// cancelled): an unreachable registry or rejected credentials, with the fix.
 pub async fn check_access(client: &Client, repo: &Reference) -> Result<(), UserError> {
     client.check_push(repo).await.map_err(|e| {
-        let hint = match &e {
-            RegistryError::Unreachable { .. } => format!(
-                "check that `{}` is the right registry and is reachable from here; a plain-HTTP registry needs `--insecure-registry {}`",
-                repo.registry, repo.registry
-            ),
-            RegistryError::Unauthorized { .. } | RegistryError::Denied { .. } => format!(
-                "log in with `docker login {}`, or set `{}` and `{}`",
-                repo.registry,
-                crate::env::REGISTRY_USERNAME,
-                crate::env::REGISTRY_PASSWORD
-            ),
-            _ => "nothing was built; fix the registry access and run again".into(),
-        };
+        let hint = e.hint().unwrap_or_else(|| "nothing was built; fix the registry access and run again".into());
         UserError::failure(format!("cannot push to `{}`; nothing was built", repo.name())).hint(hint).caused_by(e)
     })
 }
@@ -320,8 +438,13 @@ pub async fn build_result(
     let index = index_of(platforms.iter().map(|(_, e)| e.descriptors.clone()).collect(), Default::default())?;
     let failed = |repo: &Reference| {
         let name = repo.name();
-        move |e: anyhow::Error| {
-            UserError::failure(format!("publishing to {name} failed")).caused_by(e.into_boxed_dyn_error())
+        move |e: PublishError| {
+            let hint = e.hint();
+            let u = UserError::failure(format!("publishing to {name} failed")).caused_by(e);
+            match hint {
+                Some(h) => u.hint(h),
+                None => u,
+            }
         }
     };
     let published = match &req.output {
@@ -350,22 +473,15 @@ pub async fn to_registry(
     repo: &Reference,
     index: &Index,
     tags: &[Reference],
-) -> anyhow::Result<Published> {
+) -> Result<Published, PublishError> {
     let bytes = Bytes::from(index.to_bytes());
     let top = Descriptor::of(index.media_type.clone(), &bytes);
-    client
-        .manifest_put(&repo.with_digest(top.digest.clone()), &bytes, &index.media_type)
-        .await
-        .with_context(|| format!("pushing the index to {}", repo.name()))?;
+    put_manifest(client, repo, &top.digest, &bytes, &index.media_type, "index").await?;
     let mut moved = Vec::new();
     for t in tags {
-        client.manifest_put(t, &bytes, &index.media_type).await.with_context(|| {
-            if moved.is_empty() {
-                format!("tagging {t}")
-            } else {
-                format!("tagging {t} (already tagged: {})", moved.join(", "))
-            }
-        })?;
+        if let Err(source) = client.manifest_put(t, &bytes, &index.media_type).await {
+            return Err(PublishError::Tag { tag: t.to_string(), moved, source });
+        }
         moved.push(t.to_string());
     }
     Ok(Published { location: repo.with_digest(top.digest.clone()).to_string(), index: top, tags: moved })
@@ -373,36 +489,45 @@ pub async fn to_registry(
 
 /// Writes the index into an OCI image layout at `out`, moving every platform's blobs from its
 /// staging layout, and names it in `index.json` once per tag (`org.opencontainers.image.ref.name`).
-pub fn to_layout(out: &Path, staging: &[PathBuf], index: &Index, tags: &[String]) -> anyhow::Result<Published> {
+pub fn to_layout(out: &Path, staging: &[PathBuf], index: &Index, tags: &[String]) -> Result<Published, PublishError> {
+    let write = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PublishError::WriteLayout { path, source }
+    };
     let blobs = out.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
+    std::fs::create_dir_all(&blobs).map_err(write(&blobs))?;
     for dir in staging {
         let from = dir.join("blobs/sha256");
-        for entry in std::fs::read_dir(&from).with_context(|| format!("reading {}", from.display()))? {
-            let entry = entry?;
+        let read = |source| PublishError::ReadLayout { path: from.clone(), source };
+        for entry in std::fs::read_dir(&from).map_err(read)? {
+            let entry = entry.map_err(read)?;
             let dest = blobs.join(entry.file_name());
             if dest.exists() {
                 continue;
             }
             std::fs::rename(entry.path(), &dest)
                 .or_else(|_| std::fs::copy(entry.path(), &dest).map(|_| ()))
-                .with_context(|| format!("moving {} into {}", entry.path().display(), blobs.display()))?;
+                .map_err(write(&dest))?;
         }
     }
     let bytes = index.to_bytes();
-    let desc = Descriptor::of(index.media_type.clone(), &bytes);
-    std::fs::write(blobs.join(desc.digest.hex()), &bytes)?;
+    let digest = Digest::of(&bytes);
+    let index_blob = blobs.join(digest.hex());
+    std::fs::write(&index_blob, &bytes).map_err(write(&index_blob))?;
+    let desc = Descriptor::new(index.media_type.clone(), digest.clone(), bytes.len() as u64);
     let refs: Vec<Descriptor> = if tags.is_empty() {
         vec![desc.clone()]
     } else {
         tags.iter().map(|t| desc.clone().with_annotation(oci::ANN_REF_NAME, t)).collect()
     };
     let top = Index { schema_version: 2, media_type: oci::OCI_INDEX.into(), manifests: refs, annotations: None };
-    std::fs::write(out.join("oci-layout"), b"{\"imageLayoutVersion\":\"1.0.0\"}\n")?;
+    let marker = out.join("oci-layout");
+    std::fs::write(&marker, b"{\"imageLayoutVersion\":\"1.0.0\"}\n").map_err(write(&marker))?;
     // Written last: a layout whose index.json exists is complete.
     let tmp = out.join("index.json.tmp");
-    std::fs::write(&tmp, top.to_bytes())?;
-    std::fs::rename(&tmp, out.join("index.json"))?;
+    std::fs::write(&tmp, top.to_bytes()).map_err(write(&tmp))?;
+    let index_json = out.join("index.json");
+    std::fs::rename(&tmp, &index_json).map_err(write(&index_json))?;
     Ok(Published { index: desc, location: out.display().to_string(), tags: tags.to_vec() })
 }
 
@@ -479,6 +604,77 @@ mod tests {
             BTreeMap::new(),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("linux/arm64 appears twice"), "{e}");
+        assert_eq!(e.to_string(), "platform linux/arm64 appears twice; each platform may have one image");
+        let e = index_of(vec![vec![d(1, oci::OCI_MANIFEST, None)]], BTreeMap::new()).unwrap_err();
+        assert_eq!(e.to_string(), format!("index entry `{}` is an image without a platform", Digest::of(&[1])));
+    }
+
+    /// An OCI layout holding one image whose config says `config_platform`.
+    fn layout(dir: &Path, config_platform: &str) -> Descriptor {
+        let blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let put = |bytes: &[u8]| {
+            let digest = Digest::of(bytes);
+            std::fs::write(blobs.join(digest.hex()), bytes).unwrap();
+            Descriptor {
+                media_type: oci::OCI_MANIFEST.into(),
+                digest,
+                size: bytes.len() as u64,
+                platform: None,
+                annotations: None,
+                artifact_type: None,
+            }
+        };
+        let (os, arch) = config_platform.split_once('/').unwrap();
+        let config = put(format!(r#"{{"os":"{os}","architecture":"{arch}"}}"#).as_bytes());
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": oci::OCI_MANIFEST,
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest.to_string(), "size": config.size },
+            "layers": [],
+        });
+        put(manifest.to_string().as_bytes())
+    }
+
+    fn built(dir: &Path, platform: &str, descriptor: Descriptor) -> Built {
+        Built {
+            platform: platform.parse().unwrap(),
+            descriptor,
+            duration: std::time::Duration::ZERO,
+            layout: dir.to_path_buf(),
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_name_the_platform_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = layout(dir.path(), "linux/arm64");
+        let src = ImageSource::Layout(dir.path());
+
+        let e = entries_for(&src, &built(dir.path(), "linux/amd64", top.clone())).await.unwrap_err();
+        assert_eq!(e.to_string(), "linux/amd64: the image's config says it is linux/arm64");
+        assert_eq!(
+            e.hint().as_deref(),
+            Some("check the final stage's `FROM --platform`; it should be `$TARGETPLATFORM` or absent")
+        );
+
+        let missing = Descriptor { digest: Digest::of(b"gone"), ..top.clone() };
+        let e = entries_for(&src, &built(dir.path(), "linux/arm64", missing.clone())).await.unwrap_err();
+        assert_eq!(e.to_string(), "linux/arm64: cannot read the build's result");
+        let path = dir.path().join("blobs/sha256").join(missing.digest.hex());
+        let cause = std::error::Error::source(&e).unwrap();
+        assert_eq!(cause.to_string(), format!("cannot read `{}`", path.display()));
+        assert!(std::error::Error::source(cause).is_some(), "the io::Error is kept as the source");
+
+        std::fs::write(dir.path().join("blobs/sha256").join(top.digest.hex()), b"{}").unwrap();
+        let e = read_layout_blob(dir.path(), &top.digest).unwrap_err();
+        let path = dir.path().join("blobs/sha256").join(top.digest.hex());
+        assert_eq!(e.to_string(), format!("`{}` does not hash to its name; the OCI layout is damaged", path.display()));
+    }
+
+    #[test]
+    fn a_failed_tag_says_which_tags_moved() {
+        assert_eq!(moved_suffix(&[]), "");
+        assert_eq!(moved_suffix(&["r/a:1".into(), "r/a:2".into()]), " (already tagged: `r/a:1`, `r/a:2`)");
     }
 }

@@ -132,14 +132,10 @@ impl Log {
         self.reporter.success(text);
     }
 
-    /// A failed run: the whole rendered error, then the CI's failure mark (GitHub `::error::`,
-    /// Bitbucket `✖`) with its first line.
+    /// A failed run: the error as `crate::error::render` wrote it, once, its `error:` line
+    /// spelled as the CI marks a failure (GitHub `::error::`, Bitbucket `✖`).
     pub fn failure(&self, rendered: &str) {
-        for l in rendered.lines() {
-            self.reporter.line(l);
-        }
-        let first = rendered.lines().next().unwrap_or("failed").trim_start_matches("error: ");
-        self.reporter.failure(first);
+        self.reporter.failure(rendered);
     }
 }
 
@@ -228,10 +224,15 @@ pub struct PlanJson {
 #[derive(Serialize)]
 pub struct PlatformPlanJson {
     pub platform: String,
-    /// `native`, `cross`, `remote`, `emulated` or `impossible`.
+    /// `assembled`, `native`, `cross`, `remote`, `emulated` or `impossible`.
     pub strategy: String,
     pub reason: String,
     pub foreign_code: bool,
+    /// Whether archway can assemble the target for this platform (no RUN in the stages it
+    /// needs), and if not the line that decides it and why.
+    pub assemblable: bool,
+    pub assemble_line: Option<usize>,
+    pub assemble_reason: Option<String>,
     /// The deciding RUN's file and line, when code is foreign.
     pub file: Option<String>,
     pub line: Option<usize>,
@@ -252,6 +253,14 @@ pub fn plan_json(plan: &crate::plan::Plan, analysis: &crate::dockerfile::Analysi
     let tried = |t: &[(crate::plan::StrategyKind, String)]| {
         t.iter().map(|(k, w)| TriedJson { strategy: k.to_string(), why_not: w.clone() }).collect::<Vec<_>>()
     };
+    let assemble = |p: &crate::platform::Platform| {
+        let v = analysis.for_platform(p);
+        (
+            v.is_some_and(|v| v.assemblable),
+            v.and_then(|v| v.not_assemblable.as_ref().map(|l| l.line)),
+            v.and_then(|v| v.not_assemblable_reason.clone()),
+        )
+    };
     PlanJson {
         platforms: plan
             .platforms
@@ -262,6 +271,9 @@ pub fn plan_json(plan: &crate::plan::Plan, analysis: &crate::dockerfile::Analysi
                     strategy: p.strategy.kind().to_string(),
                     reason: why(p),
                     foreign_code: p.foreign_code,
+                    assemblable: assemble(&p.platform).0,
+                    assemble_line: assemble(&p.platform).1,
+                    assemble_reason: assemble(&p.platform).2,
                     file: p.deciding.as_ref().map(|d| d.file.clone()),
                     line: p.deciding.as_ref().map(|d| d.line),
                     instruction: p.deciding.as_ref().map(|d| d.instruction.clone()),
@@ -274,6 +286,9 @@ pub fn plan_json(plan: &crate::plan::Plan, analysis: &crate::dockerfile::Analysi
                     strategy: "impossible".into(),
                     reason: i.reason(),
                     foreign_code: i.foreign_code,
+                    assemblable: assemble(&i.platform).0,
+                    assemble_line: assemble(&i.platform).1,
+                    assemble_reason: assemble(&i.platform).2,
                     file: i.deciding.as_ref().map(|d| d.file.clone()),
                     line: i.deciding.as_ref().map(|d| d.line),
                     instruction: i.deciding.as_ref().map(|d| d.instruction.clone()),

@@ -511,9 +511,11 @@ fn gitlab_sections() {
     }
 }
 
+/// A run ends with `✔ …` in green, or with its error: `✖ …` in red, then the error's causes and
+/// hint (the contract of `archway::error::render`, printed once).
 #[test]
-fn bitbucket_last_line_is_a_tick_or_a_cross() {
-    for (ok, mark) in [(true, "✔ "), (false, "✖ ")] {
+fn bitbucket_ends_with_a_tick_or_the_error_under_a_cross() {
+    for ok in [true, false] {
         let cap = Capture::default();
         let log = CiLog::new(PipeStyle { debug: true }, Box::new(cap.clone()));
         log.group_start("Building");
@@ -522,15 +524,29 @@ fn bitbucket_last_line_is_a_tick_or_a_cross() {
         if ok {
             log.success("Image pushed");
         } else {
-            log.failure("1 platform failed:\nlinux/arm64");
+            log.failure(
+                "error: 1 of 2 platforms failed\n  Caused by: linux/arm64: exit 1\n\nhint: see `[linux/arm64]`",
+            );
         }
         let text = strip_ansi(&cap.text());
-        let last = text.lines().last().unwrap();
-        assert!(last.starts_with(mark), "{text}");
         assert!(text.contains("DEBUG: probe done"), "{text}");
         assert!(text.contains("INFO: linux/arm64: emulated"), "{text}");
-        let colour = if ok { "\x1b[32m" } else { "\x1b[31m" };
-        assert!(cap.text().lines().last().unwrap().starts_with(colour));
+        let raw = cap.text();
+        let lines: Vec<&str> = raw.lines().collect();
+        if ok {
+            assert_eq!(lines.last(), Some(&"\x1b[32m✔ Image pushed\x1b[0m"), "{text}");
+        } else {
+            assert_eq!(
+                lines[lines.len() - 4..],
+                [
+                    "\x1b[31m✖ 1 of 2 platforms failed\x1b[0m",
+                    "  Caused by: linux/arm64: exit 1",
+                    "",
+                    "hint: see `[linux/arm64]`"
+                ],
+                "{text}"
+            );
+        }
     }
     // DEBUG unset: no debug lines.
     let env = fixture("bitbucket-tag");
@@ -548,10 +564,11 @@ fn local_log_is_plain() {
     log.group_start("plan");
     log.warning(Some("Dockerfile"), Some(3), "slow");
     log.line("#5 [linux/arm64 2/3] RUN make");
-    log.failure("linux/arm64 failed");
+    log.failure("error: 1 of 1 platforms failed\n  Caused by: linux/arm64: exit 1\n\nhint: see the `RUN make` output");
     assert_eq!(
         cap.text(),
-        "==> plan\nwarning: Dockerfile:3: slow\n#5 [linux/arm64 2/3] RUN make\nlinux/arm64 failed\n"
+        "==> plan\nwarning: Dockerfile:3: slow\n#5 [linux/arm64 2/3] RUN make\nerror: 1 of 1 platforms failed\n  \
+         Caused by: linux/arm64: exit 1\n\nhint: see the `RUN make` output\n"
     );
 }
 

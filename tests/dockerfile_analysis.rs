@@ -549,14 +549,18 @@ fn no_platforms_still_checks_and_finds_needed_stages() {
     assert!(matches!(e, AnalysisError::EmptyBase { line: 2, .. }), "{e}");
 }
 
-/// Each error names the file and line and says what was expected.
+/// Each error names the file and line and says what was expected; its hint says how to fix it.
 #[test]
 fn errors_point_at_the_problem() {
     let cases: &[(&str, Option<&str>, &[&str])] = &[
         (
             UNUSED_STAGE,
             Some("buld"),
-            &["target stage `buld` not found in `Dockerfile`", "`tests`, `build`", "did you mean `build`?"],
+            &[
+                "target stage `buld` not found in `Dockerfile`",
+                "`tests`, `build`",
+                "hint: did you mean `--target build`?",
+            ],
         ),
         ("FROM alpine\nFROM alpine\n", Some("x"), &["names no stage"]),
         ("ARG BASE\nFROM $BASE\nRUN x\n", None, &["Dockerfile:2: FROM `$BASE` expands to an empty image name"]),
@@ -565,7 +569,7 @@ fn errors_point_at_the_problem() {
             None,
             &[
                 "Dockerfile:4: `COPY --from=${BUILDER}`: BuildKit does not expand variables",
-                "FROM ${BUILDER} AS <name>",
+                "hint: declare the ARG before the first FROM, add a stage `FROM ${BUILDER} AS <name>`",
             ],
         ),
         (
@@ -576,7 +580,7 @@ fn errors_point_at_the_problem() {
         (
             "ARG NAME=x\nFROM alpine AS ${NAME}\n",
             None,
-            &["Dockerfile:2: invalid stage name `${NAME}`", "does not expand ARGs"],
+            &["Dockerfile:2: invalid stage name `${NAME}`", "hint: BuildKit does not expand ARGs in stage names"],
         ),
         ("FROM alpine AS a\nCOPY --from=a /x /y\n", None, &["Dockerfile:2: circular dependency: stage `a`"]),
         (
@@ -589,8 +593,15 @@ fn errors_point_at_the_problem() {
             None,
             &["Dockerfile:3: `COPY --from=2`: there is no stage 2; expected 0 to 1"],
         ),
-        ("FROM alpine\nRUN <<EOF\necho\n", None, &["Dockerfile:2: heredoc `EOF` is never terminated"]),
-        ("FROM alpine\nRUNN make\n", None, &["Dockerfile:2: unknown instruction `RUNN`; did you mean `RUN`?"]),
+        (
+            "FROM alpine\nRUN <<EOF\necho\n",
+            None,
+            &[
+                "Dockerfile:2: heredoc `EOF` is never terminated",
+                "hint: end the heredoc with a line holding only `EOF`",
+            ],
+        ),
+        ("FROM alpine\nRUNN make\n", None, &["Dockerfile:2: unknown instruction `RUNN`\nhint: did you mean `RUN`?"]),
         ("RUN make\nFROM alpine\n", None, &["Dockerfile:1: `RUN` comes before the first FROM"]),
         ("ARG X=1\n", None, &["has no FROM instruction"]),
         ("FROM --platform=$NOPE alpine\n", None, &["Dockerfile:1: `--platform=$NOPE` expands to an empty platform"]),
@@ -598,7 +609,10 @@ fn errors_point_at_the_problem() {
         (
             "FROM alpine AS build\nFROM Build\n",
             None,
-            &["Dockerfile:2: FROM `Build` is not a valid image name", "write `FROM build`"],
+            &[
+                "Dockerfile:2: FROM `Build` is not a valid image name",
+                "hint: to build on stage `build`, write `FROM build`",
+            ],
         ),
         (
             "FROM ${TAG:?set-TAG}\n",
@@ -611,7 +625,7 @@ fn errors_point_at_the_problem() {
         match (Run { target: *target, ..run(text) }).analyze() {
             Ok(_) => failures.push(format!("{text:?}: accepted")),
             Err(e) => {
-                let msg = e.to_string();
+                let msg = format!("{e}\nhint: {}", e.hint());
                 for want in *wants {
                     if !msg.contains(want) {
                         failures.push(format!("{text:?}: message {msg:?} lacks {want:?}"));

@@ -202,11 +202,12 @@ fn bitbucket_pipe_ends_with_a_tick_or_a_cross() {
             ("REGISTRY_PASSWORD", PASSWORD.into()),
         ]
     };
-    // A bad variable: ✖, non-zero, nothing pushed.
+    // A bad variable: the error marked ✖, its hint last, non-zero, nothing pushed.
     let out = run_as_ci(&base("maybe"), ws.path(), &["build"]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.trim_end().lines().last().unwrap().contains("✖"), "{stderr}");
+    assert!(stderr.lines().any(|l| l.contains("✖ `PUSH` is `maybe`")), "{stderr}");
+    assert!(stderr.trim_end().lines().last().unwrap().starts_with("hint: "), "{stderr}");
     assert!(stderr.contains("PUSH"), "names the variable: {stderr}");
     assert!(tag_digest(&repo, "main").is_none());
     assert_no_leak("bitbucket bad", &out, ws.path());

@@ -254,7 +254,7 @@ async fn an_engine_that_is_not_there() {
     let port = closed_port();
     let host = format!("tcp://127.0.0.1:{port}");
     let e = engine::probe_engine(&EngineEndpoint { host: host.clone(), cert_dir: None }, false).await.unwrap_err();
-    assert_eq!(e, format!("connection refused at {host}"));
+    assert_eq!(e.to_string(), format!("connection refused at {host}"));
 }
 
 #[tokio::test]
@@ -269,7 +269,7 @@ async fn the_lab_buildx() {
     }
     assert_eq!(b.refused, None);
     let e = buildx::probe_buildx(Path::new("/nonexistent/docker")).await.unwrap_err();
-    assert_eq!(e, "`/nonexistent/docker` is not installed (not found)");
+    assert_eq!(e.to_string(), "`/nonexistent/docker` is not installed (not found)");
 }
 
 /// A loopback port nothing listens on.

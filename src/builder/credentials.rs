@@ -6,7 +6,7 @@
 
 use std::io::{Read as _, Write as _};
 
-use anyhow::Context as _;
+use std::path::{Path, PathBuf};
 
 use crate::inputs::Runner;
 use crate::inputs::environment::{HelperCall, HelperCredential};
@@ -21,6 +21,38 @@ pub const VAR_SERVER: &str = "ARCHWAY_CREDENTIAL_SERVER";
 pub const VAR_USERNAME: &str = "ARCHWAY_CREDENTIAL_USERNAME";
 pub const VAR_SECRET: &str = "ARCHWAY_CREDENTIAL_SECRET";
 
+/// Why the private Docker config for buildx could not be prepared. Names the registry and the
+/// path involved, never the credential.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("cannot prepare a private Docker config for `{registry}` in `{}`", .path.display())]
+    Write {
+        registry: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the Docker config `{}` is not a JSON object", .path.display())]
+    NotAnObject { path: PathBuf },
+    #[error("`credHelpers` in the Docker config `{}` is not a JSON object", .path.display())]
+    HelpersNotAnObject { path: PathBuf },
+    #[error("cannot locate archway's own executable to serve as `docker-credential-{HELPER}`")]
+    OwnExecutable(#[source] std::io::Error),
+}
+
+impl CredentialError {
+    /// The one fix to suggest.
+    pub fn hint(&self) -> String {
+        match self {
+            CredentialError::Write { .. } => "make the temporary directory (`TMPDIR`) writable".into(),
+            CredentialError::NotAnObject { path } | CredentialError::HelpersNotAnObject { path } => {
+                format!("fix `{}`, or point `DOCKER_CONFIG` at another directory", path.display())
+            }
+            CredentialError::OwnExecutable(_) => "run archway from a path it can read back (`/proc/self/exe`)".into(),
+        }
+    }
+}
+
 /// A private Docker config for buildx children; removed when dropped.
 pub struct CredentialBridge {
     dir: tempfile::TempDir,
@@ -34,34 +66,42 @@ pub struct CredentialBridge {
 impl CredentialBridge {
     /// A private config for `registry`, copied from the runner's Docker config, with archway
     /// (the runner's `exe`) as the credential helper for that registry.
-    pub fn new(registry: &str, cred: &Credential, runner: &Runner) -> anyhow::Result<Self> {
+    pub fn new(registry: &str, cred: &Credential, runner: &Runner) -> Result<Self, CredentialError> {
         use std::os::unix::fs::PermissionsExt as _;
         let original = &runner.docker_config;
-        let dir = tempfile::Builder::new().prefix("archway-docker-config-").tempdir()?;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
-        let mut cfg: serde_json::Value = std::fs::read(original.join("config.json"))
+        let write = |path: &Path| {
+            let (registry, path) = (registry.to_string(), path.to_path_buf());
+            move |source| CredentialError::Write { registry, path, source }
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("archway-docker-config-")
+            .tempdir()
+            .map_err(write(&tempfile::env::temp_dir()))?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).map_err(write(dir.path()))?;
+        let original_config = original.join("config.json");
+        let cfg: serde_json::Value = std::fs::read(&original_config)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_else(|| serde_json::json!({}));
         let server = docker_config_key(registry).to_string();
-        let obj = cfg.as_object_mut().context("the Docker config is not a JSON object")?;
-        let helpers = obj.entry("credHelpers").or_insert_with(|| serde_json::json!({}));
-        helpers
-            .as_object_mut()
-            .context("`credHelpers` in the Docker config is not an object")?
-            .insert(server.clone(), serde_json::json!(HELPER));
-        std::fs::write(dir.path().join("config.json"), serde_json::to_vec(&cfg)?)?;
+        let cfg = with_helper(cfg, &server, &original_config)?;
+        let config = dir.path().join("config.json");
+        std::fs::write(&config, cfg.to_string()).map_err(write(&config))?;
         // The user's builders, contexts and CLI plugins stay visible.
         for sub in ["buildx", "cli-plugins", "contexts"] {
             let from = original.join(sub);
             if from.exists() {
-                std::os::unix::fs::symlink(&from, dir.path().join(sub))?;
+                let link = dir.path().join(sub);
+                std::os::unix::fs::symlink(&from, &link).map_err(write(&link))?;
             }
         }
         let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin)?;
-        let me = runner.exe.as_ref().context("locating archway's own executable")?;
-        std::os::unix::fs::symlink(me, bin.join(format!("docker-credential-{HELPER}")))?;
+        std::fs::create_dir(&bin).map_err(write(&bin))?;
+        let me = runner.exe.as_ref().ok_or_else(|| {
+            CredentialError::OwnExecutable(std::io::Error::other("the path of archway's executable is unknown"))
+        })?;
+        let helper = bin.join(format!("docker-credential-{HELPER}"));
+        std::os::unix::fs::symlink(me, &helper).map_err(write(&helper))?;
         let mut paths = vec![bin.clone()];
         paths.extend(std::env::split_paths(&runner.path));
         let path = std::env::join_paths(paths).unwrap_or_else(|_| runner.path.clone().into());
@@ -81,6 +121,17 @@ impl CredentialBridge {
             .env(VAR_USERNAME, &self.username)
             .env(VAR_SECRET, self.secret.expose());
     }
+}
+
+/// The Docker config `cfg` (read from `path`) with archway as the credential helper for `server`.
+fn with_helper(mut cfg: serde_json::Value, server: &str, path: &Path) -> Result<serde_json::Value, CredentialError> {
+    let obj = cfg.as_object_mut().ok_or_else(|| CredentialError::NotAnObject { path: path.to_path_buf() })?;
+    let helpers = obj.entry("credHelpers").or_insert_with(|| serde_json::json!({}));
+    helpers
+        .as_object_mut()
+        .ok_or_else(|| CredentialError::HelpersNotAnObject { path: path.to_path_buf() })?
+        .insert(server.to_string(), serde_json::json!(HELPER));
+    Ok(cfg)
 }
 
 /// The Docker credential-helper protocol: `get` reads a server URL on stdin and answers JSON;
@@ -113,5 +164,25 @@ pub fn serve_helper(call: &HelperCall) -> u8 {
             0
         }
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_is_added_and_odd_configs_are_named() {
+        let path = Path::new("/home/ci/.docker/config.json");
+        let cfg = with_helper(serde_json::json!({"auths": {}}), "ghcr.io", path).unwrap();
+        assert_eq!(cfg["credHelpers"]["ghcr.io"], HELPER);
+        let e = with_helper(serde_json::json!([]), "ghcr.io", path).unwrap_err();
+        assert_eq!(e.to_string(), "the Docker config `/home/ci/.docker/config.json` is not a JSON object");
+        let e = with_helper(serde_json::json!({"credHelpers": "x"}), "ghcr.io", path).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`credHelpers` in the Docker config `/home/ci/.docker/config.json` is not a JSON object"
+        );
+        assert_eq!(e.hint(), "fix `/home/ci/.docker/config.json`, or point `DOCKER_CONFIG` at another directory");
     }
 }

@@ -26,75 +26,20 @@ pub struct EngineBuilder {
 
 impl EngineBuilder {
     /// Connects to the engine at `endpoint` (the runner's, from `inputs`).
-    pub async fn connect(endpoint: &crate::probe::engine::EngineEndpoint) -> Result<Self, String> {
+    pub async fn connect(endpoint: &crate::probe::engine::EngineEndpoint) -> Result<Self, crate::probe::ProbeError> {
         crate::probe::engine::connect(&endpoint.host, endpoint.cert_dir.as_deref())
             .await
             .map(|docker| EngineBuilder { docker })
     }
 }
 
-/// `.dockerignore` patterns: Go `filepath.Match` globs with `**`, `!` exceptions, last match wins.
-pub struct DockerIgnore {
-    rules: Vec<(bool, Vec<String>)>,
-}
-
-impl DockerIgnore {
-    pub fn parse(text: &str) -> Self {
-        let rules = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|l| {
-                let (neg, pat) = match l.strip_prefix('!') {
-                    Some(p) => (true, p.trim()),
-                    None => (false, l),
-                };
-                let pat = pat.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
-                (neg, pat.split('/').filter(|s| !s.is_empty()).map(String::from).collect())
-            })
-            .collect();
-        DockerIgnore { rules }
-    }
-
-    /// Whether a context-relative path (`a/b/c`) is excluded. A pattern matching a directory
-    /// excludes what is inside it.
-    pub fn excluded(&self, rel: &str) -> bool {
-        let parts: Vec<&str> = rel.split('/').collect();
-        let mut out = false;
-        for (neg, pat) in &self.rules {
-            let hit = (1..=parts.len()).any(|n| match_parts(pat, &parts[..n]));
-            if hit {
-                out = !neg;
-            }
-        }
-        out
-    }
-}
-
-fn match_parts(pat: &[String], path: &[&str]) -> bool {
-    match (pat.first(), path.first()) {
-        (None, None) => true,
-        (Some(p), _) if p == "**" => (0..=path.len()).any(|i| match_parts(&pat[1..], &path[i..])),
-        (Some(p), Some(s)) => glob(p.as_bytes(), s.as_bytes()) && match_parts(&pat[1..], &path[1..]),
-        _ => false,
-    }
-}
-
-/// One path component against `*`, `?` and `[...]`-free globs.
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
-        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
-        (Some(b'\\'), Some(c)) if p.get(1) == Some(c) => glob(&p[2..], &s[1..]),
-        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-        _ => false,
-    }
-}
-
 /// The build context as a tar, with the Dockerfile added under `DOCKERFILE_IN_TAR`.
 fn context_tar(spec: &BuildSpec) -> std::io::Result<Vec<u8>> {
-    let ignore = DockerIgnore::parse(&std::fs::read_to_string(spec.context.join(".dockerignore")).unwrap_or_default());
+    // The classic builder reads `.dockerignore` at the context's root; the patterns are
+    // BuildKit's (one matcher for every builder: `assemble::ignore`).
+    let text = std::fs::read_to_string(spec.context.join(".dockerignore")).unwrap_or_default();
+    let ignore = super::assemble::ignore::Matcher::new(&super::assemble::ignore::read_ignore_file(&text))
+        .map_err(|e| std::io::Error::other(format!(".dockerignore: {e}")))?;
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(false);
     let mut stack = vec![spec.context.clone()];
@@ -105,10 +50,15 @@ fn context_tar(spec: &BuildSpec) -> std::io::Result<Vec<u8>> {
             let path = e.path();
             let rel =
                 path.strip_prefix(&spec.context).expect("inside the context").to_string_lossy().replace('\\', "/");
-            if ignore.excluded(&rel) {
+            let ft = e.file_type()?;
+            if ignore.matches(&rel) {
+                // An excluded directory is still walked when a `!` exception may re-include
+                // something under it.
+                if ft.is_dir() && !ignore.can_skip_dir(&rel) {
+                    stack.push(path);
+                }
                 continue;
             }
-            let ft = e.file_type()?;
             if ft.is_dir() {
                 tar.append_dir(&rel, &path)?;
                 stack.push(path);
@@ -281,32 +231,5 @@ impl Builder for EngineBuilder {
             .map_err(|e| BuildError::Result { platform: platform.clone(), detail: e.to_string() })?
             .map_err(|detail| BuildError::Result { platform: platform.clone(), detail })?;
         Ok(Built { platform: platform.clone(), descriptor, duration: started.elapsed(), layout: PathBuf::from(layout) })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dockerignore_like_docker() {
-        let ig =
-            DockerIgnore::parse("# comment\n*.log\ntarget\n**/node_modules\n!keep.log\n/secrets/*.pem\ndocs/**/*.md\n");
-        for (path, want) in [
-            ("app.log", true),
-            ("keep.log", false),
-            ("src/app.log", false),
-            ("target", true),
-            ("target/debug/x", true),
-            ("a/b/node_modules/c", true),
-            ("node_modules", true),
-            ("secrets/key.pem", true),
-            ("secrets/readme", false),
-            ("docs/a/b/x.md", true),
-            ("docs/x.md", true),
-            ("src/main.rs", false),
-        ] {
-            assert_eq!(ig.excluded(path), want, "{path}");
-        }
     }
 }

@@ -6,6 +6,7 @@
 //! retries and digest checks in archway's registry client. Builders never move tags: that is
 //! `publish`'s job, once every platform has succeeded.
 
+pub mod assemble;
 pub mod buildx;
 pub mod credentials;
 pub mod engine;
@@ -78,6 +79,13 @@ pub enum BuildError {
     Failed { platform: Platform, command: String, status: String, tail: String },
     #[error("{platform}: the builder finished but its result is unreadable: {detail}")]
     Result { platform: Platform, detail: String },
+    /// The assembler cannot do what an instruction asks (a RUN, an ADD of a git repository).
+    #[error("{platform}: {file}:{line}: `{instruction}` cannot be assembled: {reason}")]
+    NotAssemblable { platform: Platform, file: String, line: usize, instruction: String, reason: String },
+    /// An instruction failed while assembling: a missing or escaping source, a base image that
+    /// cannot be read, an invalid value.
+    #[error("{platform}: {file}:{line}: {message}")]
+    Assemble { platform: Platform, file: String, line: usize, message: String },
 }
 
 impl BuildError {
@@ -85,7 +93,9 @@ impl BuildError {
         match self {
             BuildError::Spawn { platform, .. }
             | BuildError::Failed { platform, .. }
-            | BuildError::Result { platform, .. } => platform,
+            | BuildError::Result { platform, .. }
+            | BuildError::NotAssemblable { platform, .. }
+            | BuildError::Assemble { platform, .. } => platform,
         }
     }
 }
@@ -108,6 +118,8 @@ pub trait Builder: Send + Sync {
 pub enum Chosen {
     Buildx(buildx::Buildx),
     Engine(engine::EngineBuilder),
+    /// Shared by every assembled platform, so a layer they have in common is made once.
+    Assembled(Arc<assemble::Assembler>),
 }
 
 impl Builder for Chosen {
@@ -115,6 +127,7 @@ impl Builder for Chosen {
         match self {
             Chosen::Buildx(b) => b.name(),
             Chosen::Engine(b) => b.name(),
+            Chosen::Assembled(b) => b.name(),
         }
     }
 
@@ -128,6 +141,7 @@ impl Builder for Chosen {
         match self {
             Chosen::Buildx(b) => b.build(spec, platform, layout, sink).await,
             Chosen::Engine(b) => b.build(spec, platform, layout, sink).await,
+            Chosen::Assembled(b) => b.build(spec, platform, layout, sink).await,
         }
     }
 }

@@ -58,9 +58,10 @@ async fn choose(req: &BuildRequest, planned: &[Planned]) -> anyhow::Result<Vec<(
     // buildx pulls base images with the Docker config's credentials; archway's own reach it
     // through a credential helper, never through a file.
     let bridge = match &req.registry.explicit {
-        Some((registry, cred)) => Some(Arc::new(CredentialBridge::new(registry, cred, &req.runner).map_err(|e| {
-            UserError::failure("cannot prepare the registry credentials for buildx").caused_by(e.into_boxed_dyn_error())
-        })?)),
+        Some((registry, cred)) => Some(Arc::new(
+            CredentialBridge::new(registry, cred, &req.runner)
+                .map_err(|e| UserError::failure("cannot prepare the registry credentials for buildx").caused_by(e))?,
+        )),
         None => None,
     };
     let mut out = Vec::new();
@@ -132,7 +133,7 @@ async fn build_all(
                             )),
                             Err(e) => {
                                 log.failed(&p, t.elapsed());
-                                return Err((p, "push", e));
+                                return Err((p, "push", e.into()));
                             }
                         }
                     }

@@ -2,7 +2,7 @@
 //! `TAGS`, `REGISTRY_PASSWORD`, lists also as `TAGS_COUNT` + `TAGS_0…`) or in a script step
 //! (`ARCHWAY_*`, because there the environment holds the repository's own variables, where a
 //! `TAGS` or `IMAGE` may mean anything). Commit metadata from `BITBUCKET_*`, pipe-style log
-//! lines ending in `✔`/`✖`, output variables and a JSON result for later pipes.
+//! lines ending in `✔` or an error marked `✖`, output variables and a JSON result for later pipes.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -115,8 +115,9 @@ const GREEN: &str = "\x1b[32m";
 const RESET: &str = "\x1b[0m";
 
 /// Atlassian pipe style: `INFO:`, `DEBUG:` (only with `DEBUG=true`), `WARNING:`, `ERROR:` in
-/// colour, and a last line `✔ …` (green) or `✖ …` (red). Bitbucket's log has no folding, so a
-/// group is an `INFO:` line.
+/// colour; a run ends with `✔ …` (green), or with its error, whose first line is `✖ …` (red)
+/// and whose `Caused by:` and `hint:` lines follow. Bitbucket's log has no folding, so a group
+/// is an `INFO:` line.
 pub struct PipeStyle {
     pub debug: bool,
 }
@@ -143,16 +144,21 @@ impl Dialect for PipeStyle {
         match level {
             Level::Debug if !self.debug => Vec::new(),
             Level::Debug => levelled(GRAY, "DEBUG", &loc, text),
+            Level::Info if text.is_empty() => vec![String::new()],
             Level::Info => levelled(BLUE, "INFO", &loc, text),
             Level::Warning => levelled(YELLOW, "WARNING", &loc, text),
             Level::Error => levelled(RED, "ERROR", &loc, text),
         }
     }
 
-    fn finish(&mut self, ok: bool, text: &str) -> Vec<String> {
+    fn success(&mut self, text: &str) -> Vec<String> {
         // One line, so that it is the last one whatever the text holds.
         let text = text.replace(['\r', '\n'], " ");
-        if ok { vec![format!("{GREEN}✔ {text}{RESET}")] } else { vec![format!("{RED}✖ {text}{RESET}")] }
+        vec![format!("{GREEN}✔ {text}{RESET}")]
+    }
+
+    fn failure(&mut self, headline: &str, rest: &[&str]) -> Vec<String> {
+        std::iter::once(format!("{RED}✖ {headline}{RESET}")).chain(rest.iter().map(|l| l.to_string())).collect()
     }
 }
 
@@ -169,11 +175,12 @@ mod tests {
         log.group_start("Building linux/arm64");
         log.debug("hidden");
         log.warning(None, None, "slow\nvery");
-        log.failure("Pipe failed:\n1 platform");
+        log.info("");
+        log.failure("error: 1 of 2 platforms failed\n  Caused by: exit 1\n\nhint: see `[linux/arm64]`");
         assert_eq!(
             cap.text(),
-            "\x1b[36mINFO: Building linux/arm64\x1b[0m\n\x1b[33mWARNING: slow\x1b[0m\n\x1b[33mvery\x1b[0m\n\
-             \x1b[31m✖ Pipe failed: 1 platform\x1b[0m\n"
+            "\x1b[36mINFO: Building linux/arm64\x1b[0m\n\x1b[33mWARNING: slow\x1b[0m\n\x1b[33mvery\x1b[0m\n\n\
+             \x1b[31m✖ 1 of 2 platforms failed\x1b[0m\n  Caused by: exit 1\n\nhint: see `[linux/arm64]`\n"
         );
         let cap = Capture::default();
         let log = CiLog::new(PipeStyle { debug: true }, Box::new(cap.clone()));

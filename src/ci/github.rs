@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use super::log::{Dialect, Level, Reporter};
+use super::log::{Dialect, Level, Reporter, lines};
 use super::outputs::{self, CiResult};
 use super::vars::{self, ACTIONS_RUNTIME_TOKEN, GITHUB_TOKEN, INPUT_GITHUB_TOKEN};
 use super::{Ci, CiInputs, Credentials, Env, GitMeta, Provider, Spelling, from_inputs, get, same_registry};
@@ -214,7 +214,7 @@ impl Dialect for Commands {
         }
         match level {
             Level::Debug => self.command(command("debug", &[], text)),
-            Level::Info => text.lines().map(String::from).collect(),
+            Level::Info => lines(text),
             Level::Warning => self.command(command("warning", &props, text)),
             Level::Error => self.command(command("error", &props, text)),
         }
@@ -227,18 +227,21 @@ impl Dialect for Commands {
             out.push(format!("::stop-commands::{token}"));
             self.stopped = Some(token);
         }
-        out.extend(text.lines().map(String::from));
+        out.extend(lines(text));
         out
     }
 
-    fn finish(&mut self, ok: bool, text: &str) -> Vec<String> {
-        if ok {
-            let mut out = self.resume();
-            out.extend(text.lines().map(String::from));
-            out
-        } else {
-            self.command(command("error", &[], text))
-        }
+    fn success(&mut self, text: &str) -> Vec<String> {
+        let mut out = self.resume();
+        out.extend(lines(text));
+        out
+    }
+
+    /// One `::error::` command holding the whole error: the runner shows it as one annotation
+    /// and, in the log, as `Error: …` followed by the cause and hint lines.
+    fn failure(&mut self, headline: &str, rest: &[&str]) -> Vec<String> {
+        let text: Vec<&str> = std::iter::once(headline).chain(rest.iter().copied()).collect();
+        self.command(command("error", &[], &text.join("\n")))
     }
 }
 
@@ -294,7 +297,8 @@ pub fn step_summary(r: &CiResult) -> String {
 /// `sha256:` and the first 12 hex digits, enough to tell platforms apart in a table.
 fn short_digest(d: &str) -> &str {
     match d.split_once(':') {
-        Some((alg, hex)) if hex.len() > 12 => &d[..alg.len() + 1 + 12],
+        // `get`: the digest is a string in `CiResult`; a non-ASCII one is shown whole.
+        Some((alg, hex)) if hex.len() > 12 => d.get(..alg.len() + 1 + 12).unwrap_or(d),
         _ => d,
     }
 }
@@ -336,6 +340,23 @@ mod tests {
     }
 
     #[test]
+    fn failure_is_one_annotation_holding_causes_and_hint() {
+        let cap = Capture::default();
+        let log = CiLog::new(Commands::default(), Box::new(cap.clone()));
+        log.line("#5 RUN make");
+        log.failure("error: cannot push to `ghcr.io/a/b`\n  Caused by: 100% denied\n\nhint: log in");
+        let text = cap.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("::stop-commands::"), "{text}");
+        assert_eq!(lines[1], "#5 RUN make");
+        assert!(lines[2].starts_with("::archway-"), "commands resumed before the error: {text}");
+        assert_eq!(
+            lines[3..],
+            ["::error::cannot push to `ghcr.io/a/b`%0A  Caused by: 100%25 denied%0A%0Ahint: log in"]
+        );
+    }
+
+    #[test]
     fn summary_table() {
         let r = CiResult {
             digest: "sha256:aaaa".into(),
@@ -354,5 +375,6 @@ mod tests {
         assert!(s.starts_with("### archway: `ghcr.io/a/b@sha256:aaaa`\n"), "{s}");
         assert!(s.contains("| linux/arm64 | emulated | a \\| b | `sha256:bbbbbbbbbbbb` | 12.3 s |\n"), "{s}");
         assert!(s.contains("Tags: `ghcr.io/a/b:1`"), "{s}");
+        assert_eq!(short_digest("sha256:aéééééééééé"), "sha256:aéééééééééé", "12 bytes end inside a character");
     }
 }

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use super::log::{Dialect, Level, Reporter, location_prefix};
+use super::log::{Dialect, Level, Reporter, lines, location_prefix};
 use super::outputs::{self, CiResult};
 use super::vars::{self, CI_DEPENDENCY_PROXY_PASSWORD, CI_JOB_TOKEN, CI_REGISTRY_PASSWORD};
 use super::{Ci, CiInputs, Credentials, Env, GitMeta, Provider, Spelling, from_inputs, get, same_registry};
@@ -118,6 +118,7 @@ const RED: &str = "\x1b[31;1m";
 const YELLOW: &str = "\x1b[33;1m";
 const GREEN: &str = "\x1b[32;1m";
 const GRAY: &str = "\x1b[90m";
+const CYAN: &str = "\x1b[36;1m";
 const RESET: &str = "\x1b[0m";
 
 /// GitLab's log sections:
@@ -175,15 +176,24 @@ impl Dialect for Sections {
         match level {
             Level::Debug if !self.debug => Vec::new(),
             Level::Debug => text.lines().map(|l| format!("{GRAY}debug: {l}{RESET}")).collect(),
-            Level::Info => text.lines().map(String::from).collect(),
+            Level::Info => lines(text),
             Level::Warning => prefixed("warning:", YELLOW, &loc, text),
             Level::Error => prefixed("error:", RED, &loc, text),
         }
     }
 
-    fn finish(&mut self, ok: bool, text: &str) -> Vec<String> {
-        let colour = if ok { GREEN } else { RED };
-        text.lines().map(|l| format!("{colour}{l}{RESET}")).collect()
+    fn success(&mut self, text: &str) -> Vec<String> {
+        text.lines().map(|l| format!("{GREEN}{l}{RESET}")).collect()
+    }
+
+    /// `error:` in red and `hint:` in cyan, as uv prints them; the rest as it is.
+    fn failure(&mut self, headline: &str, rest: &[&str]) -> Vec<String> {
+        let first = format!("{RED}error:{RESET} {headline}");
+        let rest = rest.iter().map(|l| match l.strip_prefix("hint:") {
+            Some(hint) => format!("{CYAN}hint:{RESET}{hint}"),
+            None => l.to_string(),
+        });
+        std::iter::once(first).chain(rest).collect()
     }
 }
 
@@ -221,6 +231,21 @@ mod tests {
              \x1b[31;1merror:\x1b[0m Dockerfile:3: no such stage\n\
              \x1b[0Ksection_end:1700000010:archway_1_plan\r\x1b[0K\n\
              \x1b[32;1mdone\x1b[0m\n"
+        );
+    }
+
+    #[test]
+    fn failure_closes_the_section_and_keeps_the_blank_line() {
+        let cap = Capture::default();
+        let log = CiLog::new(Sections::new(Box::new(|| 1_700_000_000), false), Box::new(cap.clone()));
+        log.group_start("Plan");
+        log.failure("error: `Dockerfile:2`: unknown instruction `RUNN`\n  Caused by: x\n\nhint: did you mean `RUN`?");
+        assert_eq!(
+            cap.text(),
+            "\x1b[0Ksection_start:1700000000:archway_1_Plan[collapsed=true]\r\x1b[0KPlan\n\
+             \x1b[0Ksection_end:1700000000:archway_1_Plan\r\x1b[0K\n\
+             \x1b[31;1merror:\x1b[0m `Dockerfile:2`: unknown instruction `RUNN`\n  Caused by: x\n\n\
+             \x1b[36;1mhint:\x1b[0m did you mean `RUN`?\n"
         );
     }
 }

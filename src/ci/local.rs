@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use super::log::{Dialect, Level, Reporter, location_prefix};
+use super::log::{Dialect, Level, Reporter, lines, location_prefix};
 use super::outputs::CiResult;
 use super::{Ci, Env, GitMeta, Provider, Spelling};
 
@@ -45,7 +45,8 @@ impl Ci for Local {
 }
 
 /// Plain lines: `==> TITLE` for a group, `warning: ` and `error: ` prefixes, the final line as
-/// it is. Debug lines are not shown (archway's own diagnostics go through `ARCHWAY_LOG`).
+/// it is, and a failure exactly as `crate::error::render` writes it. Debug lines are not shown
+/// (archway's own diagnostics go through `ARCHWAY_LOG`).
 pub struct Plain;
 
 impl Dialect for Plain {
@@ -60,15 +61,19 @@ impl Dialect for Plain {
     fn message(&mut self, level: Level, file: Option<&str>, line: Option<u32>, text: &str) -> Vec<String> {
         let prefix = match level {
             Level::Debug => return Vec::new(),
-            Level::Info => return text.lines().map(String::from).collect(),
+            Level::Info => return lines(text),
             Level::Warning => "warning",
             Level::Error => "error",
         };
         vec![format!("{prefix}: {}{text}", location_prefix(file, line))]
     }
 
-    fn finish(&mut self, _ok: bool, text: &str) -> Vec<String> {
-        text.lines().map(String::from).collect()
+    fn success(&mut self, text: &str) -> Vec<String> {
+        lines(text)
+    }
+
+    fn failure(&mut self, headline: &str, rest: &[&str]) -> Vec<String> {
+        std::iter::once(format!("error: {headline}")).chain(rest.iter().map(|l| l.to_string())).collect()
     }
 }
 
@@ -88,5 +93,19 @@ mod tests {
         log.success("done");
         assert_eq!(cap.text(), "==> plan\nerror: Dockerfile:2: bad\ndone\n");
         assert!(!cap.text().contains('\x1b'));
+    }
+
+    #[test]
+    fn failure_is_the_rendered_error_once() {
+        let cap = Capture::default();
+        let log = CiLog::new(Plain, Box::new(cap.clone()));
+        log.group_start("Plan");
+        log.failure(
+            "error: invalid `--platform` value\n  Caused by: unknown architecture `sparc`\n\nhint: use `linux/arm64`",
+        );
+        assert_eq!(
+            cap.text(),
+            "==> Plan\nerror: invalid `--platform` value\n  Caused by: unknown architecture `sparc`\n\nhint: use `linux/arm64`\n"
+        );
     }
 }

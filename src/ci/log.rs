@@ -32,8 +32,11 @@ pub trait Reporter: Send + Sync {
     fn line(&self, text: &str);
     /// The last line of a run that worked.
     fn success(&self, final_line: &str);
-    /// The last line of a run that failed.
-    fn failure(&self, final_line: &str);
+    /// The error that ended a run, written once and last, as `crate::error::render` writes it:
+    /// `error: …`, `  Caused by: …` lines, a blank line, `hint: …`. Each dialect spells the
+    /// `error:` line as its CI marks a failure (GitHub `::error::`, Bitbucket `✖`); a missing
+    /// `error: ` prefix is taken as said.
+    fn failure(&self, error: &str);
 }
 
 /// The kind of a message line.
@@ -57,10 +60,30 @@ pub trait Dialect: Send {
     fn group_end(&mut self) -> Vec<String>;
     fn message(&mut self, level: Level, file: Option<&str>, line: Option<u32>, text: &str) -> Vec<String>;
     fn line(&mut self, text: &str) -> Vec<String> {
-        text.lines().map(String::from).collect()
+        lines(text)
     }
-    /// The final line: `ok` for success.
-    fn finish(&mut self, ok: bool, text: &str) -> Vec<String>;
+    /// The final line of a run that worked.
+    fn success(&mut self, text: &str) -> Vec<String>;
+    /// The error that ended a run (see [`Reporter::failure`]): its first line without the
+    /// `error: ` prefix, then the lines after it as they are, blank ones included.
+    fn failure(&mut self, headline: &str, rest: &[&str]) -> Vec<String>;
+}
+
+/// The lines of `text`, blank ones kept; an empty text is one blank line (`str::lines` yields
+/// nothing for `""`, which would drop the blank line before an error's `hint:`).
+pub(crate) fn lines(text: &str) -> Vec<String> {
+    if text.is_empty() { vec![String::new()] } else { text.lines().map(String::from).collect() }
+}
+
+/// What `error::render` puts before an error's first line; each dialect spells it its own way.
+const ERROR_PREFIX: &str = "error: ";
+
+/// A rendered error cut for [`Dialect::failure`]: the first line without `error: `, and the
+/// lines after it.
+fn split_error(text: &str) -> (&str, Vec<&str>) {
+    let mut lines = text.trim_end_matches(['\r', '\n']).lines();
+    let first = lines.next().unwrap_or("");
+    (first.strip_prefix(ERROR_PREFIX).unwrap_or(first), lines.collect())
 }
 
 /// Replaces every registered secret with `***`.
@@ -172,19 +195,24 @@ impl<D: Dialect> Reporter for CiLog<D> {
     }
 
     fn success(&self, final_line: &str) {
-        self.finish(true, final_line);
+        self.finish(|d, r| d.success(&r.redact(final_line)));
     }
 
-    fn failure(&self, final_line: &str) {
-        self.finish(false, final_line);
+    fn failure(&self, error: &str) {
+        self.finish(|d, r| {
+            let error = r.redact(error);
+            let (headline, rest) = split_error(&error);
+            d.failure(headline, &rest)
+        });
     }
 }
 
 impl<D: Dialect> CiLog<D> {
-    fn finish(&self, ok: bool, text: &str) {
+    /// Closes the open group, then writes the run's last lines.
+    fn finish(&self, last: impl FnOnce(&mut D, &Redactor) -> Vec<String>) {
         self.with(|d, r, open| {
             let mut lines = if std::mem::take(open) { d.group_end() } else { Vec::new() };
-            lines.extend(d.finish(ok, &r.redact(text)));
+            lines.extend(last(d, r));
             lines
         });
     }
@@ -253,8 +281,11 @@ mod tests {
         fn message(&mut self, _: Level, _: Option<&str>, _: Option<u32>, text: &str) -> Vec<String> {
             vec![text.into()]
         }
-        fn finish(&mut self, ok: bool, text: &str) -> Vec<String> {
-            vec![format!("{ok} {text}")]
+        fn success(&mut self, text: &str) -> Vec<String> {
+            vec![format!("ok {text}")]
+        }
+        fn failure(&mut self, headline: &str, rest: &[&str]) -> Vec<String> {
+            std::iter::once(format!("failed {headline}")).chain(rest.iter().map(|l| format!("|{l}"))).collect()
         }
     }
 
@@ -270,6 +301,31 @@ mod tests {
         log.group_end();
         log.group_start("c");
         log.success("done");
-        assert_eq!(cap.text(), "[a\n]\n[b ***\nin b\n]\n[c\n]\ntrue done\n");
+        assert_eq!(cap.text(), "[a\n]\n[b ***\nin b\n]\n[c\n]\nok done\n");
+    }
+
+    #[test]
+    fn blank_lines_are_kept() {
+        assert_eq!(lines(""), [""]);
+        assert_eq!(lines("a\n\nb\n"), ["a", "", "b"]);
+        let cap = Capture::default();
+        let log = CiLog::new(Plain, Box::new(cap.clone()));
+        log.line("");
+        log.line("x\n\ny");
+        assert_eq!(cap.text(), "\nx\n\ny\n");
+    }
+
+    #[test]
+    fn failure_is_cut_after_its_error_prefix_and_redacted() {
+        let cap = Capture::default();
+        let log = CiLog::new(Plain, Box::new(cap.clone()));
+        log.mask(&Secret::new("s3cret"));
+        log.group_start("build");
+        log.failure("error: push failed for s3cret\n  Caused by: 401\n\nhint: log in\n");
+        assert_eq!(cap.text(), "[build\n]\nfailed push failed for ***\n|  Caused by: 401\n|\n|hint: log in\n");
+        let cap = Capture::default();
+        let log = CiLog::new(Plain, Box::new(cap.clone()));
+        log.failure("no prefix");
+        assert_eq!(cap.text(), "failed no prefix\n");
     }
 }

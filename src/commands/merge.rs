@@ -19,8 +19,8 @@ pub async fn run(args: &MergeArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
 
     let gathered = merge::gather(&client, &req, &legs, &log).await?;
     let index = publish::index_of(gathered.per_platform(), req.annotations.clone())?;
-    let published = publish::to_registry(&client, &req.repo, &index, &req.tags).await.map_err(|e| {
-        UserError::failure(format!("publishing to {} failed", req.repo.name())).caused_by(e.into_boxed_dyn_error())
-    })?;
+    let published = publish::to_registry(&client, &req.repo, &index, &req.tags)
+        .await
+        .map_err(|e| UserError::failure(format!("publishing to {} failed", req.repo.name())).caused_by(e))?;
     report::merged(&req, &gathered, &published, &log)
 }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use super::parse::{self, Node, ParseError};
 use super::shell::ShellLex;
-use super::{Analysis, AnalyzeInput, Location, PlatformAnalysis, Stage};
+use super::{Analysis, AnalyzeInput, Location, PlatformAnalysis, Stage, is_git_source};
 use crate::platform::{Platform, PlatformError};
 
 /// The instructions BuildKit knows.
@@ -48,14 +48,15 @@ const SCRATCH: &str = "scratch";
 const MAX_INSTRUCTION_CHARS: usize = 80;
 
 /// Why a Dockerfile cannot be analysed (and, in every case but `Parse`, why BuildKit would refuse
-/// to build it too).
+/// to build it too). The message says what is wrong, where (file and line) and what was
+/// expected; [`AnalysisError::hint`] says how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnalysisError {
     #[error("{file}:{}: {}", .error.line, .error.kind)]
     Parse { file: String, error: ParseError },
 
-    #[error("{file}:{line}: unknown instruction `{instruction}`{hint}")]
-    UnknownInstruction { file: String, line: usize, instruction: String, hint: String },
+    #[error("{file}:{line}: unknown instruction `{instruction}`")]
+    UnknownInstruction { file: String, line: usize, instruction: String, suggestion: Option<String> },
 
     #[error("{file}:{line}: `{instruction}` comes before the first FROM; only ARG may come before it")]
     BeforeFrom { file: String, line: usize, instruction: String },
@@ -63,52 +64,51 @@ pub enum AnalysisError {
     #[error("`{file}` has no FROM instruction; expected at least one stage")]
     NoStages { file: String },
 
+    /// An instruction's arguments or flags are wrong; `fix` is the hint.
     #[error("{file}:{line}: {message}")]
-    Invalid { file: String, line: usize, message: String },
+    Invalid { file: String, line: usize, message: String, fix: String },
 
-    #[error(
-        "{file}:{line}: invalid stage name `{name}`: expected a letter, then letters, digits, `-`, `_` or `.`{hint}"
-    )]
-    StageName { file: String, line: usize, name: String, hint: String },
+    #[error("{file}:{line}: invalid stage name `{name}`: expected a letter, then letters, digits, `-`, `_` or `.`")]
+    StageName { file: String, line: usize, name: String },
 
     #[error("{file}:{line}: cannot expand {what} (building for {platform}): {message}")]
     Expand { file: String, line: usize, what: String, platform: String, message: String },
 
     #[error(
         "{file}:{line}: FROM `{expression}` expands to an empty image name (building for {platform}); expected an \
-         image or a stage name: give the ARG a default before the first FROM, or pass `--build-arg`"
+         image or a stage name"
     )]
     EmptyBase { file: String, line: usize, expression: String, platform: String },
 
     #[error(
         "{file}:{line}: `--platform={expression}` expands to an empty platform (building for {platform}); expected \
-         `os/arch[/variant]` or an ARG holding one, such as `$BUILDPLATFORM`"
+         `os/arch[/variant]`"
     )]
     EmptyPlatform { file: String, line: usize, expression: String, platform: String },
 
-    #[error("{file}:{line}: `--platform={expression}` gives `{value}` (building for {platform}): {error}")]
+    #[error(
+        "{file}:{line}: `--platform={expression}` gives `{value}` (building for {platform}), which is not a platform"
+    )]
     Platform {
         file: String,
         line: usize,
         expression: String,
         value: String,
         platform: String,
+        #[source]
         error: Box<PlatformError>,
     },
 
-    #[error(
-        "{file}:{line}: FROM `{base}` is not a valid image name; stage names are lowercase, so to use the stage \
-         write `FROM {stage}`"
-    )]
+    #[error("{file}:{line}: FROM `{base}` is not a valid image name; image and stage names are lowercase")]
     StageCase { file: String, line: usize, base: String, stage: String },
 
-    #[error("target stage `{target}` not found in `{file}`; {choices}")]
-    UnknownTarget { file: String, target: String, choices: String },
+    /// `stages`: the Dockerfile's stage names; `suggestion`: the one closest to `target`.
+    #[error("target stage `{target}` not found in `{file}`; {}", target_choices(.stages))]
+    UnknownTarget { file: String, target: String, stages: Vec<String>, suggestion: Option<String> },
 
     #[error(
         "{file}:{line}: `{flag}={value}`: BuildKit does not expand variables in {flag}; expected a stage name, a \
-         stage index or an image. Declare the ARG before the first FROM, add a stage `FROM {value} AS <name>` and \
-         use `<name>` instead"
+         stage index or an image"
     )]
     FromVariable { file: String, line: usize, flag: String, value: String },
 
@@ -123,9 +123,87 @@ pub enum AnalysisError {
 
     #[error(
         "{file}:{line}: stage `{stage}` uses stage `{used}`, which is defined later (line {used_line}); expected \
-         stages to be defined before they are used: move `{used}` above `{stage}`"
+         stages to be defined before they are used"
     )]
     LaterStage { file: String, line: usize, stage: String, used: String, used_line: usize },
+}
+
+fn target_choices(stages: &[String]) -> String {
+    if stages.is_empty() {
+        return "the Dockerfile names no stage".into();
+    }
+    let list: Vec<String> = stages.iter().map(|n| format!("`{n}`")).collect();
+    format!("expected one of {}", list.join(", "))
+}
+
+impl AnalysisError {
+    /// The one fix to suggest, for the `hint:` line.
+    pub fn hint(&self) -> String {
+        use AnalysisError as E;
+        match self {
+            E::Parse { error, .. } => error.hint(),
+            E::UnknownInstruction { suggestion: Some(s), .. } => format!("did you mean `{s}`?"),
+            E::UnknownInstruction { .. } => {
+                let all: Vec<String> = INSTRUCTIONS.iter().map(|i| format!("`{}`", i.to_uppercase())).collect();
+                format!("use one of the Dockerfile instructions: {}", all.join(", "))
+            }
+            E::BeforeFrom { instruction, .. } => format!("move `{instruction}` below the first `FROM`"),
+            E::NoStages { .. } => "begin the Dockerfile with `FROM <image>`".into(),
+            E::Invalid { fix, .. } => fix.clone(),
+            E::StageName { name, .. } if name.contains('$') => {
+                "BuildKit does not expand ARGs in stage names; write the name itself, e.g. `AS build`".into()
+            }
+            E::StageName { .. } => "rename the stage, e.g. `AS build`".into(),
+            E::Expand { what, .. } => {
+                format!("pass the variables of {what} with `--build-arg NAME=VALUE`, or fix its `${{…}}` syntax")
+            }
+            E::EmptyBase { expression, .. } => {
+                format!("give `{expression}` a value: a default in an `ARG` before the first FROM, or `--build-arg`")
+            }
+            E::EmptyPlatform { expression, .. } => format!(
+                "give `{expression}` a value (a default in an `ARG` before the first FROM, or `--build-arg`), or use \
+                 `$BUILDPLATFORM` or `$TARGETPLATFORM`"
+            ),
+            E::Platform { .. } => {
+                "write a platform as `os/arch[/variant]`, e.g. `--platform=linux/arm64` or `--platform=$BUILDPLATFORM`"
+                    .into()
+            }
+            E::StageCase { stage, .. } => format!("to build on stage `{stage}`, write `FROM {stage}`"),
+            E::UnknownTarget { suggestion: Some(s), .. } => format!("did you mean `--target {s}`?"),
+            E::UnknownTarget { stages, .. } if stages.is_empty() => {
+                "name a stage with `FROM image AS name`, or leave out `--target` to build the last stage".into()
+            }
+            E::UnknownTarget { .. } => {
+                "pass one of the stage names to `--target`, or leave it out to build the last stage".into()
+            }
+            E::FromVariable { flag, value, .. } => format!(
+                "declare the ARG before the first FROM, add a stage `FROM {value} AS <name>` and use `<name>` in \
+                 {flag} instead"
+            ),
+            E::StageIndex { last, .. } => format!("use a stage index from 0 to {last}, or the stage's name"),
+            E::Cycle { stage, .. } => format!("make stage `{stage}` use only stages defined above it"),
+            E::LaterStage { stage, used, .. } => format!("move stage `{used}` above stage `{stage}`"),
+        }
+    }
+}
+
+impl ParseError {
+    /// The one fix to suggest, for the `hint:` line.
+    pub fn hint(&self) -> String {
+        use parse::ParseErrorKind as K;
+        match &self.kind {
+            K::DuplicateDirective(name) => format!("keep one `# {name}=` line at the top of the Dockerfile"),
+            K::InvalidEscape(_) => "use `# escape=\\` (the default), or a backtick after `escape=`".into(),
+            K::NoInstructions => "begin the Dockerfile with `FROM <image>`".into(),
+            K::LineTooLong => "split the line with `\\` at the end of each part".into(),
+            K::MissingValue { instruction } | K::MissingEquals { instruction, .. } => {
+                format!("write `{instruction} name=value`, quoting a value that holds spaces")
+            }
+            K::NotStringArray => "quote every element of the JSON array: `[\"executable\", \"arg\"]`".into(),
+            K::UnterminatedHeredoc(name) => format!("end the heredoc with a line holding only `{name}`"),
+            K::BadHeredoc { .. } => "write the heredoc as `<<NAME`, `<<-NAME` or `<<\"NAME\"`".into(),
+        }
+    }
 }
 
 /// What the Dockerfile means for `input.platforms`, built on `input.build_platform`.
@@ -210,6 +288,8 @@ struct Decl<'a> {
     runs: Vec<&'a Node>,
     refs: Vec<Ref>,
     triggers: Vec<Trigger<'a>>,
+    /// Instructions archway's assembler does not implement, with why.
+    blockers: Vec<(&'a Node, &'static str)>,
 }
 
 struct GlobalArg {
@@ -228,7 +308,12 @@ struct Model<'a> {
 impl<'a> Model<'a> {
     /// Reads the instructions into stages, rejecting what BuildKit's instructions layer rejects.
     fn read(file: &str, parsed: &'a parse::Parsed) -> Result<Model<'a>, AnalysisError> {
-        let invalid = |line: usize, message: String| AnalysisError::Invalid { file: file.to_string(), line, message };
+        let invalid = |line: usize, message: String, fix: &str| AnalysisError::Invalid {
+            file: file.to_string(),
+            line,
+            message,
+            fix: fix.to_string(),
+        };
         let mut globals = Vec::new();
         let mut stages: Vec<Decl<'a>> = Vec::new();
         for node in &parsed.nodes {
@@ -246,27 +331,39 @@ impl<'a> Model<'a> {
                         instruction: node.instruction.to_uppercase(),
                     });
                 }
-                for (key, value) in read_arg(node).map_err(|m| invalid(line, m))? {
+                for (key, value) in read_arg(node).map_err(|m| invalid(line, m, ARG_FIX))? {
                     globals.push(GlobalArg { key, value, line });
                 }
                 continue;
             };
             match node.instruction.as_str() {
                 "arg" => {
-                    read_arg(node).map_err(|m| invalid(line, m))?;
+                    read_arg(node).map_err(|m| invalid(line, m, ARG_FIX))?;
                 }
                 "run" => {
+                    stage.blockers.push((node, "RUN executes code, which needs a builder"));
                     stage.runs.push(node);
                     stage.refs.extend(node_refs(node).map_err(|e| e.at(file, line))?);
                 }
                 "copy" => stage.refs.extend(node_refs(node).map_err(|e| e.at(file, line))?),
+                "add" if node.args.split_last().is_some_and(|(_, srcs)| srcs.iter().any(|s| is_git_source(s))) => {
+                    stage.blockers.push((node, "ADD of a git repository needs a builder"));
+                }
                 "onbuild" => {
                     let Some(trigger) = node.trigger.as_deref() else {
-                        return Err(invalid(line, "ONBUILD needs an instruction to trigger".into()));
+                        return Err(invalid(
+                            line,
+                            "ONBUILD needs an instruction to trigger".into(),
+                            "write the instruction after it, e.g. `ONBUILD RUN make`, or remove the ONBUILD",
+                        ));
                     };
                     if matches!(trigger.instruction.as_str(), "onbuild" | "from" | "maintainer") {
                         let what = trigger.instruction.to_uppercase();
-                        return Err(invalid(line, format!("{what} isn't allowed as an ONBUILD trigger")));
+                        return Err(invalid(
+                            line,
+                            format!("{what} isn't allowed as an ONBUILD trigger"),
+                            &format!("remove this `ONBUILD {what}`"),
+                        ));
                     }
                     let refs = node_refs(trigger).map_err(|e| e.at(file, line))?;
                     stage.triggers.push(Trigger { onbuild: node, run: trigger.instruction == "run", refs });
@@ -302,16 +399,19 @@ fn check_instruction(file: &str, node: &Node) -> Result<(), AnalysisError> {
     if INSTRUCTIONS.contains(&node.instruction.as_str()) {
         return Ok(());
     }
-    let hint = suggest(&node.instruction, INSTRUCTIONS.iter().copied())
-        .map(|s| format!("; did you mean `{}`?", s.to_uppercase()))
-        .unwrap_or_default();
+    let suggestion = suggest(&node.instruction, INSTRUCTIONS.iter().copied()).map(str::to_uppercase);
     let instruction = node.original.split_whitespace().next().unwrap_or_default().to_string();
-    Err(AnalysisError::UnknownInstruction { file: file.to_string(), line: node.start_line, instruction, hint })
+    Err(AnalysisError::UnknownInstruction { file: file.to_string(), line: node.start_line, instruction, suggestion })
 }
 
 fn read_from<'a>(file: &str, node: &'a Node, index: usize) -> Result<Decl<'a>, AnalysisError> {
     let line = node.start_line;
-    let invalid = |message: String| AnalysisError::Invalid { file: file.to_string(), line, message };
+    let invalid = |message: String, fix: &str| AnalysisError::Invalid {
+        file: file.to_string(),
+        line,
+        message,
+        fix: fix.to_string(),
+    };
     // `Some(None)`: given, but empty.
     let mut platform: Option<Option<String>> = None;
     for flag in &node.flags {
@@ -319,9 +419,21 @@ fn read_from<'a>(file: &str, node: &'a Node, index: usize) -> Result<Decl<'a>, A
             // BuildKit treats a literally empty `--platform=` as no flag at all.
             Some(("platform", "")) if platform.is_none() => platform = Some(None),
             Some(("platform", value)) if platform.is_none() => platform = Some(Some(value.to_string())),
-            Some(("platform", _)) => return Err(invalid("FROM: duplicate flag `--platform`".into())),
-            _ if flag == "--platform" => return Err(invalid("FROM: `--platform` needs a value".into())),
-            _ => return Err(invalid(format!("FROM: unknown flag `{flag}`; FROM takes only `--platform`"))),
+            Some(("platform", _)) => {
+                return Err(invalid("FROM: duplicate flag `--platform`".into(), "keep one `--platform`"));
+            }
+            _ if flag == "--platform" => {
+                return Err(invalid(
+                    "FROM: `--platform` needs a value".into(),
+                    "write `--platform=os/arch`, e.g. `--platform=$BUILDPLATFORM`",
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    format!("FROM: unknown flag `{flag}`; FROM takes only `--platform`"),
+                    &format!("remove `{flag}`"),
+                ));
+            }
         }
     }
     let name = match node.args.as_slice() {
@@ -331,22 +443,19 @@ fn read_from<'a>(file: &str, node: &'a Node, index: usize) -> Result<Decl<'a>, A
             let valid = lower.starts_with(|c: char| c.is_ascii_lowercase())
                 && lower.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
             if !valid {
-                let hint = if name.contains('$') { "; BuildKit does not expand ARGs in stage names" } else { "" };
-                return Err(AnalysisError::StageName {
-                    file: file.to_string(),
-                    line,
-                    name: name.clone(),
-                    hint: hint.to_string(),
-                });
+                return Err(AnalysisError::StageName { file: file.to_string(), line, name: name.clone() });
             }
             Some(lower)
         }
         args => {
-            return Err(invalid(format!(
-                "FROM takes `[--platform=…] image [AS name]`; got {} argument{}",
-                args.len(),
-                if args.len() == 1 { "" } else { "s" }
-            )));
+            return Err(invalid(
+                format!(
+                    "FROM takes `[--platform=…] image [AS name]`; got {} argument{}",
+                    args.len(),
+                    if args.len() == 1 { "" } else { "s" }
+                ),
+                "write `FROM image` or `FROM image AS name`",
+            ));
         }
     };
     Ok(Decl {
@@ -358,8 +467,12 @@ fn read_from<'a>(file: &str, node: &'a Node, index: usize) -> Result<Decl<'a>, A
         runs: Vec::new(),
         refs: Vec::new(),
         triggers: Vec::new(),
+        blockers: Vec::new(),
     })
 }
+
+/// The fix for every problem [`read_arg`] reports.
+const ARG_FIX: &str = "write `ARG name` or `ARG name=default`";
 
 /// ARG's `name[=default]` words.
 fn read_arg(node: &Node) -> Result<Vec<(String, Option<String>)>, String> {
@@ -383,14 +496,16 @@ fn read_arg(node: &Node) -> Result<Vec<(String, Option<String>)>, String> {
 
 /// A problem found in a node before the file and line are known.
 enum RefError {
-    Invalid(String),
+    Invalid { message: String, fix: &'static str },
     Variable { flag: String, value: String },
 }
 
 impl RefError {
     fn at(self, file: &str, line: usize) -> AnalysisError {
         match self {
-            RefError::Invalid(message) => AnalysisError::Invalid { file: file.to_string(), line, message },
+            RefError::Invalid { message, fix } => {
+                AnalysisError::Invalid { file: file.to_string(), line, message, fix: fix.to_string() }
+            }
             RefError::Variable { flag, value } => {
                 AnalysisError::FromVariable { file: file.to_string(), line, flag, value }
             }
@@ -408,13 +523,26 @@ fn node_refs(node: &Node) -> Result<Vec<Ref>, RefError> {
             match values.as_slice() {
                 [] => {}
                 [Some(value)] => refs.push(Ref { line, kind: RefKind::Copy, value: value.to_string() }),
-                [None] => return Err(RefError::Invalid("COPY: `--from` needs a value".into())),
-                _ => return Err(RefError::Invalid("COPY: duplicate flag `--from`".into())),
+                [None] => {
+                    return Err(RefError::Invalid {
+                        message: "COPY: `--from` needs a value".into(),
+                        fix: "write `COPY --from=<stage or image> <src> <dest>`",
+                    });
+                }
+                _ => {
+                    return Err(RefError::Invalid {
+                        message: "COPY: duplicate flag `--from`".into(),
+                        fix: "keep one `--from`; copy from each source in a COPY of its own",
+                    });
+                }
             }
         }
         "run" => {
             for value in node.flag_values("mount") {
-                let value = value.ok_or_else(|| RefError::Invalid("RUN: `--mount` needs a value".into()))?;
+                let value = value.ok_or_else(|| RefError::Invalid {
+                    message: "RUN: `--mount` needs a value".into(),
+                    fix: "write `--mount=type=…,target=…`",
+                })?;
                 if let Some(from) = mount_from(value)? {
                     refs.push(Ref { line, kind: RefKind::Mount, value: from });
                 }
@@ -427,7 +555,10 @@ fn node_refs(node: &Node) -> Result<Vec<Ref>, RefError> {
 
 /// The `from=` of a `--mount` value (comma-separated `key=value` fields, CSV quoting allowed).
 fn mount_from(value: &str) -> Result<Option<String>, RefError> {
-    let fields = csv_fields(value).map_err(|why| RefError::Invalid(format!("RUN: `--mount={value}`: {why}")))?;
+    let fields = csv_fields(value).map_err(|why| RefError::Invalid {
+        message: format!("RUN: `--mount={value}`: {why}"),
+        fix: "write the `--mount` value as comma-separated `key=value` fields, quoting a field that holds a comma",
+    })?;
     let mut from = None;
     for field in fields {
         let Some((key, v)) = field.split_once('=') else { continue };
@@ -813,7 +944,35 @@ impl Context<'_> {
                 });
             }
         }
-        PlatformAnalysis { platform: target.clone(), foreign_code: deciding.is_some(), deciding }
+        // Assemblable: no stage the target needs holds an instruction the assembler cannot do,
+        // whatever its platform.
+        let mut blocker: Option<(usize, &str, usize)> = None;
+        for (i, decl) in self.model.stages.iter().enumerate().filter(|(i, _)| r.needed[*i]) {
+            let own = decl.blockers.iter().map(|(n, why)| (n.start_line, *why));
+            let triggered = self
+                .inherited(&r.bases[i])
+                .filter(|t| t.run)
+                .map(|t| (t.onbuild.start_line, "its ONBUILD RUN trigger runs code in this stage"));
+            for (line, why) in own.chain(triggered) {
+                if blocker.is_none_or(|(l, _, _)| line < l) {
+                    blocker = Some((line, why, i));
+                }
+            }
+        }
+        let not_assemblable = blocker.map(|(line, _, i)| Location {
+            file: self.file.to_string(),
+            line,
+            stage: self.model.stages[i].label.clone(),
+            instruction: instruction_text(self.text, line),
+        });
+        PlatformAnalysis {
+            platform: target.clone(),
+            foreign_code: deciding.is_some(),
+            deciding,
+            assemblable: blocker.is_none(),
+            not_assemblable,
+            not_assemblable_reason: blocker.map(|(_, why, _)| why.to_string()),
+        }
     }
 
     /// What the file cannot tell, one sentence each, across all target platforms.
@@ -938,6 +1097,12 @@ fn instruction_text(text: &str, line: usize) -> String {
     let raw = text.split('\n').nth(line.saturating_sub(1)).unwrap_or_default();
     let raw = if line == 1 { raw.trim_start_matches('\u{feff}') } else { raw };
     let trimmed = raw.trim();
+    // The first line of a continued instruction ends with the escape: say it goes on.
+    if let Some(first) = trimmed.strip_suffix(['\\', '`']).map(str::trim_end)
+        && first.chars().count() < MAX_INSTRUCTION_CHARS
+    {
+        return format!("{first} …");
+    }
     if trimmed.chars().count() <= MAX_INSTRUCTION_CHARS {
         return trimmed.to_string();
     }
@@ -947,17 +1112,9 @@ fn instruction_text(text: &str, line: usize) -> String {
 }
 
 fn unknown_target(file: &str, target: &str, model: &Model) -> AnalysisError {
-    let names: Vec<&str> = model.stages.iter().filter_map(|s| s.name.as_deref()).collect();
-    let choices = if names.is_empty() {
-        "the Dockerfile names no stage; name one with `FROM image AS name`".to_string()
-    } else {
-        let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-        let hint = suggest(&target.to_lowercase(), names.iter().copied())
-            .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_default();
-        format!("expected one of {}{hint}", list.join(", "))
-    };
-    AnalysisError::UnknownTarget { file: file.to_string(), target: target.to_string(), choices }
+    let stages: Vec<String> = model.stages.iter().filter_map(|s| s.name.clone()).collect();
+    let suggestion = suggest(&target.to_lowercase(), stages.iter().map(String::as_str)).map(String::from);
+    AnalysisError::UnknownTarget { file: file.to_string(), target: target.to_string(), stages, suggestion }
 }
 
 /// The closest candidate by Levenshtein distance, if it is close enough to be a likely typo.
@@ -1001,6 +1158,40 @@ mod tests {
     }
 
     #[test]
+    fn assemblable_per_instruction() {
+        let build: Platform = "linux/amd64".parse().unwrap();
+        let platforms: Vec<Platform> = vec!["linux/arm64".parse().unwrap()];
+        let verdict = |text: &str| {
+            let a = analyze(&AnalyzeInput {
+                text,
+                file: "Dockerfile",
+                build_args: &[],
+                target: None,
+                build_platform: &build,
+                platforms: &platforms,
+            })
+            .unwrap();
+            let p = a.per_platform[0].clone();
+            (p.assemblable, p.not_assemblable.map(|l| l.line), p.not_assemblable_reason)
+        };
+        let all = "FROM scratch AS s\nCOPY a /a\nFROM busybox\nARG X\nENV A=1\nLABEL l=1\nWORKDIR /w\nCOPY --from=s /a /b\n\
+                   ADD x.tar.gz https://example.com/f /d/\nEXPOSE 80\nVOLUME /v\nUSER u\nSHELL [\"/bin/sh\", \"-c\"]\n\
+                   CMD x\nENTRYPOINT [\"y\"]\nSTOPSIGNAL SIGTERM\nHEALTHCHECK CMD true\nONBUILD RUN x\nMAINTAINER m\n";
+        assert_eq!(verdict(all), (true, None, None));
+        let (ok, line, why) = verdict("FROM busybox\nCOPY a /a\nRUN make\n");
+        assert_eq!((ok, line), (false, Some(3)));
+        assert!(why.unwrap().contains("RUN"));
+        assert_eq!(verdict("FROM busybox\nADD https://github.com/a/b.git /src\n").1, Some(2));
+        // A RUN in a stage the target does not need does not matter; in one it copies from does.
+        assert!(verdict("FROM busybox AS x\nRUN make\nFROM scratch\nCOPY a /\n").0);
+        assert_eq!(verdict("FROM busybox AS x\nRUN make\nFROM scratch\nCOPY --from=x /a /\n").1, Some(2));
+        // An ONBUILD RUN of a stage the target is built on runs in the target.
+        let (ok, line, why) = verdict("FROM busybox AS b\nONBUILD RUN x\nFROM b\nCOPY a /\n");
+        assert_eq!((ok, line), (false, Some(2)));
+        assert!(why.unwrap().contains("ONBUILD"));
+    }
+
+    #[test]
     fn small_helpers() {
         assert_eq!(go_atoi("+1"), Some(1));
         assert_eq!(go_atoi("-1"), Some(-1));
@@ -1011,5 +1202,83 @@ mod tests {
         assert_eq!(join_and(&["a".into(), "b".into(), "c".into()]), "a, b and c");
         let long = format!("RUN {}", "x".repeat(200));
         assert_eq!(instruction_text(&format!("FROM a\n  {long}  \n"), 2).chars().count(), MAX_INSTRUCTION_CHARS);
+    }
+
+    fn error(text: &str, target: Option<&str>) -> AnalysisError {
+        let amd64: Platform = "linux/amd64".parse().unwrap();
+        let input = AnalyzeInput {
+            text,
+            file: "docker/Dockerfile",
+            build_args: &[],
+            target,
+            build_platform: &amd64,
+            platforms: std::slice::from_ref(&amd64),
+        };
+        analyze(&input).unwrap_err()
+    }
+
+    /// Message and hint as `error::render` shows them: where and what, then the one fix.
+    fn shown(e: &AnalysisError) -> String {
+        format!("{e}\nhint: {}", e.hint())
+    }
+
+    #[test]
+    fn each_error_has_its_own_hint() {
+        let cases = [
+            (
+                "FROM alpine\nCOPY --from /a /b\n",
+                None,
+                "docker/Dockerfile:2: COPY: `--from` needs a value\nhint: write `COPY --from=<stage or image> <src> <dest>`",
+            ),
+            (
+                "FROM alpine\nARG =1\n",
+                None,
+                "docker/Dockerfile:2: ARG `=1` has no name; expected `name[=default]`\nhint: write `ARG name` or `ARG name=default`",
+            ),
+            (
+                "FROM --chown=1 alpine\n",
+                None,
+                "docker/Dockerfile:1: FROM: unknown flag `--chown=1`; FROM takes only `--platform`\nhint: remove `--chown=1`",
+            ),
+            (
+                "FROM alpine\n",
+                Some("x"),
+                "target stage `x` not found in `docker/Dockerfile`; the Dockerfile names no stage\nhint: name a stage with `FROM image AS name`, or leave out `--target` to build the last stage",
+            ),
+            (
+                "FROM alpine AS a\nFROM alpine AS b\n",
+                Some("zzz"),
+                "target stage `zzz` not found in `docker/Dockerfile`; expected one of `a`, `b`\nhint: pass one of the stage names to `--target`, or leave it out to build the last stage",
+            ),
+            (
+                "# escape=x\nFROM alpine\n",
+                None,
+                "docker/Dockerfile:1: invalid escape token `x`; expected `\\` or a backtick\nhint: use `# escape=\\` (the default), or a backtick after `escape=`",
+            ),
+            (
+                "FROM alpine\nCMD [\"a\", 1]\n",
+                None,
+                "docker/Dockerfile:2: the JSON array form takes strings only\nhint: quote every element of the JSON array: `[\"executable\", \"arg\"]`",
+            ),
+        ];
+        for (text, target, want) in cases {
+            assert_eq!(shown(&error(text, target)), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_platform_is_the_cause_not_part_of_the_message() {
+        let e = error("FROM --platform=linux/sparc alpine\n", None);
+        assert_eq!(
+            e.to_string(),
+            "docker/Dockerfile:1: `--platform=linux/sparc` gives `linux/sparc` (building for linux/amd64), which is \
+             not a platform"
+        );
+        let cause = std::error::Error::source(&e).expect("the platform error is the source").to_string();
+        assert!(cause.starts_with("platform `linux/sparc` has unknown architecture `sparc`"), "{cause}");
+        assert_eq!(
+            e.hint(),
+            "write a platform as `os/arch[/variant]`, e.g. `--platform=linux/arm64` or `--platform=$BUILDPLATFORM`"
+        );
     }
 }

@@ -90,6 +90,43 @@ pub struct PlatformAnalysis {
     pub foreign_code: bool,
     /// The first such RUN (when `foreign_code`).
     pub deciding: Option<Location>,
+    /// Every stage the target needs holds only instructions archway's assembler implements
+    /// (no RUN, no RUN among the ONBUILD triggers of a stage it is built on, no ADD of a git
+    /// repository), so archway can write the image itself. Base images' own ONBUILD triggers
+    /// are not in the file: the planning driver reads them (`assemble::base::onbuild_triggers`)
+    /// and calls `PlatformAnalysis::base_trigger`.
+    #[serde(default)]
+    pub assemblable: bool,
+    /// The first instruction that prevents it, when not `assemblable`.
+    #[serde(default)]
+    pub not_assemblable: Option<Location>,
+    /// Why, in a few words (`RUN executes code`, `ADD of a git repository`).
+    #[serde(default)]
+    pub not_assemblable_reason: Option<String>,
+}
+
+/// Whether an ADD source names a git repository (BuildKit clones it; the assembler declines).
+pub fn is_git_source(src: &str) -> bool {
+    let s = src.trim();
+    s.starts_with("git@")
+        || s.starts_with("git://")
+        || s.starts_with("ssh://")
+        || ((s.starts_with("http://") || s.starts_with("https://"))
+            && s.split('#').next().is_some_and(|u| u.trim_end_matches('/').ends_with(".git")))
+}
+
+impl PlatformAnalysis {
+    /// Records that base image `image` (FROM at `from`) has an ONBUILD trigger that runs
+    /// code: the stage is then not assemblable, and this says so unless an earlier line
+    /// already decided it.
+    pub fn base_trigger(&mut self, image: &str, from: Location, trigger: &str) {
+        self.assemblable = false;
+        if self.not_assemblable.as_ref().is_none_or(|d| from.line < d.line) {
+            self.not_assemblable_reason =
+                Some(format!("base image `{image}` has the trigger `ONBUILD {trigger}`, which runs code"));
+            self.not_assemblable = Some(from);
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

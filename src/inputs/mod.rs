@@ -437,7 +437,7 @@ impl Invocation {
         for item in &prefer {
             let k = StrategyKind::parse(item).ok_or_else(|| {
                 UserError::input(format!("`{prefer_flag}`: `{item}` is not a strategy")).hint(format!(
-                    "use {}, e.g. `--prefer remote,emulated`",
+                    "use one of {}, e.g. `--prefer remote,emulated`",
                     StrategyKind::DEFAULT_ORDER.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
                 ))
             })?;

@@ -9,8 +9,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::BuildxInfo;
 use super::command;
+use super::{BuildxInfo, ProbeError};
 use crate::platform::Platform;
 
 /// How long one `docker buildx …` may take; `inspect` asks the engine, which may be slow.
@@ -19,22 +19,25 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs buildx through `docker` (a path or a name on `PATH`). `Err` says why there is no
 /// buildx (not installed, `docker` missing, …). A builder that cannot be reached is an `Ok`
 /// whose `refused` says why.
-pub async fn probe_buildx(docker: &Path) -> Result<BuildxInfo, String> {
+pub async fn probe_buildx(docker: &Path) -> Result<BuildxInfo, ProbeError> {
     let args = ["buildx", "version"];
     let out = command::run(docker, &args, TIMEOUT).await?;
     if !out.success {
-        return Err(format!("`{}` failed: {}", command::display(docker, &args), out.reason()));
+        return Err(ProbeError::Failed { command: command::display(docker, &args), reason: out.reason() });
     }
-    let version = parse_version(&out.stdout)
-        .ok_or_else(|| format!("`{}` printed no version: {}", command::display(docker, &args), out.stdout.trim()))?;
+    let version = parse_version(&out.stdout).ok_or_else(|| ProbeError::NoVersion {
+        command: command::display(docker, &args),
+        output: out.stdout.trim().to_string(),
+    })?;
 
     let args = ["buildx", "inspect"];
     let (inspect, failed) = match command::run(docker, &args, TIMEOUT).await {
         Ok(out) if out.success => (parse_inspect(&out.stdout), None),
-        Ok(out) => {
-            (Inspect::default(), Some(format!("`{}` failed: {}", command::display(docker, &args), out.reason())))
-        }
-        Err(why) => (Inspect::default(), Some(why)),
+        Ok(out) => (
+            Inspect::default(),
+            Some(ProbeError::Failed { command: command::display(docker, &args), reason: out.reason() }.to_string()),
+        ),
+        Err(why) => (Inspect::default(), Some(why.to_string())),
     };
     let refused = failed.or_else(|| {
         inspect.error.as_ref().map(|e| format!("buildx builder `{}` cannot be used: {e}", inspect.builder))

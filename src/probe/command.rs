@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use super::ProbeError;
+
 /// What a finished child printed.
 #[derive(Debug)]
 pub(crate) struct Finished {
@@ -37,7 +39,7 @@ pub(crate) fn display(program: &Path, args: &[&str]) -> String {
 /// Runs `program args…` with stdin closed; stdout and stderr are read concurrently (no pipe can
 /// fill up). The child is killed when `timeout` passes. `Err` says why it could not run or
 /// finish, naming the command; a non-zero exit is an `Ok` with `success: false`.
-pub(crate) async fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<Finished, String> {
+pub(crate) async fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<Finished, ProbeError> {
     let shown = display(program, args);
     let child = Command::new(program)
         .args(args)
@@ -47,13 +49,13 @@ pub(crate) async fn run(program: &Path, args: &[&str], timeout: Duration) -> Res
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!("`{}` is not installed (not found)", program.display()),
-            _ => format!("cannot run `{shown}`: {e}"),
+            std::io::ErrorKind::NotFound => ProbeError::NotInstalled { program: program.display().to_string() },
+            _ => ProbeError::Spawn { command: shown.clone(), detail: e.to_string() },
         })?;
     // Dropping the future on timeout drops the child, which kill_on_drop kills.
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Err(_) => Err(format!("`{shown}` did not finish within {} s", timeout.as_secs())),
-        Ok(Err(e)) => Err(format!("`{shown}` failed: {e}")),
+        Err(_) => Err(ProbeError::Timeout { command: shown, secs: timeout.as_secs() }),
+        Ok(Err(e)) => Err(ProbeError::Spawn { command: shown, detail: e.to_string() }),
         Ok(Ok(out)) => Ok(Finished {
             success: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -77,10 +79,10 @@ mod tests {
     #[tokio::test]
     async fn missing_program_and_timeout_are_reasons() {
         let e = run(Path::new("archway-no-such-program"), &["x"], Duration::from_secs(5)).await.unwrap_err();
-        assert_eq!(e, "`archway-no-such-program` is not installed (not found)");
+        assert_eq!(e.to_string(), "`archway-no-such-program` is not installed (not found)");
         let started = std::time::Instant::now();
         let e = run(Path::new("sleep"), &["30"], Duration::from_millis(200)).await.unwrap_err();
-        assert!(e.contains("`sleep 30` did not finish"), "{e}");
+        assert!(matches!(&e, ProbeError::Timeout { command, .. } if command == "sleep 30"), "{e}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

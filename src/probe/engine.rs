@@ -13,7 +13,7 @@ use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, ImageSummary};
 use bollard::query_parameters::{CreateContainerOptions, ListImagesOptions, RemoveContainerOptions};
 
-use super::Engine;
+use super::{Engine, ProbeError};
 use crate::platform::Platform;
 
 /// How long one Engine API call may take.
@@ -59,13 +59,13 @@ impl EngineEndpoint {
 
 /// Probes the engine at `endpoint`; `Err` is why it cannot be used, for users.
 /// `in_container`: whether archway runs in a container (then its own image is looked up).
-pub async fn probe_engine(endpoint: &EngineEndpoint, in_container: bool) -> Result<Engine, String> {
+pub async fn probe_engine(endpoint: &EngineEndpoint, in_container: bool) -> Result<Engine, ProbeError> {
     let host = endpoint.host.as_str();
     let docker = connect(host, endpoint.cert_dir.as_deref()).await?;
     let version = call(host, docker.version()).await?;
     let info = call(host, docker.info()).await?;
     let platform = platform_of(version.os.as_deref(), version.arch.as_deref())
-        .ok_or_else(|| format!("the engine at {host} reports an unknown platform"))?;
+        .ok_or_else(|| unknown_platform(host, version.os.as_deref(), version.arch.as_deref()))?;
     let images = call(host, docker.list_images(None::<ListImagesOptions>)).await.unwrap_or_else(|why| {
         tracing::info!("cannot list the images at {host}: {why}");
         Vec::new()
@@ -116,13 +116,13 @@ async fn own_image(docker: &Docker, in_container: bool) -> Option<String> {
 
 /// A client for `host` with the API version negotiated (bollard speaks a newer API than most
 /// engines accept). TLS with `cert_dir` for `tcp://` and `https://` hosts.
-pub(crate) async fn connect(host: &str, cert_dir: Option<&Path>) -> Result<Docker, String> {
+pub(crate) async fn connect(host: &str, cert_dir: Option<&Path>) -> Result<Docker, ProbeError> {
     let tls = cert_dir.filter(|_| host.starts_with("tcp://") || host.starts_with("https://"));
     let client = match tls {
         Some(dir) => {
-            for f in ["key.pem", "cert.pem", "ca.pem"] {
-                if !dir.join(f).is_file() {
-                    return Err(format!("no {f} in {} to reach {host} over TLS", dir.display()));
+            for file in ["key.pem", "cert.pem", "ca.pem"] {
+                if !dir.join(file).is_file() {
+                    return Err(ProbeError::TlsFile { endpoint: host.to_string(), dir: dir.to_path_buf(), file });
                 }
             }
             Docker::connect_with_ssl(
@@ -134,12 +134,10 @@ pub(crate) async fn connect(host: &str, cert_dir: Option<&Path>) -> Result<Docke
                 bollard::API_DEFAULT_VERSION,
             )
         }
-        None if host.starts_with("ssh://") => {
-            return Err(format!("{host} is an ssh endpoint; archway reaches those through the `docker` CLI only"));
-        }
+        None if host.starts_with("ssh://") => return Err(ProbeError::SshOverApi { endpoint: host.to_string() }),
         None => Docker::connect_with_host(host).map(|d| d.with_timeout(TIMEOUT)),
     }
-    .map_err(|e| describe(host, &e))?;
+    .map_err(|e| engine_error(host, describe(host, &e)))?;
     call(host, client.negotiate_version()).await
 }
 
@@ -148,11 +146,21 @@ pub(crate) async fn connect(host: &str, cert_dir: Option<&Path>) -> Result<Docke
 pub(crate) async fn call<T>(
     host: &str,
     fut: impl Future<Output = Result<T, bollard::errors::Error>>,
-) -> Result<T, String> {
+) -> Result<T, ProbeError> {
     match tokio::time::timeout(TIMEOUT, fut).await {
-        Err(_) => Err(no_answer(host)),
-        Ok(r) => r.map_err(|e| describe(host, &e)),
+        Err(_) => Err(engine_error(host, no_answer(host))),
+        Ok(r) => r.map_err(|e| engine_error(host, describe(host, &e))),
     }
+}
+
+fn engine_error(host: &str, reason: String) -> ProbeError {
+    ProbeError::Engine { endpoint: host.to_string(), reason }
+}
+
+/// The engine at `host` answered `docker version` with an `Os`/`Arch` archway does not know.
+pub(crate) fn unknown_platform(host: &str, os: Option<&str>, arch: Option<&str>) -> ProbeError {
+    let platform = format!("{}/{}", os.unwrap_or_default(), arch.unwrap_or_default());
+    ProbeError::UnknownPlatform { endpoint: host.to_string(), platform }
 }
 
 fn no_answer(host: &str) -> String {
@@ -410,14 +418,17 @@ mod tests {
         let e = probe_engine(&EngineEndpoint { host: "unix:///nonexistent/docker.sock".into(), cert_dir: None }, false)
             .await
             .unwrap_err();
-        assert_eq!(e, "no Docker socket at unix:///nonexistent/docker.sock");
+        assert_eq!(e.to_string(), "no Docker socket at unix:///nonexistent/docker.sock");
         let e =
             probe_engine(&EngineEndpoint { host: "ssh://ci@builder".into(), cert_dir: None }, false).await.unwrap_err();
-        assert!(e.contains("ssh endpoint"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "ssh://ci@builder is an ssh endpoint; archway reaches those through the `docker` CLI only"
+        );
         let e = probe_engine(&EngineEndpoint { host: "npipe:////./pipe/x".into(), cert_dir: None }, false)
             .await
             .unwrap_err();
-        assert!(e.contains("`npipe:////./pipe/x` is not an endpoint"), "{e}");
+        assert!(e.to_string().contains("`npipe:////./pipe/x` is not an endpoint"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let e = probe_engine(
             &EngineEndpoint { host: "tcp://127.0.0.1:1".into(), cert_dir: Some(dir.path().into()) },
@@ -425,6 +436,13 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert_eq!(e, format!("no key.pem in {} to reach tcp://127.0.0.1:1 over TLS", dir.path().display()));
+        assert_eq!(
+            e.to_string(),
+            format!("no key.pem in {} to reach tcp://127.0.0.1:1 over TLS", dir.path().display())
+        );
+        assert_eq!(
+            unknown_platform("tcp://arm:2376", Some("linux"), Some("sparc")).to_string(),
+            "the engine at tcp://arm:2376 reports an unknown platform `linux/sparc`"
+        );
     }
 }

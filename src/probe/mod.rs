@@ -18,6 +18,41 @@ use serde::{Deserialize, Serialize};
 
 use crate::platform::Platform;
 
+/// Why a probe could not find something out. Each names the command or endpoint involved.
+///
+/// A probe failing is a fact about the runner, not a failure of archway: [`probe`] records it
+/// (as `None`, or as a [`Node`]'s `reached`) and the planner explains what it means.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    #[error("`{program}` is not installed (not found)")]
+    NotInstalled { program: String },
+    /// The child could not be started or waited for; `detail` is the system's reason.
+    #[error("cannot run `{command}`: {detail}")]
+    Spawn { command: String, detail: String },
+    #[error("`{command}` did not finish within {secs} s")]
+    Timeout { command: String, secs: u64 },
+    /// The child exited unsuccessfully; `reason` is the last line of its stderr.
+    #[error("`{command}` failed: {reason}")]
+    Failed { command: String, reason: String },
+    #[error("`{command}` printed no version: {output}")]
+    NoVersion { command: String, output: String },
+    /// An engine cannot be used; `reason` names it and says why ("connection refused at
+    /// tcp://…", "no Docker socket at unix://…").
+    #[error("{reason}")]
+    Engine { endpoint: String, reason: String },
+    #[error("no {file} in {} to reach {endpoint} over TLS", .dir.display())]
+    TlsFile { endpoint: String, dir: PathBuf, file: &'static str },
+    #[error("{endpoint} is an ssh endpoint; archway reaches those through the `docker` CLI only")]
+    SshOverApi { endpoint: String },
+    #[error("the engine at {endpoint} reports an unknown platform `{platform}`")]
+    UnknownPlatform { endpoint: String, platform: String },
+    #[error("`{endpoint}` is not a node endpoint; expected `tcp://HOST:PORT` or `ssh://USER@HOST`")]
+    NotAnEndpoint { endpoint: String },
+    /// `docker -H ssh://…` could not reach the node; `reason` is ssh's own complaint.
+    #[error("cannot reach {endpoint}: {reason}")]
+    Ssh { endpoint: String, reason: String },
+}
+
 /// Everything the planner needs to know about this runner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Node, NodeSpec, command, engine};
+use super::{Node, NodeSpec, ProbeError, command, engine};
 use crate::platform::Platform;
 
 /// How long `docker -H ssh://… version` may take (ssh handshakes are slow).
@@ -27,30 +27,27 @@ pub async fn probe_node(spec: &NodeSpec, docker: &Path) -> Node {
     } else if endpoint.starts_with("tcp://") || endpoint.starts_with("unix://") {
         over_api(endpoint, spec.cert_dir.as_deref()).await
     } else {
-        Err(format!("`{endpoint}` is not a node endpoint; expected `tcp://HOST:PORT` or `ssh://USER@HOST`"))
+        Err(ProbeError::NotAnEndpoint { endpoint: endpoint.to_string() })
     };
+    // Recorded as text: a node's reach is a fact of the runner, saved with `--save-capabilities`.
+    let reached = reached.map_err(|e| e.to_string());
     Node { platform: spec.platform.clone(), endpoint: spec.endpoint.clone(), reached }
 }
 
-async fn over_api(endpoint: &str, cert_dir: Option<&Path>) -> Result<Platform, String> {
+async fn over_api(endpoint: &str, cert_dir: Option<&Path>) -> Result<Platform, ProbeError> {
     let docker = engine::connect(endpoint, cert_dir).await?;
     let v = engine::call(endpoint, docker.version()).await?;
-    engine::platform_of(v.os.as_deref(), v.arch.as_deref()).ok_or_else(|| {
-        format!(
-            "the engine at {endpoint} reports an unknown platform `{}/{}`",
-            v.os.unwrap_or_default(),
-            v.arch.unwrap_or_default()
-        )
-    })
+    engine::platform_of(v.os.as_deref(), v.arch.as_deref())
+        .ok_or_else(|| engine::unknown_platform(endpoint, v.os.as_deref(), v.arch.as_deref()))
 }
 
-async fn over_ssh(endpoint: &str, docker: &Path) -> Result<Platform, String> {
+async fn over_ssh(endpoint: &str, docker: &Path) -> Result<Platform, ProbeError> {
     let args = ["-H", endpoint, "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"];
     let out = command::run(docker, &args, SSH_TIMEOUT).await?;
     if !out.success {
-        return Err(format!("cannot reach {endpoint}: {}", ssh_reason(&out.reason())));
+        return Err(ProbeError::Ssh { endpoint: endpoint.to_string(), reason: ssh_reason(&out.reason()) });
     }
-    parse_os_arch(&out.stdout).map_err(|why| format!("{endpoint}: {why}"))
+    parse_os_arch(endpoint, &out.stdout)
 }
 
 /// The docker CLI wraps ssh's own complaint in a long sentence ending `stderr=…`; that part is
@@ -62,10 +59,11 @@ pub fn ssh_reason(line: &str) -> String {
     }
 }
 
-/// Parses `docker version --format '{{.Server.Os}}/{{.Server.Arch}}'`: `linux/arm64`.
-pub fn parse_os_arch(text: &str) -> Result<Platform, String> {
+/// Parses what the engine at `endpoint` answered to
+/// `docker version --format '{{.Server.Os}}/{{.Server.Arch}}'`: `linux/arm64`.
+pub fn parse_os_arch(endpoint: &str, text: &str) -> Result<Platform, ProbeError> {
     let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-    line.parse().map_err(|_| format!("the engine reports an unknown platform `{line}`"))
+    line.parse().map_err(|_| ProbeError::UnknownPlatform { endpoint: endpoint.to_string(), platform: line.to_string() })
 }
 
 #[cfg(test)]
@@ -74,13 +72,14 @@ mod tests {
 
     #[test]
     fn os_arch_parses() {
-        assert_eq!(parse_os_arch("linux/arm64\n").unwrap().to_string(), "linux/arm64");
-        assert_eq!(parse_os_arch("\nlinux/amd64\n").unwrap().to_string(), "linux/amd64");
+        let ssh = "ssh://ci@arm-box";
+        assert_eq!(parse_os_arch(ssh, "linux/arm64\n").unwrap().to_string(), "linux/arm64");
+        assert_eq!(parse_os_arch(ssh, "\nlinux/amd64\n").unwrap().to_string(), "linux/amd64");
         assert_eq!(
-            parse_os_arch("linux/sparc64\n").unwrap_err(),
-            "the engine reports an unknown platform `linux/sparc64`"
+            parse_os_arch(ssh, "linux/sparc64\n").unwrap_err().to_string(),
+            "the engine at ssh://ci@arm-box reports an unknown platform `linux/sparc64`"
         );
-        assert!(parse_os_arch("").is_err());
+        assert!(parse_os_arch(ssh, "").is_err());
     }
 
     #[test]

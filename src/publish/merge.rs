@@ -72,7 +72,8 @@ pub fn legs(sources: &[String], repo: &Reference) -> Result<Vec<Leg>, UserError>
             out.push(Leg { label: s.clone(), reference: read_digest_file(path, repo) });
         } else if let Ok(d) = s.parse::<Digest>() {
             out.push(Leg { label: s.clone(), reference: Ok(repo.with_digest(d)) });
-        } else if s.contains('@') {
+        } else if s.contains('@') || (s.contains('/') && s.contains(':') && s.parse::<Reference>().is_ok()) {
+            // `REPO@sha256:…`, or `REPO:TAG`: a leg pushed under a tag of its own.
             let r = crate::inputs::lists::reference("SOURCE", s)
                 .map_err(|e| e.hint("give `REPO@sha256:…`, a digest file, or a directory of digest files"))?;
             out.push(Leg { label: s.clone(), reference: Ok(r) });
@@ -155,9 +156,13 @@ pub async fn gather(client: &Client, req: &MergeRequest, legs: &[Leg], log: &Log
         }
     }
     if found.is_empty() {
-        return Err(UserError::failure("nothing to merge: no source could be read; no tag was moved")
-            .hint("check the digest files the legs wrote, or name `REPO@sha256:…` sources")
-            .into());
+        let list: Vec<String> = missing.iter().map(|(l, why)| format!("  {l}: {why}")).collect();
+        return Err(UserError::failure(format!(
+            "nothing to merge: no source could be read; no tag was moved\n{}",
+            list.join("\n")
+        ))
+        .hint("check the digest files the legs wrote, or name `REPO@sha256:…` sources")
+        .into());
     }
     if !missing.is_empty() && !req.allow_partial {
         let list: Vec<String> = missing.iter().map(|(l, why)| format!("  {l}: {why}")).collect();

@@ -40,6 +40,76 @@ impl Client {
         Ok(resp.body)
     }
 
+    /// Streams blob `digest` into the file `dest` (through a temporary file beside it, renamed
+    /// once the content hashes to `digest`), never holding it whole in memory. Returns its size.
+    /// A download broken halfway is started again, within the retry budget's attempts.
+    pub async fn blob_get_to_file(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        dest: &std::path::Path,
+    ) -> Result<u64, RegistryError> {
+        use futures_util::StreamExt as _;
+        use sha2::Digest as _;
+        use tokio::io::AsyncWriteExt as _;
+        let operation = format!("GET blob {}@{digest}", r.name());
+        let io_err = |e: std::io::Error| RegistryError::Status {
+            registry: r.registry.clone(),
+            operation: operation.clone(),
+            status: 0,
+            detail: format!("cannot write `{}`: {e}", dest.display()),
+        };
+        let tmp = dest.with_extension(format!("partial-{}", std::process::id()));
+        let mut last = None;
+        for _ in 0..3 {
+            let target = format!("/v2/{}/blobs/{digest}", r.repository);
+            let resp = self.send(Req::new(Method::GET, r, target, operation.clone()).streamed()).await?;
+            let mut body = resp.stream.expect("a streamed request").bytes_stream();
+            let mut file = tokio::fs::File::create(&tmp).await.map_err(io_err)?;
+            let mut hash = sha2::Sha256::new();
+            let mut size = 0u64;
+            let mut broken = None;
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(c) => {
+                        hash.update(&c);
+                        size += c.len() as u64;
+                        file.write_all(&c).await.map_err(io_err)?;
+                    }
+                    Err(e) => {
+                        broken = Some(super::http::error_chain(&e));
+                        break;
+                    }
+                }
+            }
+            file.flush().await.map_err(io_err)?;
+            drop(file);
+            if let Some(why) = broken {
+                last = Some(why);
+                continue;
+            }
+            let got: Digest = format!("sha256:{}", hex::encode(hash.finalize())).parse().expect("a sha256 digest");
+            if got != *digest {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(RegistryError::DigestMismatch {
+                    registry: r.registry.clone(),
+                    expected: digest.to_string(),
+                    got: got.to_string(),
+                });
+            }
+            tokio::fs::rename(&tmp, dest).await.map_err(io_err)?;
+            return Ok(size);
+        }
+        let _ = tokio::fs::remove_file(&tmp).await;
+        Err(RegistryError::GaveUp {
+            registry: r.registry.clone(),
+            operation,
+            attempts: 3,
+            status: None,
+            last: last.unwrap_or_default(),
+        })
+    }
+
     pub async fn blob_exists(&self, r: &Reference, digest: &Digest) -> Result<bool, RegistryError> {
         let target = format!("/v2/{}/blobs/{digest}", r.repository);
         match self.send(Req::new(Method::HEAD, r, target, format!("HEAD blob {}@{digest}", r.name())).push()).await {

@@ -83,6 +83,8 @@ pub(crate) struct Req<'a> {
     pub mount_from: Option<&'a str>,
     /// Says what this request does in errors: "GET manifest ghcr.io/a/b:1".
     pub operation: String,
+    /// A successful answer's body is left unread for the caller to stream (`Resp::stream`).
+    pub stream: bool,
 }
 
 impl<'a> Req<'a> {
@@ -97,6 +99,7 @@ impl<'a> Req<'a> {
             push: false,
             mount_from: None,
             operation: operation.into(),
+            stream: false,
         }
     }
 
@@ -113,6 +116,12 @@ impl<'a> Req<'a> {
 
     pub fn body(mut self, p: Payload) -> Self {
         self.body = Some(p);
+        self
+    }
+
+    /// Leaves a successful answer's body unread (`Resp::stream`), for blobs too big to hold.
+    pub fn streamed(mut self) -> Self {
+        self.stream = true;
         self
     }
 
@@ -133,11 +142,13 @@ impl<'a> Req<'a> {
     }
 }
 
-/// A registry's answer, read in full (registry answers are small; blobs arrive as bytes).
+/// A registry's answer, read in full (registry answers are small; blobs arrive as bytes) unless
+/// the request was `streamed`, when a success's body is left in `stream`.
 pub(crate) struct Resp {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub stream: Option<reqwest::Response>,
 }
 
 impl Resp {
@@ -224,12 +235,15 @@ impl Client {
             let resp = b.send().await.map_err(|e| transport_failure(e, req.registry, &url))?;
             host.observe(req.registry, resp.headers());
             let (status, headers) = (resp.status(), resp.headers().clone());
+            if req.stream && matches!(outcome(status), Outcome::Done) {
+                return Ok(Resp { status, headers, body: Bytes::new(), stream: Some(resp) });
+            }
             let body = resp.bytes().await.map_err(|e| transport_failure(e, req.registry, &url))?;
             drop(slot);
             let action = if req.push { "push" } else { "pull" };
             let detail = || error_detail(&body);
             return Err(Failure::Fatal(match outcome(status) {
-                Outcome::Done => return Ok(Resp { status, headers, body }),
+                Outcome::Done => return Ok(Resp { status, headers, body, stream: None }),
                 Outcome::Authenticate if !reauthenticated => {
                     reauthenticated = true;
                     let challenge = headers.get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());

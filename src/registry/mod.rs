@@ -77,6 +77,22 @@ impl RegistryError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, RegistryError::NotFound { .. })
     }
+
+    /// The one fix to suggest, where the failure implies one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RegistryError::Unreachable { registry, .. } => Some(format!(
+                "check that `{registry}` is the right registry and is reachable from here; a plain-HTTP registry \
+                 needs `--insecure-registry {registry}`"
+            )),
+            RegistryError::Unauthorized { registry, .. } | RegistryError::Denied { registry, .. } => Some(format!(
+                "log in with `docker login {registry}`, or set `{}` and `{}`",
+                crate::env::REGISTRY_USERNAME,
+                crate::env::REGISTRY_PASSWORD
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// A request body that can be sent again on a retry.

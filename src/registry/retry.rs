@@ -116,7 +116,8 @@ impl Attempts {
             Some(asked) => asked,
             None => jittered(self.policy.backoff(self.failed), random_unit()),
         };
-        let over_time = self.waited + wait > self.policy.max_wait;
+        // Saturating: `Retry-After` is the registry's to choose, up to `u64::MAX` seconds.
+        let over_time = self.waited.saturating_add(wait) > self.policy.max_wait;
         let max_attempts =
             if failure.connect { self.policy.max_attempts.min(CONNECT_ATTEMPTS) } else { self.policy.max_attempts };
         if self.failed >= max_attempts || over_time {
@@ -225,6 +226,21 @@ mod tests {
         h.insert("retry-after", HeaderValue::from_static("Thu, 29 Feb 2024 23:59:59 GMT"));
         let leap_day = UNIX_EPOCH + Duration::from_secs(1709251199);
         assert_eq!(retry_after(&h, leap_day - Duration::from_secs(5)), Some(Duration::from_secs(5)));
+    }
+
+    #[tokio::test]
+    async fn a_huge_retry_after_is_over_budget_not_a_panic() {
+        let mut a = Attempts::new(RetryPolicy { max_attempts: 5, ..RetryPolicy::default() });
+        a.waited = Duration::from_secs(1);
+        let t = Transient {
+            status: Some(StatusCode::TOO_MANY_REQUESTS),
+            retry_after: Some(Duration::from_secs(u64::MAX)),
+            detail: String::new(),
+            connect: false,
+            url: "https://r.example/v2/".into(),
+        };
+        let e = a.retry(t, "r.example", "GET manifest r.example/a:1").await.unwrap_err();
+        assert!(matches!(e, RegistryError::GaveUp { attempts: 1, .. }), "{e}");
     }
 
     #[tokio::test]

@@ -44,7 +44,7 @@ pub fn plan(planning: &Planning, log: &Log) -> Result<(), UserError> {
     Err(UserError::impossible(format!(
         "{} cannot be built on this runner; nothing was built or pushed\n\n{}",
         names.join(", "),
-        impossible.iter().map(|i| impossible_detail(i)).collect::<Vec<_>>().join("\n")
+        impossible.iter().map(|i| impossible_detail(i)).collect::<Vec<_>>().join("\n").trim_end()
     ))
     .hint(impossible[0].fixes.first().cloned().unwrap_or_default()))
 }

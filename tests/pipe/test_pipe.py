@@ -150,16 +150,20 @@ class ArchwayPipeTest(PipeTestCase):
         code, lines, shared, logs = self.run_pipe(self.pipe_variables(repo, **variables))
         self.assertNotEqual(code, 0, logs)
         self.assertEqual(code, 2, logs)
-        self.assertTrue(lines[-1].startswith("✖"), logs)
-        self.assertIn(variable, logs)
+        # The error once: its first line marked `✖`, then its causes, a blank line, the hint.
+        crosses = [l for l in lines if l.startswith("✖")]
+        self.assertEqual(len(crosses), 1, logs)
+        self.assertIn(variable, crosses[0], logs)
+        self.assertTrue(lines[-1].startswith("hint: "), logs)
+        self.assertEqual(lines[-2], "", logs)
         self.assertFalse(os.path.exists(os.path.join(shared, "archway-result.json")))
         status, _, body = registry_get(repo, "tags/list")
         self.assertEqual(status, 404, f"something was pushed to {repo}: {body}")
 
-    def test_bad_push_variable_ends_with_a_cross(self):
+    def test_bad_push_variable_is_refused_with_a_cross(self):
         self.assert_refused({"PUSH": "maybe"}, "PUSH")
 
-    def test_bad_platform_ends_with_a_cross(self):
+    def test_bad_platform_is_refused_with_a_cross(self):
         self.assert_refused({"PLATFORMS": "linux/sparc"}, "linux/sparc")
 
 
