@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build a Dockerfile for several platforms and publish one multi-platform image
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Show how each platform would be built here, and why, without building
     Plan(PlanArgs),
     /// Stitch platforms pushed by digest (matrix legs) into one multi-platform image
@@ -159,6 +159,20 @@ pub struct BuildArgs {
     /// Print the plan and stop
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Layer compression of assembled platforms: `gzip` or `zstd` (default: `gzip`)
+    #[arg(long, value_name = "gzip|zstd")]
+    pub compression: Option<String>,
+
+    /// Compression level (default: 1 for gzip, 3 for zstd)
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<i32>,
+
+    /// An image whose layers assembled platforms reuse when their content is the same:
+    /// `REF` or `type=registry,ref=REF` (repeatable; the image under the first tag is always
+    /// tried)
+    #[arg(long = "cache-from", value_name = "REF")]
+    pub cache_from: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,9 @@ pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
 pub const DOCKER_CONTEXT: &str = "DOCKER_CONTEXT";
 /// The buildx builder to use; ignored for builds on remote nodes.
 pub const BUILDX_BUILDER: &str = "BUILDX_BUILDER";
+/// Seconds since the epoch for the `created` time of assembled images and the files they add
+/// (reproducible builds); 0 when unset, so the same inputs give the same digest.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// The user's home directory: `~/.docker` when `DOCKER_CONFIG` is unset.
 pub const HOME: &str = "HOME";
 /// Where buildx children find programs; archway puts its credential helper first.
@@ -36,4 +39,5 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     (DOCKER_TLS_VERIFY, "non-empty: TLS to a `tcp://` engine, verified with `DOCKER_CERT_PATH`"),
     (DOCKER_CERT_PATH, "directory with `key.pem`, `cert.pem`, `ca.pem`; default `~/.docker`"),
     (LOG, "archway's own diagnostics, e.g. `archway=debug`"),
+    (SOURCE_DATE_EPOCH, "seconds since the epoch for the `created` time of assembled images; default 0"),
 ];

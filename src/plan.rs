@@ -88,8 +88,8 @@ impl Policy {
     /// The full order: the preferred kinds first, then the rest in the default order — except
     /// that `assembled`, when a preference leaves it out, comes last, so `--prefer native`
     /// plans every platform an engine can build as archway did before it could assemble.
-    fn full_order(&self) -> Vec<StrategyKind> {
-        let named = self.order.contains(&StrategyKind::Assembled);
+    pub fn full_order(&self) -> Vec<StrategyKind> {
+        let named = self.order.is_empty() || self.order.contains(&StrategyKind::Assembled);
         let mut out: Vec<StrategyKind> = Vec::new();
         for k in self
             .order
@@ -349,7 +349,14 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
             Err(why) => tried.push((kind, why)),
         }
     }
-    let fixes = fixes(p, policy, caps, &local, foreign, deciding.as_ref());
+    let mut fixes = fixes(p, policy, caps, &local, foreign, deciding.as_ref());
+    // A base image that could not be read is the one thing between this platform and `assembled`.
+    if let Some(why) =
+        verdict.and_then(|v| v.not_assemblable_reason.as_deref()).filter(|w| w.contains("could not be read"))
+    {
+        let image = why.split('`').nth(1).unwrap_or("the base image");
+        fixes.insert(0, format!("let archway read `{image}` from here (its registry must be reachable; a plan reads only its config), so the platform can be assembled"));
+    }
     Err(Impossible { platform: p.clone(), foreign_code: foreign, deciding, tried, fixes })
 }
 

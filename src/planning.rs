@@ -1,14 +1,21 @@
 //! planning: the planning stage's driver, shared by `archway plan` and `archway build`. Reads the
-//! Dockerfile, probes this runner (or loads recorded capabilities), analyses the Dockerfile for
-//! the build platform and plans every platform with the pure `plan::plan`. Never pulls an image.
+//! Dockerfile, analyses it, reads the base images' configs for ONBUILD triggers (the only
+//! network it uses: a few KB per base), probes this runner (or loads recorded capabilities)
+//! and plans every platform with the pure `plan::plan`. Never pulls an image.
+//!
+//! When the policy tries `assembled` first and every platform can be assembled, only this
+//! machine's own facts are probed: no engine, no buildx, no nodes — nothing the plan would use.
 
 use std::path::Path;
 
-use crate::dockerfile::{self, Analysis, AnalyzeInput};
+use crate::builder::assemble::base;
+use crate::dockerfile::{self, Analysis, AnalyzeInput, Location};
 use crate::error::UserError;
-use crate::inputs::{BuildSource, Runner, StrategyInput};
-use crate::plan::{self, Plan};
+use crate::inputs::{BuildSource, RegistryAccess, Runner, StrategyInput};
+use crate::plan::{self, Plan, StrategyKind};
+use crate::platform::Platform;
 use crate::probe::{self, Capabilities, NodeSpec, ProbeOptions, QemuInterpreter};
+use crate::registry::{Client, RegistryError, RetryPolicy};
 
 /// Everything planning found out.
 pub struct Planning {
@@ -17,51 +24,64 @@ pub struct Planning {
     pub plan: Plan,
 }
 
-/// Probes this runner (unless `recorded` capabilities are given), analyses the Dockerfile and
-/// plans every platform.
+/// How much of this runner to probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Use these recorded capabilities instead.
+    Recorded,
+    /// Everything, even when the plan will not need it (`--save-capabilities`).
+    Full,
+    /// What the plan needs.
+    Needed,
+}
+
+/// Analyses the Dockerfile, checks its base images and plans every platform, probing this
+/// runner as `probe` says (`recorded` holds the capabilities for [`Probe::Recorded`]).
 pub async fn make(
     source: &BuildSource,
     strategy: &StrategyInput,
     runner: &Runner,
+    registry: &RegistryAccess,
     recorded: Option<Capabilities>,
+    probe: Probe,
 ) -> Result<Planning, UserError> {
     let text = std::fs::read_to_string(&source.dockerfile).map_err(|e| {
         UserError::input(format!("cannot read Dockerfile `{}`", source.dockerfile.display()))
             .caused_by(e)
-            .hint("check that the file is readable")
+            .hint("check that the file exists and is readable")
     })?;
-    let caps = match recorded {
-        Some(c) => c,
-        None => probe_runner(source, strategy, runner).await,
+    let opts = probe_options(strategy, runner);
+    let assembled_first = strategy.policy.full_order().first() == Some(&StrategyKind::Assembled);
+    // The build platform is the engine's; without one, the host's. Analyse for the host first:
+    // when every platform is assembled, no engine is asked at all.
+    let (mut caps, lazy) = match recorded {
+        Some(c) => (c, false),
+        None if probe == Probe::Needed && assembled_first => (probe::probe_host(&opts), true),
+        None => (probe_all(source, &opts).await, false),
     };
-    // The build platform is the engine's; without one, the host's.
-    let build_platform = caps.engine.as_ref().map(|e| e.platform.clone()).unwrap_or_else(|| caps.host.clone());
-    // Named as the user knows it: relative to the context (`Dockerfile`, `docker/Dockerfile.prod`)
-    // when it is inside, so CI annotations point at the file in the checkout.
-    let file = source
-        .dockerfile
-        .strip_prefix(&source.context)
-        .or_else(|_| source.dockerfile.strip_prefix("."))
-        .unwrap_or(&source.dockerfile)
-        .display()
-        .to_string();
-    let analysis = dockerfile::analyze(&AnalyzeInput {
-        text: &text,
-        file: &file,
-        build_args: &source.build_args,
-        target: source.target.as_deref(),
-        build_platform: &build_platform,
-        platforms: &source.platforms,
-    })
-    .map_err(UserError::from)?;
+    let mut analysis = analyze(source, &text, &caps)?;
+    let client = Client::new(
+        crate::registry::CredentialSource { explicit: registry.explicit.clone(), docker_config: true },
+        registry.insecure.clone(),
+    )
+    // A plan waits seconds, not minutes, for a base image's config.
+    .with_retry(RetryPolicy {
+        max_attempts: 2,
+        max_wait: std::time::Duration::from_secs(2),
+        ..RetryPolicy::default()
+    });
+    check_bases(&client, &mut analysis, &caps.host, &file_name(source)).await;
+    if lazy && !analysis.per_platform.iter().all(|p| p.assemblable) {
+        caps = probe_all(source, &opts).await;
+        analysis = analyze(source, &text, &caps)?;
+        check_bases(&client, &mut analysis, &caps.host, &file_name(source)).await;
+    }
     let plan = plan::plan(&source.platforms, &strategy.policy, &caps, &analysis);
     Ok(Planning { caps, analysis, plan })
 }
 
-/// What this runner can do for these platforms: the probe, plus the QEMU interpreters archway
-/// could register for them.
-async fn probe_runner(source: &BuildSource, strategy: &StrategyInput, runner: &Runner) -> Capabilities {
-    let opts = ProbeOptions {
+fn probe_options(strategy: &StrategyInput, runner: &Runner) -> ProbeOptions {
+    ProbeOptions {
         docker: runner.docker.clone(),
         nodes: strategy
             .nodes
@@ -74,8 +94,38 @@ async fn probe_runner(source: &BuildSource, strategy: &StrategyInput, runner: &R
             .collect(),
         engine: runner.engine.clone(),
         container_var: runner.container_var.clone(),
-    };
-    let mut caps = probe::probe(&opts).await;
+    }
+}
+
+/// The Dockerfile as the user knows it: relative to the context (`Dockerfile`,
+/// `docker/Dockerfile.prod`) when it is inside, so CI annotations point at the file.
+fn file_name(source: &BuildSource) -> String {
+    source
+        .dockerfile
+        .strip_prefix(&source.context)
+        .or_else(|_| source.dockerfile.strip_prefix("."))
+        .unwrap_or(&source.dockerfile)
+        .display()
+        .to_string()
+}
+
+fn analyze(source: &BuildSource, text: &str, caps: &Capabilities) -> Result<Analysis, UserError> {
+    let build_platform = caps.engine.as_ref().map(|e| e.platform.clone()).unwrap_or_else(|| caps.host.clone());
+    let file = file_name(source);
+    Ok(dockerfile::analyze(&AnalyzeInput {
+        text,
+        file: &file,
+        build_args: &source.build_args,
+        target: source.target.as_deref(),
+        build_platform: &build_platform,
+        platforms: &source.platforms,
+    })?)
+}
+
+/// What this runner can do for these platforms: the probe, plus the QEMU interpreters archway
+/// could register for them.
+async fn probe_all(source: &BuildSource, opts: &ProbeOptions) -> Capabilities {
+    let mut caps = probe::probe(opts).await;
     caps.qemu = source
         .platforms
         .iter()
@@ -85,6 +135,68 @@ async fn probe_runner(source: &BuildSource, strategy: &StrategyInput, runner: &R
         })
         .collect();
     caps
+}
+
+/// Reads the ONBUILD triggers of every registry base image a still-assemblable platform needs
+/// (BuildKit runs them in the child build). A trigger that runs code, or a base that cannot be
+/// read, makes that platform not assemblable, saying why; a base found without such triggers
+/// drops the analysis' note that its triggers could not be seen.
+async fn check_bases(client: &Client, analysis: &mut Analysis, host: &Platform, file: &str) {
+    let stage_names: Vec<String> = analysis.stages.iter().map(|s| s.name.clone()).collect();
+    let bases: Vec<(String, Option<String>, Location)> = analysis
+        .stages
+        .iter()
+        .filter(|s| s.needed && !s.base.eq_ignore_ascii_case("scratch") && !stage_names.contains(&s.base))
+        .filter(|s| !s.base.contains('$'))
+        .map(|s| {
+            let from = Location {
+                file: file.to_string(),
+                line: s.line,
+                stage: s.name.clone(),
+                instruction: format!("FROM {}", s.base),
+            };
+            (s.base.clone(), s.platform_flag.clone(), from)
+        })
+        .collect();
+    let mut all_clear: Vec<String> = Vec::new();
+    for (image, flag, from) in bases {
+        let (mut checked, mut clear) = (false, true);
+        for pa in analysis.per_platform.iter_mut().filter(|p| p.assemblable) {
+            // A stage pinned to the build platform runs the build platform's image.
+            let platform = match flag.as_deref() {
+                Some(f) if f.contains("BUILDPLATFORM") => host.clone(),
+                Some(f) => f.parse().unwrap_or_else(|_| pa.platform.clone()),
+                None => pa.platform.clone(),
+            };
+            checked = true;
+            match base::onbuild_triggers(client, &image, &platform).await {
+                Ok(triggers) => {
+                    if let Some(t) = triggers.iter().find(|t| t.trim_start().to_ascii_uppercase().starts_with("RUN")) {
+                        pa.base_trigger(&image, from.clone(), t);
+                        clear = false;
+                    }
+                }
+                Err(e) => {
+                    let why = match &e {
+                        base::BaseError::Registry { source: RegistryError::Unreachable { registry, .. }, .. } => {
+                            format!("registry `{registry}` is unreachable from here")
+                        }
+                        other => other.to_string(),
+                    };
+                    pa.assemblable = false;
+                    pa.not_assemblable_reason = Some(format!(
+                        "the base image `{image}` could not be read to check its ONBUILD triggers: {why}"
+                    ));
+                    pa.not_assemblable = Some(from.clone());
+                    clear = false;
+                }
+            }
+        }
+        if checked && clear {
+            all_clear.push(image);
+        }
+    }
+    analysis.unknowns.retain(|u| !all_clear.iter().any(|i| u.contains(&format!("base image `{i}`"))));
 }
 
 /// Capabilities recorded with `--save-capabilities`.

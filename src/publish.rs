@@ -329,6 +329,7 @@ async fn push_image(
     repo: &Reference,
     layout: &Path,
     d: &Descriptor,
+    mounts: &[(Digest, Reference)],
     stats: &mut PushStats,
 ) -> Result<(), PublishError> {
     let bytes = read_layout_blob(layout, &d.digest)?;
@@ -337,8 +338,9 @@ async fn push_image(
     let results: Vec<Result<(bool, u64), PublishError>> = futures_util::stream::iter(blobs)
         .map(|b| async move {
             let path = layout.join("blobs/sha256").join(b.digest.hex());
-            match client.blob_put(repo, &b.digest, Body::File { path, len: b.size }).await {
-                Ok(uploaded) => Ok((uploaded, b.size)),
+            let from = mounts.iter().find(|(d, _)| *d == b.digest).map(|(_, r)| r);
+            match client.blob_put_from(repo, &b.digest, Body::File { path, len: b.size }, from).await {
+                Ok(pushed) => Ok((pushed == crate::registry::BlobPush::Uploaded, b.size)),
                 Err(source) => Err(push_error("blob", repo, &b.digest, source)),
             }
         })
@@ -377,22 +379,26 @@ async fn put_manifest(
 
 /// Pushes one platform's result from its OCI layout to `repo` by digest, children before
 /// the index that names them. Moves no tag.
+///
+/// A blob named in `mounts` is mounted from the repository given there (same registry) when
+/// `repo` lacks it; the layout need not hold it.
 pub async fn push_by_digest(
     client: &Client,
     repo: &Reference,
     layout: &Path,
     top: &Descriptor,
+    mounts: &[(Digest, Reference)],
 ) -> Result<PushStats, PublishError> {
     let mut stats = PushStats::default();
     if oci::is_index(&top.media_type) {
         let bytes = read_layout_blob(layout, &top.digest)?;
         let idx: Index = serde_json::from_slice(&bytes).map_err(malformed(&top.digest, "an index"))?;
         for child in &idx.manifests {
-            push_image(client, repo, layout, child, &mut stats).await?;
+            push_image(client, repo, layout, child, mounts, &mut stats).await?;
         }
         put_manifest(client, repo, &top.digest, &bytes, &top.media_type, "index").await?;
     } else {
-        push_image(client, repo, layout, top, &mut stats).await?;
+        push_image(client, repo, layout, top, mounts, &mut stats).await?;
     }
     Ok(stats)
 }
@@ -638,6 +644,7 @@ mod tests {
 
     fn built(dir: &Path, platform: &str, descriptor: Descriptor) -> Built {
         Built {
+            mounts: vec![],
             platform: platform.parse().unwrap(),
             descriptor,
             duration: std::time::Duration::ZERO,

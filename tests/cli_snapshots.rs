@@ -470,6 +470,11 @@ snapshots! {
     plan_prebuilt_no_engine: plan_of("prebuilt", "no-engine");
     plan_prebuilt_bitbucket_default: plan_of("prebuilt", "bitbucket-default");
     plan_prebuilt_bitbucket_default_json: plan_json("prebuilt", "bitbucket-default");
+    plan_prebuilt_scratch_bitbucket_default: plan_of("prebuilt-scratch", "bitbucket-default");
+    plan_prebuilt_scratch_bitbucket_default_json: plan_json("prebuilt-scratch", "bitbucket-default");
+    plan_prebuilt_scratch_no_engine: plan_of("prebuilt-scratch", "no-engine")
+        .args(&["--platform", "linux/amd64,linux/arm64,linux/arm/v7"]);
+    plan_prebuilt_scratch_prefer_native_bitbucket: plan_of("prebuilt-scratch", "bitbucket-default").args(&["--prefer", "native"]);
     plan_prebuilt_many_platforms_gitlab: plan_of("prebuilt", "gitlab-dind-unprivileged")
         .args(&["--platform", "linux/amd64,linux/arm64,linux/arm/v7,linux/386,linux/riscv64"]);
 

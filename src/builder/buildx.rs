@@ -172,7 +172,13 @@ impl Builder for Buildx {
                 layout.display()
             )));
         }
-        Ok(Built { platform: platform.clone(), descriptor, duration: started.elapsed(), layout: layout.to_path_buf() })
+        Ok(Built {
+            platform: platform.clone(),
+            descriptor,
+            duration: started.elapsed(),
+            layout: layout.to_path_buf(),
+            mounts: vec![],
+        })
     }
 }
 

@@ -230,6 +230,12 @@ impl Builder for EngineBuilder {
             .await
             .map_err(|e| BuildError::Result { platform: platform.clone(), detail: e.to_string() })?
             .map_err(|detail| BuildError::Result { platform: platform.clone(), detail })?;
-        Ok(Built { platform: platform.clone(), descriptor, duration: started.elapsed(), layout: PathBuf::from(layout) })
+        Ok(Built {
+            platform: platform.clone(),
+            descriptor,
+            duration: started.elapsed(),
+            layout: PathBuf::from(layout),
+            mounts: vec![],
+        })
     }
 }

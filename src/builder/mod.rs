@@ -43,6 +43,10 @@ pub struct Built {
     pub duration: Duration,
     /// The OCI image layout holding the result's blobs.
     pub layout: PathBuf,
+    /// Blobs the layout may lack, and a repository that has each: a base image's layers, or
+    /// layers reused by content from the image under the tag or `--cache-from`. Pushing
+    /// mounts them from there instead of uploading.
+    pub mounts: Vec<(crate::reference::Digest, crate::reference::Reference)>,
 }
 
 /// Receives a builder's output, one line at a time, for the log.

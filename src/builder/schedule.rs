@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use futures_util::StreamExt as _;
 
+use super::assemble::{AssembleOptions, Assembler};
 use super::buildx::{Buildx, RemoteEngine};
 use super::credentials::CredentialBridge;
 use super::engine::EngineBuilder;
@@ -29,9 +30,9 @@ pub struct Builds {
 }
 
 /// Builds every planned platform of `req` (see the module doc).
-pub async fn run(req: &BuildRequest, plan: &Plan, client: &Client, log: &Arc<Log>) -> anyhow::Result<Builds> {
+pub async fn run(req: &BuildRequest, plan: &Plan, client: &Arc<Client>, log: &Arc<Log>) -> anyhow::Result<Builds> {
     let planned: Vec<Planned> = plan.planned().into_iter().cloned().collect();
-    let builders = choose(req, &planned).await?;
+    let builders = choose(req, &planned, client).await?;
     register_qemu(&planned, &req.runner.docker, log).await?;
     let staging = Staging::new(&req.output)?;
     log.set_parallel(req.jobs > 1 && builders.len() > 1);
@@ -53,8 +54,35 @@ pub fn spec(req: &BuildRequest) -> BuildSpec {
     }
 }
 
+/// How assembled platforms are written, from the request: layers reused from the image under
+/// the first tag and from `--cache-from` images on the registry pushed to.
+pub fn assemble_options(req: &BuildRequest, build_platform: Platform) -> AssembleOptions {
+    let a = &req.assemble;
+    let target = match &req.output {
+        Output::Registry { tags } => tags.first().cloned(),
+        Output::Digest { .. } | Output::Layout { .. } => None,
+    };
+    let reuse_from = match req.repository() {
+        Some(repo) => {
+            target.into_iter().chain(a.cache_from.iter().cloned()).filter(|r| r.registry == repo.registry).collect()
+        }
+        None => Vec::new(),
+    };
+    AssembleOptions {
+        compression: a.compression,
+        compression_level: a.compression_level,
+        epoch: a.epoch,
+        build_platform,
+        reuse_from,
+    }
+}
+
 /// One builder per planned platform.
-async fn choose(req: &BuildRequest, planned: &[Planned]) -> anyhow::Result<Vec<(Planned, Chosen)>> {
+async fn choose(
+    req: &BuildRequest,
+    planned: &[Planned],
+    client: &Arc<Client>,
+) -> anyhow::Result<Vec<(Planned, Chosen)>> {
     // buildx pulls base images with the Docker config's credentials; archway's own reach it
     // through a credential helper, never through a file.
     let bridge = match &req.registry.explicit {
@@ -64,6 +92,9 @@ async fn choose(req: &BuildRequest, planned: &[Planned]) -> anyhow::Result<Vec<(
         )),
         None => None,
     };
+    // One assembler for every assembled platform, so a layer they share is made once.
+    let assembler =
+        Arc::new(Assembler::with_shared_client(client.clone(), assemble_options(req, crate::probe::host::platform())));
     let mut out = Vec::new();
     for p in planned {
         let remote = match &p.strategy {
@@ -74,6 +105,7 @@ async fn choose(req: &BuildRequest, planned: &[Planned]) -> anyhow::Result<Vec<(
             _ => None,
         };
         let b = match &p.strategy {
+            Strategy::Assembled => Chosen::Assembled(assembler.clone()),
             Strategy::Native { builder: LocalBuilder::EngineApi } => {
                 Chosen::Engine(EngineBuilder::connect(&req.runner.engine).await.map_err(|e| {
                     UserError::failure(format!("{}: cannot reach the Docker engine", p.platform))
@@ -123,7 +155,7 @@ async fn build_all(
                         }
                     };
                     if let Some(repo) = req.repository() {
-                        match publish::push_by_digest(client, repo, &b.layout, &b.descriptor).await {
+                        match publish::push_by_digest(client, repo, &b.layout, &b.descriptor, &b.mounts).await {
                             Ok(s) => log.line(&format!(
                                 "==> {p}: pushed by digest to {} ({} of {} blobs uploaded, {})",
                                 repo.name(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::builder::schedule;
 use crate::cli::BuildArgs;
 use crate::inputs::Invocation;
+use crate::planning::Probe;
 use crate::report::{self, Log};
 use crate::{planning, publish};
 
@@ -13,7 +14,7 @@ pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
     let req = inv.build(args)?;
 
     log.group("Plan");
-    let planning = planning::make(&req.source, &req.strategy, &req.runner, None).await;
+    let planning = planning::make(&req.source, &req.strategy, &req.runner, &req.registry, None, Probe::Needed).await;
     let shown = planning.map(|p| (report::plan(&p, &log), p));
     log.end_group();
     let (shown, planning) = shown?;
@@ -22,7 +23,7 @@ pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
         return Ok("dry run: the plan above is what a build would do".into());
     }
 
-    let client = req.registry.client();
+    let client = Arc::new(req.registry.client());
     if let Some(repo) = req.repository() {
         log.line(&format!("==> checking push access to {}", repo.name()));
         publish::check_access(&client, repo).await?;

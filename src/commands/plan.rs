@@ -6,13 +6,18 @@ use std::sync::Arc;
 
 use crate::cli::PlanArgs;
 use crate::inputs::Invocation;
-use crate::planning;
+use crate::planning::{self, Probe};
 use crate::report::{self, Log};
 
 pub async fn run(args: &PlanArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::Result<String> {
     let req = inv.plan(args)?;
     let recorded = req.capabilities.as_deref().map(planning::load_capabilities).transpose()?;
-    let planning = planning::make(&req.source, &req.strategy, &req.runner, recorded).await?;
+    let probe = match (&recorded, &req.save_capabilities) {
+        (Some(_), _) => Probe::Recorded,
+        (None, Some(_)) => Probe::Full,
+        (None, None) => Probe::Needed,
+    };
+    let planning = planning::make(&req.source, &req.strategy, &req.runner, &req.registry, recorded, probe).await?;
     if let Some(path) = &req.save_capabilities {
         planning::save_capabilities(path, &planning.caps)?;
     }

@@ -13,6 +13,7 @@ pub mod lists;
 
 use std::path::{Path, PathBuf};
 
+use crate::builder::assemble::layer::Compression;
 use crate::ci::{self, Ci, CiInputs, Env};
 use crate::cli::{
     BinfmtArg, BinfmtRegisterArgs, BuildArgs, Format, InspectArgs, MergeArgs, PlanArgs, PromoteArgs, RegistryArgs,
@@ -78,6 +79,8 @@ pub struct PlanRequest {
     pub source: BuildSource,
     pub strategy: StrategyInput,
     pub runner: Runner,
+    /// For reading base images' configs.
+    pub registry: RegistryAccess,
     pub format: Format,
     /// Plan against this record instead of probing.
     pub capabilities: Option<PathBuf>,
@@ -102,6 +105,20 @@ pub struct BuildRequest {
     pub registry: RegistryAccess,
     /// Platforms built at once; at least 1.
     pub jobs: usize,
+    /// How assembled platforms are written.
+    pub assemble: AssembleSettings,
+}
+
+/// `--compression`, `--compression-level`, `--cache-from` and `SOURCE_DATE_EPOCH`.
+#[derive(Debug, Clone)]
+pub struct AssembleSettings {
+    pub compression: Compression,
+    /// `None`: the compression's default.
+    pub compression_level: Option<i32>,
+    /// Images whose layers may be reused by content (besides the image under the first tag).
+    pub cache_from: Vec<Reference>,
+    /// Seconds since the epoch for `created`.
+    pub epoch: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +218,7 @@ impl Invocation {
             source: self.source(&a.source, &run)?,
             strategy: self.strategy(&a.strategy, &run)?,
             runner: self.runner.clone(),
+            registry: RegistryAccess::default(),
             format: a.format,
             capabilities: a.capabilities.clone(),
             save_capabilities: a.save_capabilities.clone(),
@@ -272,6 +290,7 @@ impl Invocation {
             )?,
             insecure: a.insecure_registries.clone(),
         };
+        let assemble = self.assemble_settings(a)?;
         let jobs = match a.jobs.unwrap_or(0) {
             0 => source.platforms.len(),
             n => n,
@@ -289,7 +308,44 @@ impl Invocation {
             metadata_file: a.metadata_file.clone().or_else(|| i.metadata_file.clone()),
             registry,
             jobs: jobs.max(1),
+            assemble,
         })
+    }
+
+    fn assemble_settings(&self, a: &BuildArgs) -> Result<AssembleSettings, UserError> {
+        let compression = match a.compression.as_deref() {
+            None => Compression::Gzip,
+            Some(c) => Compression::parse(c).ok_or_else(|| {
+                UserError::input(format!("`--compression {c}` is not a compression archway writes"))
+                    .hint("use `--compression gzip` or `--compression zstd`")
+            })?,
+        };
+        let range = match compression {
+            Compression::Gzip => 0..=9,
+            Compression::Zstd => 1..=22,
+        };
+        if let Some(l) = a.compression_level.filter(|l| !range.contains(l)) {
+            return Err(UserError::input(format!("`--compression-level {l}` is out of range for {compression:?}"))
+                .hint(format!("use a level from {} to {}", range.start(), range.end())));
+        }
+        let mut cache_from = Vec::new();
+        for c in &a.cache_from {
+            // buildx's spelling `type=registry,ref=REF` too.
+            let r = c.split(',').find_map(|kv| kv.trim().strip_prefix("ref=")).unwrap_or(c);
+            if c.contains("type=") && !c.contains("type=registry") {
+                return Err(UserError::input(format!("`--cache-from {c}`: only registry images are read"))
+                    .hint("give `--cache-from REF` or `type=registry,ref=REF`"));
+            }
+            cache_from.push(lists::reference("--cache-from", r)?);
+        }
+        let epoch = match ci::get(&self.env, crate::env::SOURCE_DATE_EPOCH) {
+            None => 0,
+            Some(e) => e.parse::<i64>().map_err(|_| {
+                UserError::input(format!("`{}` is `{e}`; expected whole seconds", crate::env::SOURCE_DATE_EPOCH))
+                    .hint("set it to `$(git log -1 --format=%ct)` or leave it unset")
+            })?,
+        };
+        Ok(AssembleSettings { compression, compression_level: a.compression_level, cache_from, epoch })
     }
 
     pub fn merge(&self, a: &MergeArgs) -> Result<MergeRequest, UserError> {
@@ -564,7 +620,7 @@ mod tests {
 
     fn build_args(words: &[&str]) -> BuildArgs {
         match Cli::try_parse_from(["archway", "build"].iter().chain(words)).unwrap().command {
-            Command::Build(a) => a,
+            Command::Build(a) => *a,
             _ => unreachable!(),
         }
     }

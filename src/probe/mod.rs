@@ -224,6 +224,23 @@ pub async fn probe(opts: &ProbeOptions) -> Capabilities {
     Capabilities { host, in_container, privilege, binfmt, engine, buildx, nodes, qemu: Vec::new() }
 }
 
+/// This machine's own facts only (platform, container, privileges, binfmt handlers): what a
+/// plan needs when every platform is assembled, which uses no engine. No child process, no
+/// network; `engine`, `buildx` and `nodes` are left empty.
+pub fn probe_host(opts: &ProbeOptions) -> Capabilities {
+    let binfmt = binfmt::read_all(std::path::Path::new(binfmt::BINFMT_DIR));
+    Capabilities {
+        host: host::platform(),
+        in_container: host::in_container(opts.container_var.as_deref()),
+        privilege: host::privilege(),
+        binfmt,
+        engine: None,
+        buildx: None,
+        nodes: Vec::new(),
+        qemu: Vec::new(),
+    }
+}
+
 impl Capabilities {
     /// The enabled binfmt_misc entry that runs `p`'s binaries, if any (see [`binfmt::handler_for`]).
     pub fn handler_for(&self, p: &Platform) -> Option<&BinfmtEntry> {

@@ -26,8 +26,8 @@ use crate::reference::Digest;
 /// Where one layer of the result comes from.
 #[derive(Debug, Clone)]
 pub enum LayerSource {
-    /// A base image's layer, downloaded to `path`.
-    Base { descriptor: Box<Descriptor>, path: PathBuf },
+    /// A base image's layer, downloaded to `path`, from repository `from`.
+    Base { descriptor: Box<Descriptor>, path: PathBuf, from: Box<crate::reference::Reference> },
     /// A layer the assembler makes.
     New(Arc<Vec<Entry>>),
 }
@@ -296,7 +296,11 @@ impl<'a> Interp<'a> {
                     .layers
                     .iter()
                     .zip(paths)
-                    .map(|(d, path)| LayerSource::Base { descriptor: Box::new(d.clone()), path })
+                    .map(|(d, path)| LayerSource::Base {
+                        descriptor: Box::new(d.clone()),
+                        path,
+                        from: Box::new(crate::reference::Reference { tag: None, digest: None, ..b.reference.clone() }),
+                    })
                     .collect(),
             });
             self.images.insert(key, r.clone());

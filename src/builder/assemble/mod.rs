@@ -12,6 +12,7 @@ mod dispatch;
 pub mod glob;
 pub mod ignore;
 pub mod layer;
+mod reuse;
 pub mod tree;
 
 use std::collections::HashMap;
@@ -41,6 +42,10 @@ pub struct AssembleOptions {
     pub epoch: i64,
     /// `BUILDPLATFORM`: the machine archway runs on.
     pub build_platform: Platform,
+    /// Images whose layers are reused when a new layer has the same content (diff_id): the
+    /// image under the first tag and `--cache-from`, on the registry pushed to. Their blobs
+    /// are mounted at push time instead of being compressed and uploaded again.
+    pub reuse_from: Vec<crate::reference::Reference>,
 }
 
 impl Default for AssembleOptions {
@@ -50,6 +55,7 @@ impl Default for AssembleOptions {
             compression_level: None,
             epoch: 0,
             build_platform: Platform::host(),
+            reuse_from: Vec::new(),
         }
     }
 }
@@ -65,6 +71,8 @@ pub struct Assembler {
     contexts: Mutex<HashMap<PathBuf, Arc<tree::Tree>>>,
     /// Layers compressed so far, by diff_id.
     made: Mutex<HashMap<Digest, Made>>,
+    /// Layers of the `reuse_from` images, by diff_id, read once.
+    reusable: tokio::sync::OnceCell<HashMap<Digest, (Blob, crate::reference::Reference)>>,
 }
 
 impl Assembler {
@@ -73,7 +81,13 @@ impl Assembler {
     }
 
     pub fn with_shared_client(client: Arc<Client>, options: AssembleOptions) -> Self {
-        Assembler { client, options, contexts: Mutex::default(), made: Mutex::default() }
+        Assembler {
+            client,
+            options,
+            contexts: Mutex::default(),
+            made: Mutex::default(),
+            reusable: tokio::sync::OnceCell::new(),
+        }
     }
 
     pub fn options(&self) -> &AssembleOptions {
@@ -97,10 +111,19 @@ impl Assembler {
 
     /// Compresses a layer into `blobs` (once per run for identical layers, however many
     /// platforms have it).
-    async fn make_layer(&self, entries: Arc<Vec<layer::Entry>>, blobs: &Path) -> std::io::Result<Blob> {
+    /// A layer with the same content in a `reuse_from` image is not made at all: its blob is
+    /// returned with the repository to mount it from.
+    async fn make_layer(
+        &self,
+        entries: Arc<Vec<layer::Entry>>,
+        blobs: &Path,
+    ) -> std::io::Result<(Blob, Option<crate::reference::Reference>)> {
         let e2 = entries.clone();
         let (diff_id, _) =
             tokio::task::spawn_blocking(move || layer::diff_id(&e2)).await.map_err(std::io::Error::other)??;
+        if let Some((blob, from)) = self.reusable().await.get(&diff_id) {
+            return Ok((blob.clone(), Some(from.clone())));
+        }
         let cell = self.made.lock().unwrap().entry(diff_id.clone()).or_default().clone();
         let (compression, level) = (
             self.options.compression,
@@ -124,7 +147,24 @@ impl Assembler {
         if &want != path && !want.exists() {
             link_or_copy(path, &want)?;
         }
-        Ok(blob.clone())
+        Ok((blob.clone(), None))
+    }
+
+    /// The layers of every `reuse_from` image (each platform's), by diff_id; read once. An
+    /// image that cannot be read (a first push: the tag does not exist yet) adds nothing.
+    async fn reusable(&self) -> &HashMap<Digest, (Blob, crate::reference::Reference)> {
+        self.reusable
+            .get_or_init(|| async {
+                let mut out = HashMap::new();
+                for r in &self.options.reuse_from {
+                    match reuse::layers_of(&self.client, r).await {
+                        Ok(found) => out.extend(found),
+                        Err(e) => tracing::debug!(image = %r, "no layers to reuse: {e}"),
+                    }
+                }
+                out
+            })
+            .await
     }
 }
 
@@ -197,10 +237,12 @@ impl Builder for Assembler {
 
         // Base layers: from the download area into the layout.
         let mut descriptors = Vec::new();
+        let mut mounts = Vec::new();
         let mut image = result.image.clone();
         for l in &result.layers {
             match l {
-                dispatch::LayerSource::Base { descriptor, path } => {
+                dispatch::LayerSource::Base { descriptor, path, from } => {
+                    mounts.push((descriptor.digest.clone(), (**from).clone()));
                     let to = blobs.join(descriptor.digest.hex());
                     if !to.exists() {
                         link_or_copy(path, &to)
@@ -225,7 +267,15 @@ impl Builder for Assembler {
         }))
         .await
         .map_err(|e| fail(format!("writing a layer: {e}")))?;
-        let new_diff_ids: HashMap<usize, Digest> = made.iter().map(|(i, b)| (*i, b.diff_id.clone())).collect();
+        let new_diff_ids: HashMap<usize, Digest> = made.iter().map(|(i, (b, _))| (*i, b.diff_id.clone())).collect();
+        let reused: Vec<Blob> =
+            made.iter().filter(|(_, (_, from))| from.is_some()).map(|(_, (b, _))| b.clone()).collect();
+        for (_, (b, from)) in &made {
+            if let Some(from) = from {
+                mounts.push((b.digest.clone(), from.clone()));
+            }
+        }
+        let made: Vec<(usize, Blob)> = made.into_iter().map(|(i, (b, _))| (i, b)).collect();
         for (i, b) in &made {
             descriptors[*i] = serde_json::json!({"mediaType": b.media_type, "digest": b.digest, "size": b.size});
         }
@@ -283,17 +333,24 @@ impl Builder for Assembler {
         std::fs::write(layout.join("index.json"), index.to_bytes()).map_err(|e| fail(e.to_string()))?;
         std::fs::write(layout.join("oci-layout"), b"{\"imageLayoutVersion\":\"1.0.0\"}")
             .map_err(|e| fail(e.to_string()))?;
-        let new_bytes: u64 = made.iter().map(|(_, b)| b.size).sum();
+        let new_bytes: u64 = made.iter().map(|(_, b)| b.size).sum::<u64>() - reused.iter().map(|b| b.size).sum::<u64>();
         sink(
             platform,
             &format!(
-                "wrote {} new layer(s), {} compressed, manifest {}",
-                made.len(),
+                "wrote {} new layer(s), {} compressed; reused {} by content; manifest {}",
+                made.len() - reused.len(),
                 crate::report::human_size(new_bytes),
+                reused.len(),
                 descriptor.digest
             ),
         );
-        Ok(Built { platform: platform.clone(), descriptor, duration: started.elapsed(), layout: layout.to_path_buf() })
+        Ok(Built {
+            platform: platform.clone(),
+            descriptor,
+            duration: started.elapsed(),
+            layout: layout.to_path_buf(),
+            mounts,
+        })
     }
 }
 
