@@ -233,6 +233,9 @@ struct Header {
     records: Vec<(String, Vec<u8>)>,
 }
 
+/// The one extended attribute a layer keeps, as BuildKit's do.
+const KEPT_XATTR: &str = "security.capability";
+
 impl Header {
     fn for_entry(e: &Entry) -> Header {
         let n = &e.node;
@@ -244,7 +247,14 @@ impl Header {
             (Kind::Special { typeflag, major, minor }, _) => (*typeflag, String::new(), *major as u64, *minor as u64),
         };
         let name = if n.is_dir() { format!("{}/", e.path) } else { e.path.clone() };
-        let records = n.xattrs.iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.clone())).collect();
+        // BuildKit's layers carry file capabilities and nothing else of a file's extended
+        // attributes (containerd's tar writer keeps only `security.capability`): the same here.
+        let records = n
+            .xattrs
+            .iter()
+            .filter(|(k, _)| k.as_str() == KEPT_XATTR)
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.clone()))
+            .collect();
         Header {
             name,
             linkname,
@@ -500,6 +510,20 @@ mod tests {
                 ("hl/two".into(), b'1', "hl/one".into(), 0),
             ]
         );
+    }
+
+    #[test]
+    fn only_file_capabilities_of_the_xattrs_are_kept() {
+        let mut n = file(b"x", 0o755, 0);
+        n.xattrs = vec![
+            ("security.capability".to_string(), vec![1, 0, 0, 2]),
+            ("user.mime_type".to_string(), b"text/plain".to_vec()),
+        ];
+        let mut tar = Vec::new();
+        write_tar(&[entry("bin/ping", n)], &mut tar).unwrap();
+        let text = String::from_utf8_lossy(&tar);
+        assert!(text.contains("SCHILY.xattr.security.capability"), "capabilities stay, as in BuildKit's layers");
+        assert!(!text.contains("user.mime_type"), "other xattrs are dropped, as BuildKit does");
     }
 
     #[test]
