@@ -176,22 +176,8 @@ fn link_or_copy(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// RFC 3339 in UTC for seconds since the epoch.
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem / 60) % 60, rem % 60)
-}
+/// RFC 3339 in UTC for seconds since the epoch (one implementation, shared with the CI labels).
+pub use crate::ci::metadata::rfc3339;
 
 /// Docker's layer media types as their OCI equivalents (BuildKit converts them in OCI
 /// manifests; the bytes are the same).
