@@ -89,6 +89,17 @@ impl Log {
         }
     }
 
+    /// A line of a builder's output that belongs to every platform it builds at once, not one.
+    /// Printed as it comes, outside the platforms' groups.
+    pub fn shared_output(&self, platforms: &[Platform], text: &str) {
+        if self.groups {
+            self.reporter.line(text);
+        } else {
+            let names: Vec<String> = platforms.iter().map(Platform::to_string).collect();
+            self.reporter.line(&format!("[{}] {text}", names.join(",")));
+        }
+    }
+
     pub fn started(&self, platform: &Platform, how: &str) {
         let title = format!("{platform}: building {how}");
         if self.holding() {

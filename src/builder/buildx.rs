@@ -1,17 +1,23 @@
-//! buildx: builds one platform by running `docker buildx build` as a child process (an
-//! argument vector, never a shell), streaming its progress and reading the result from
-//! buildx's `--metadata-file`.
+//! buildx: builds by running `docker buildx build` as a child process (an argument vector,
+//! never a shell), streaming its progress and reading the result from buildx's
+//! `--metadata-file`. One platform per invocation ([`Builder::build`]), or every platform
+//! the local engine builds in one invocation ([`Buildx::build_together`]), so BuildKit solves
+//! the graph once and what the platforms share (a `$BUILDPLATFORM` stage) is built once; that
+//! result is split back into one [`Built`] per platform. Never moves a tag.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
-use super::{BuildError, BuildSpec, Builder, Built, LineSink, Tail};
-use crate::oci::Descriptor;
+use super::{BuildError, BuildSpec, Builder, Built, LineSink, SharedSink, Tail};
+use crate::oci::{self, Descriptor, Index};
 use crate::platform::Platform;
+use crate::reference::Digest;
 
 pub struct Buildx {
     /// The `docker` executable.
@@ -32,13 +38,15 @@ pub struct RemoteEngine {
 }
 
 impl Buildx {
-    /// The argument vector for one platform (without the program).
-    pub fn args(spec: &BuildSpec, platform: &Platform, layout: &Path, metadata_file: &Path) -> Vec<String> {
+    /// The argument vector for `platforms` (without the program): one OCI layout, holding an
+    /// index over the platforms when there are several.
+    pub fn args(spec: &BuildSpec, platforms: &[Platform], layout: &Path, metadata_file: &Path) -> Vec<String> {
+        let names: Vec<String> = platforms.iter().map(Platform::to_string).collect();
         let mut a: Vec<String> = vec![
             "buildx".into(),
             "build".into(),
             "--platform".into(),
-            platform.to_string(),
+            names.join(","),
             "--progress".into(),
             "plain".into(),
             "--metadata-file".into(),
@@ -75,12 +83,103 @@ impl Buildx {
     }
 }
 
-/// Forwards each line to the sink and keeps the last few for the error message.
-async fn pump(reader: impl AsyncRead + Unpin, platform: Platform, sink: LineSink, tail: Tail) {
+/// Where buildx's output lines go.
+#[derive(Clone)]
+enum Route {
+    /// Every line is this platform's.
+    One(Platform, LineSink),
+    /// A build of several platforms: a line goes to the platform its step names, else (the
+    /// build definition, the context, the export) to `shared`.
+    Many { steps: Arc<Mutex<Steps>>, sink: LineSink, shared: SharedSink },
+}
+
+impl Route {
+    fn send(&self, line: &str) {
+        match self {
+            Route::One(p, sink) => sink(p, line),
+            Route::Many { steps, sink, shared } => {
+                let owner = steps.lock().unwrap().route(line);
+                match owner {
+                    Some(p) => sink(&p, line),
+                    None => shared(line),
+                }
+            }
+        }
+    }
+}
+
+/// Forwards each line and keeps the last few for the error message.
+async fn pump(reader: impl AsyncRead + Unpin, route: Route, tail: Tail) {
     let mut lines = BufReader::new(reader).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        sink(&platform, &line);
+        route.send(&line);
         tail.push(&line);
+    }
+}
+
+/// Attributes the lines of buildx's plain progress to the platforms of a build of several.
+/// A step's first line names its platform (`#7 [linux/arm64 stage-1 2/3] RUN …`); its later
+/// lines carry only its number (`#7 0.12 …`, `#7 ERROR: …`). The error summary repeats the
+/// failed step's name (` > [linux/arm64 stage-1 2/3] RUN …:`). Remembers which platforms had a
+/// step fail; a step BuildKit cancelled because another failed is not a failure of its own.
+#[derive(Debug, Default)]
+pub struct Steps {
+    platforms: Vec<Platform>,
+    owner: HashMap<u64, Platform>,
+    failed: Vec<Platform>,
+}
+
+impl Steps {
+    pub fn new(platforms: &[Platform]) -> Self {
+        Steps { platforms: platforms.to_vec(), ..Steps::default() }
+    }
+
+    /// The platform `line` belongs to, if it names or continues a step of one of ours.
+    pub fn route(&mut self, line: &str) -> Option<Platform> {
+        if let Some(rest) = line.strip_prefix(" > [") {
+            let p = self.ours(rest)?;
+            self.fail(&p);
+            return Some(p);
+        }
+        let (number, rest) = line.strip_prefix('#')?.split_once(' ')?;
+        let number: u64 = number.parse().ok()?;
+        if let Some(name) = rest.strip_prefix('[') {
+            let p = self.ours(name)?;
+            self.owner.insert(number, p.clone());
+            return Some(p);
+        }
+        let p = self.owner.get(&number)?.clone();
+        if rest.starts_with("ERROR") {
+            self.fail(&p);
+        }
+        Some(p)
+    }
+
+    /// The platforms that had a step fail, in the order they were requested.
+    pub fn failed(&self) -> Vec<Platform> {
+        self.platforms.iter().filter(|p| self.failed.contains(p)).cloned().collect()
+    }
+
+    fn fail(&mut self, p: &Platform) {
+        if !self.failed.contains(p) {
+            self.failed.push(p.clone());
+        }
+    }
+
+    /// The platform a step name starts with (`linux/arm64 stage-1 2/3]`), when it is one of
+    /// ours. A stage for another platform names both (`linux/amd64->arm64 build 1/2]`: the
+    /// build platform, then the target's architecture, or its whole platform when the OS
+    /// differs); the step is the target's.
+    fn ours(&self, name: &str) -> Option<Platform> {
+        let word = name.split([' ', ']']).next()?;
+        let p = match word.split_once("->") {
+            None => word.parse::<Platform>().ok()?,
+            Some((base, target)) => {
+                let base: Platform = base.parse().ok()?;
+                format!("{}/{target}", base.os).parse().or_else(|_| target.parse()).ok()?
+            }
+        };
+        self.platforms.contains(&p).then_some(p)
     }
 }
 
@@ -92,27 +191,31 @@ struct Metadata {
     digest: Option<String>,
 }
 
-impl Builder for Buildx {
-    fn name(&self) -> &'static str {
-        "buildx"
-    }
+/// Why one buildx invocation did not give a result.
+enum RunError {
+    Spawn { program: String, detail: String },
+    Failed { command: String, status: String, tail: String },
+    Result(String),
+}
 
-    async fn build(
+impl Buildx {
+    /// Runs one `docker buildx build` for `platforms` into `layout`, and returns the descriptor
+    /// buildx reports for what it exported (checked to be in the layout).
+    async fn run(
         &self,
         spec: &BuildSpec,
-        platform: &Platform,
+        platforms: &[Platform],
         layout: &Path,
-        sink: LineSink,
-    ) -> Result<Built, BuildError> {
-        let started = Instant::now();
-        let meta_dir = tempfile::tempdir().map_err(|e| BuildError::Spawn {
-            platform: platform.clone(),
+        route: Route,
+    ) -> Result<Descriptor, RunError> {
+        let program = self.docker.display().to_string();
+        let meta_dir = tempfile::tempdir().map_err(|e| RunError::Spawn {
             program: "docker".into(),
             detail: format!("no temporary directory: {e}"),
         })?;
         let meta_path = meta_dir.path().join("metadata.json");
-        let args = Self::args(spec, platform, layout, &meta_path);
-        let command_line = format!("{} {}", self.docker.display(), args.join(" "));
+        let args = Self::args(spec, platforms, layout, &meta_path);
+        let command_line = format!("{program} {}", args.join(" "));
         tracing::debug!(%command_line, "running");
         let mut cmd = Command::new(&self.docker);
         cmd.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
@@ -131,47 +234,194 @@ impl Builder for Buildx {
                 None => cmd.env_remove(DOCKER_TLS_VERIFY),
             };
         }
-        let mut child = cmd.spawn().map_err(|e| BuildError::Spawn {
-            platform: platform.clone(),
-            program: self.docker.display().to_string(),
-            detail: e.to_string(),
-        })?;
+        let mut child = cmd.spawn().map_err(|e| RunError::Spawn { program: program.clone(), detail: e.to_string() })?;
         let tail = Tail::default();
-        let out = tokio::spawn(pump(child.stdout.take().expect("piped"), platform.clone(), sink.clone(), tail.clone()));
-        let err = tokio::spawn(pump(child.stderr.take().expect("piped"), platform.clone(), sink, tail.clone()));
-        let status = child.wait().await.map_err(|e| BuildError::Spawn {
-            platform: platform.clone(),
-            program: self.docker.display().to_string(),
-            detail: e.to_string(),
-        })?;
+        let out = tokio::spawn(pump(child.stdout.take().expect("piped"), route.clone(), tail.clone()));
+        let err = tokio::spawn(pump(child.stderr.take().expect("piped"), route, tail.clone()));
+        let status = child.wait().await.map_err(|e| RunError::Spawn { program, detail: e.to_string() })?;
         let _ = tokio::join!(out, err);
         if !status.success() {
-            let tail = tail.render();
             let status = match status.code() {
                 Some(c) => format!("status {c}"),
                 None => "a signal".into(),
             };
-            return Err(BuildError::Failed { platform: platform.clone(), command: command_line, status, tail });
+            return Err(RunError::Failed { command: command_line, status, tail: tail.render() });
         }
-        let bad = |detail: String| BuildError::Result { platform: platform.clone(), detail };
-        let raw = std::fs::read(&meta_path).map_err(|e| bad(format!("no metadata file from buildx: {e}")))?;
+        let raw =
+            std::fs::read(&meta_path).map_err(|e| RunError::Result(format!("no metadata file from buildx: {e}")))?;
         let meta: Metadata =
-            serde_json::from_slice(&raw).map_err(|e| bad(format!("buildx metadata is not JSON: {e}")))?;
+            serde_json::from_slice(&raw).map_err(|e| RunError::Result(format!("buildx metadata is not JSON: {e}")))?;
         let descriptor = match (meta.descriptor, meta.digest) {
             (Some(d), _) => d,
             (None, Some(_)) | (None, None) => {
-                return Err(bad(
-                    "buildx metadata has no `containerimage.descriptor`; buildx 0.10 or newer is needed".into()
+                return Err(RunError::Result(
+                    "buildx metadata has no `containerimage.descriptor`; buildx 0.10 or newer is needed".into(),
                 ));
             }
         };
         if !layout.join("blobs/sha256").join(descriptor.digest.hex()).is_file() {
-            return Err(bad(format!(
+            return Err(RunError::Result(format!(
                 "buildx reported {} but {} does not hold it",
                 descriptor.digest,
                 layout.display()
             )));
         }
+        Ok(descriptor)
+    }
+
+    /// Builds every platform of `platforms` (two or more, all on the local engine, with the
+    /// same spec) in one invocation into one layout, and splits the result into one [`Built`]
+    /// per platform, in the order given. Each platform's lines go to `sink`, the lines no
+    /// platform owns to `shared`.
+    ///
+    /// On failure, one error per platform that failed, each naming it: the platforms whose
+    /// steps failed in buildx's output, or every platform when the output names none of them
+    /// (the definition, or a stage on the build platform only, failed).
+    pub async fn build_together(
+        &self,
+        spec: &BuildSpec,
+        platforms: &[Platform],
+        layout: &Path,
+        sink: LineSink,
+        shared: SharedSink,
+    ) -> Result<Vec<Built>, Vec<BuildError>> {
+        let started = Instant::now();
+        let steps = Arc::new(Mutex::new(Steps::new(platforms)));
+        let route = Route::Many { steps: steps.clone(), sink, shared };
+        let each = |f: &dyn Fn(&Platform) -> BuildError| platforms.iter().map(f).collect::<Vec<_>>();
+        let top = match self.run(spec, platforms, layout, route).await {
+            Ok(top) => top,
+            Err(RunError::Spawn { program, detail }) => {
+                return Err(each(&|p| BuildError::Spawn {
+                    platform: p.clone(),
+                    program: program.clone(),
+                    detail: detail.clone(),
+                }));
+            }
+            Err(RunError::Result(detail)) => {
+                return Err(each(&|p| BuildError::Result { platform: p.clone(), detail: detail.clone() }));
+            }
+            Err(RunError::Failed { command, status, tail }) => {
+                let mut failed = steps.lock().unwrap().failed();
+                if failed.is_empty() {
+                    failed = platforms.to_vec();
+                }
+                // The output is shown once, under the first.
+                let first = failed[0].clone();
+                return Err(failed
+                    .into_iter()
+                    .map(|p| BuildError::Failed {
+                        tail: if p == first { tail.clone() } else { format!("  │ (the same invocation as {first})") },
+                        platform: p,
+                        command: command.clone(),
+                        status: status.clone(),
+                    })
+                    .collect());
+            }
+        };
+        let index = read_index(layout, &top.digest)
+            .map_err(|detail| each(&|p| BuildError::Result { platform: p.clone(), detail: detail.clone() }))?;
+        let split = split(&index, platforms);
+        let mut built = Vec::new();
+        let mut errors = Vec::new();
+        for (p, found) in platforms.iter().zip(split) {
+            let result = match found {
+                None => Err(format!("the index buildx exported ({}) has no image for {p}", top.digest)),
+                Some(Part::Image(d)) => Ok(d),
+                Some(Part::Index(idx)) => write_index(layout, &idx),
+            };
+            match result {
+                Ok(descriptor) => built.push(Built {
+                    platform: p.clone(),
+                    descriptor,
+                    duration: started.elapsed(),
+                    layout: layout.to_path_buf(),
+                    mounts: vec![],
+                }),
+                Err(detail) => errors.push(BuildError::Result { platform: p.clone(), detail }),
+            }
+        }
+        if errors.is_empty() { Ok(built) } else { Err(errors) }
+    }
+}
+
+fn read_index(layout: &Path, digest: &Digest) -> Result<Index, String> {
+    let path = layout.join("blobs/sha256").join(digest.hex());
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("`{}` is not an index: {e}", path.display()))
+}
+
+/// Writes `index` into the layout's blobs; its descriptor.
+fn write_index(layout: &Path, index: &Index) -> Result<Descriptor, String> {
+    let bytes = index.to_bytes();
+    let d = Descriptor::of(index.media_type.clone(), &bytes);
+    let path = layout.join("blobs/sha256").join(d.digest.hex());
+    std::fs::write(&path, &bytes).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    Ok(d)
+}
+
+/// One platform's share of a multi-platform index.
+#[derive(Debug, PartialEq)]
+pub enum Part {
+    /// Its image manifest alone.
+    Image(Descriptor),
+    /// Its image manifest and the attestation manifests that describe it: the index buildx
+    /// exports when it builds that platform alone.
+    Index(Index),
+}
+
+/// Each platform's share of `index` (pure), in the order of `platforms`: its image manifest
+/// (found by the platform the index gives it) with the attestations that reference it.
+pub fn split(index: &Index, platforms: &[Platform]) -> Vec<Option<Part>> {
+    platforms
+        .iter()
+        .map(|want| {
+            let image = index.manifests.iter().find(|d| {
+                !d.is_attestation()
+                    && d.platform.as_ref().and_then(oci::DescriptorPlatform::platform).as_ref() == Some(want)
+            })?;
+            let attestations: Vec<Descriptor> = index
+                .manifests
+                .iter()
+                .filter(|a| {
+                    a.is_attestation() && a.annotation(oci::ANN_REFERENCE_DIGEST) == Some(image.digest.as_str())
+                })
+                .cloned()
+                .collect();
+            if attestations.is_empty() {
+                return Some(Part::Image(image.clone()));
+            }
+            Some(Part::Index(Index {
+                schema_version: 2,
+                media_type: oci::OCI_INDEX.into(),
+                manifests: std::iter::once(image.clone()).chain(attestations).collect(),
+                annotations: None,
+            }))
+        })
+        .collect()
+}
+
+impl Builder for Buildx {
+    fn name(&self) -> &'static str {
+        "buildx"
+    }
+
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        platform: &Platform,
+        layout: &Path,
+        sink: LineSink,
+    ) -> Result<Built, BuildError> {
+        let started = Instant::now();
+        let route = Route::One(platform.clone(), sink);
+        let descriptor = self.run(spec, std::slice::from_ref(platform), layout, route).await.map_err(|e| match e {
+            RunError::Spawn { program, detail } => BuildError::Spawn { platform: platform.clone(), program, detail },
+            RunError::Failed { command, status, tail } => {
+                BuildError::Failed { platform: platform.clone(), command, status, tail }
+            }
+            RunError::Result(detail) => BuildError::Result { platform: platform.clone(), detail },
+        })?;
         Ok(Built {
             platform: platform.clone(),
             descriptor,
@@ -199,7 +449,7 @@ mod tests {
             annotations: vec![],
         };
         let p: Platform = "linux/arm/v7".parse().unwrap();
-        let a = Buildx::args(&spec, &p, Path::new("/tmp/out dir"), Path::new("/tmp/m.json"));
+        let a = Buildx::args(&spec, std::slice::from_ref(&p), Path::new("/tmp/out dir"), Path::new("/tmp/m.json"));
         assert_eq!(
             a,
             [
@@ -221,6 +471,94 @@ mod tests {
                 "--output",
                 "type=oci,tar=false,dest=/tmp/out dir",
                 "ctx dir"
+            ]
+        );
+    }
+
+    fn ps(names: &[&str]) -> Vec<Platform> {
+        names.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn steps_route_lines_to_their_platform() {
+        let mut s = Steps::new(&ps(&["linux/amd64", "linux/arm64", "linux/arm/v7"]));
+        let route = |s: &mut Steps, l: &str| s.route(l).map(|p| p.to_string());
+        assert_eq!(route(&mut s, "#1 [internal] load build definition from Dockerfile"), None);
+        assert_eq!(route(&mut s, "#1 DONE 0.0s"), None);
+        assert_eq!(
+            route(&mut s, "#4 [linux/arm/v7 internal] load metadata for r/busybox"),
+            Some("linux/arm/v7".into())
+        );
+        assert_eq!(route(&mut s, "#7 [linux/arm64 stage-1 2/3] RUN uname -m"), Some("linux/arm64".into()));
+        assert_eq!(route(&mut s, "#7 0.123 aarch64"), Some("linux/arm64".into()));
+        assert_eq!(route(&mut s, "#9 [linux/amd64->arm/v7 build 2/2] RUN make"), Some("linux/arm/v7".into()));
+        assert_eq!(route(&mut s, "#9 DONE 0.5s"), Some("linux/arm/v7".into()));
+        assert_eq!(route(&mut s, "#16 exporting to oci image format"), None);
+        assert_eq!(route(&mut s, ""), None);
+        assert_eq!(route(&mut s, "ERROR: failed to solve"), None);
+        assert!(s.failed().is_empty());
+    }
+
+    #[test]
+    fn steps_remember_which_platforms_failed() {
+        // Captured from buildx 0.13 with the docker driver: one platform's base lacks it.
+        let out = "#2 [linux/riscv64 internal] load metadata for r/busybox:latest\n\
+                   #2 ERROR: no match for platform in manifest: not found\n\n\
+                   #3 [linux/amd64 internal] load metadata for r/busybox:latest\n#3 CANCELED\n\
+                   ------\n > [linux/riscv64 internal] load metadata for r/busybox:latest:\n------\n\
+                   ERROR: failed to solve: no match for platform in manifest: not found\n";
+        let mut s = Steps::new(&ps(&["linux/amd64", "linux/riscv64"]));
+        for l in out.lines() {
+            s.route(l);
+        }
+        assert_eq!(s.failed(), ps(&["linux/riscv64"]), "a cancelled step is not a failure of its own");
+
+        let mut s = Steps::new(&ps(&["linux/amd64", "linux/arm64"]));
+        s.route(" > [linux/arm64 2/2] RUN false:");
+        assert_eq!(s.failed(), ps(&["linux/arm64"]));
+
+        // A stage on a build platform that is not a target belongs to no target.
+        let mut s = Steps::new(&ps(&["linux/arm64", "linux/arm/v7"]));
+        assert_eq!(s.route("#5 [linux/amd64 gen 2/2] RUN false"), None);
+        assert_eq!(s.route("#5 ERROR: exit code: 1"), None);
+        assert!(s.failed().is_empty());
+    }
+
+    #[test]
+    fn split_gives_each_platform_its_image_and_attestations() {
+        let image = |n: u8, p: &str| {
+            Descriptor::new(oci::OCI_MANIFEST, Digest::of(&[n]), 100).with_platform(&p.parse().unwrap())
+        };
+        let (amd, arm) = (image(1, "linux/amd64"), image(2, "linux/arm64"));
+        let att = Descriptor {
+            platform: Some(oci::DescriptorPlatform {
+                architecture: "unknown".into(),
+                os: "unknown".into(),
+                variant: None,
+                os_version: None,
+            }),
+            ..Descriptor::new(oci::OCI_MANIFEST, Digest::of(&[3]), 50)
+                .with_annotation(oci::ANN_REFERENCE_TYPE, oci::ATTESTATION_MANIFEST)
+                .with_annotation(oci::ANN_REFERENCE_DIGEST, arm.digest.as_str())
+        };
+        let index = Index {
+            schema_version: 2,
+            media_type: oci::OCI_INDEX.into(),
+            manifests: vec![amd.clone(), arm.clone(), att.clone()],
+            annotations: None,
+        };
+        let parts = split(&index, &ps(&["linux/arm64", "linux/amd64", "linux/arm/v7"]));
+        assert_eq!(
+            parts,
+            vec![
+                Some(Part::Index(Index {
+                    schema_version: 2,
+                    media_type: oci::OCI_INDEX.into(),
+                    manifests: vec![arm, att],
+                    annotations: None
+                })),
+                Some(Part::Image(amd)),
+                None
             ]
         );
     }

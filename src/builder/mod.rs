@@ -52,6 +52,10 @@ pub struct Built {
 /// Receives a builder's output, one line at a time, for the log.
 pub type LineSink = Arc<dyn Fn(&Platform, &str) + Send + Sync>;
 
+/// Receives the lines of a build of several platforms that belong to none of them (loading
+/// the definition and the context, exporting).
+pub type SharedSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Lines of a failed build's output repeated in its error.
 const TAIL_LINES: usize = 25;
 

@@ -13,7 +13,7 @@ use super::assemble::{AssembleOptions, Assembler};
 use super::buildx::{Buildx, RemoteEngine};
 use super::credentials::CredentialBridge;
 use super::engine::EngineBuilder;
-use super::{BuildSpec, Builder, Built, Chosen, LineSink, qemu};
+use super::{BuildSpec, Builder, Built, Chosen, LineSink, SharedSink, qemu};
 use crate::error::UserError;
 use crate::inputs::{BuildRequest, Output};
 use crate::plan::{Handler, LocalBuilder, Plan, Planned, Strategy};
@@ -29,14 +29,19 @@ pub struct Builds {
     pub staging: Staging,
 }
 
-/// Builds every planned platform of `req` (see the module doc).
-pub async fn run(req: &BuildRequest, plan: &Plan, client: &Arc<Client>, log: &Arc<Log>) -> anyhow::Result<Builds> {
+/// Builds every planned platform of `req` (see the module doc). Pushes wait for `access`.
+pub async fn run(
+    req: &BuildRequest,
+    plan: &Plan,
+    client: &Arc<Client>,
+    log: &Arc<Log>,
+    access: Access,
+) -> anyhow::Result<Builds> {
     let planned: Vec<Planned> = plan.planned().into_iter().cloned().collect();
     let builders = choose(req, &planned, client).await?;
     register_qemu(&planned, &req.runner.docker, log).await?;
     let staging = Staging::new(&req.output)?;
-    log.set_parallel(req.jobs > 1 && builders.len() > 1);
-    let built = build_all(req, &builders, client, staging.path(), log).await?;
+    let built = build_all(req, &builders, client, staging.path(), log, access).await?;
     Ok(Builds { built, staging })
 }
 
@@ -120,66 +125,76 @@ async fn choose(
     Ok(out)
 }
 
-/// Builds every platform, `req.jobs` at a time, and pushes each by digest as soon as it is
-/// built. Fails, naming every failed platform and step, if any failed.
+/// What one build produced: a platform's result, or why it failed and at which step.
+type Outcome = Result<Built, (Platform, &'static str, anyhow::Error)>;
+
+/// What one builder invocation builds: a platform alone, or every platform buildx builds on
+/// the local engine at once (one solve: what they share is built once).
+enum Unit<'a> {
+    One(&'a Planned, &'a Chosen),
+    Together(Vec<&'a Planned>, &'a Buildx),
+}
+
+/// Groups the platforms into builder invocations: every platform buildx builds on the local
+/// engine (native, cross, emulated: same engine, same spec) in one, when there are several;
+/// remote nodes, the Engine API builder and the assembler one platform each.
+fn units(builders: &[(Planned, Chosen)]) -> Vec<Unit<'_>> {
+    let local = |c: &Chosen| matches!(c, Chosen::Buildx(b) if b.remote.is_none());
+    let together: Vec<&(Planned, Chosen)> = builders.iter().filter(|(_, c)| local(c)).collect();
+    let mut out = Vec::new();
+    let grouped = match together.as_slice() {
+        [(_, Chosen::Buildx(first)), _, ..] => {
+            out.push(Unit::Together(together.iter().map(|(p, _)| p).collect(), first));
+            true
+        }
+        _ => false,
+    };
+    for (p, c) in builders {
+        if !(grouped && local(c)) {
+            out.push(Unit::One(p, c));
+        }
+    }
+    out
+}
+
+/// Builds every platform, `req.jobs` invocations at a time, and pushes each platform by
+/// digest as soon as it is built and `access` says the repository may be pushed to. Fails,
+/// naming every failed platform and step, if any failed.
 async fn build_all(
     req: &BuildRequest,
     builders: &[(Planned, Chosen)],
     client: &Client,
     staging: &Path,
     log: &Arc<Log>,
+    access: Access,
 ) -> anyhow::Result<Vec<Built>> {
     let spec = spec(req);
     let sink: LineSink = {
         let log = log.clone();
         Arc::new(move |p, line| log.build_output(p, line))
     };
-    let results: Vec<Result<Built, (Platform, &'static str, anyhow::Error)>> =
-        futures_util::stream::iter(builders.iter())
-            .map(|(planned, builder)| {
-                let sink = sink.clone();
-                let p = planned.platform.clone();
-                let layout = staging.join(p.slug());
-                let spec = &spec;
-                async move {
-                    log.started(
-                        &p,
-                        &format!("{} with {} ({})", planned.strategy.kind(), builder.name(), planned.reason),
-                    );
-                    let t = Instant::now();
-                    let b = match builder.build(spec, &p, &layout, sink).await {
-                        Ok(b) => b,
-                        Err(e) => {
-                            log.failed(&p, t.elapsed());
-                            return Err((p, "build", e.into()));
-                        }
-                    };
-                    if let Some(repo) = req.repository() {
-                        match publish::push_by_digest(client, repo, &b.layout, &b.descriptor, &b.mounts).await {
-                            Ok(s) => log.line(&format!(
-                                "==> {p}: pushed by digest to {} ({} of {} blobs uploaded, {})",
-                                repo.name(),
-                                s.uploaded,
-                                s.blobs,
-                                report::human_size(s.bytes_uploaded)
-                            )),
-                            Err(e) => {
-                                log.failed(&p, t.elapsed());
-                                return Err((p, "push", e.into()));
-                            }
-                        }
+    let units = units(builders);
+    log.set_parallel(units.iter().any(|u| matches!(u, Unit::Together(..))) || (req.jobs > 1 && units.len() > 1));
+    let results: Vec<Vec<Outcome>> = futures_util::stream::iter(units)
+        .map(|unit| {
+            let (sink, spec, access) = (sink.clone(), &spec, access.clone());
+            async move {
+                match unit {
+                    Unit::One(planned, builder) => {
+                        vec![build_one(req, planned, builder, spec, client, staging, log, sink, access).await]
                     }
-                    let b = Built { duration: t.elapsed(), ..b };
-                    log.finished(&b);
-                    Ok(b)
+                    Unit::Together(planned, buildx) => {
+                        build_together(req, &planned, buildx, spec, client, staging, log, sink, access).await
+                    }
                 }
-            })
-            .buffer_unordered(req.jobs)
-            .collect()
-            .await;
+            }
+        })
+        .buffer_unordered(req.jobs)
+        .collect()
+        .await;
 
     let (mut built, mut failed): (Vec<Built>, Vec<_>) = (Vec::new(), Vec::new());
-    for r in results {
+    for r in results.into_iter().flatten() {
         match r {
             Ok(b) => built.push(b),
             Err(e) => failed.push(e),
@@ -192,6 +207,111 @@ async fn build_all(
     }
     built.sort_by_key(|b| order(&b.platform));
     Ok(built)
+}
+
+/// Resolves once the repository is known to accept pushes; never, when it does not (the
+/// caller then drops the build). `None` when there is nothing to check.
+pub type Access = Option<tokio::sync::watch::Receiver<bool>>;
+
+/// Builds one platform alone, then pushes it by digest.
+#[allow(clippy::too_many_arguments)]
+async fn build_one(
+    req: &BuildRequest,
+    planned: &Planned,
+    builder: &Chosen,
+    spec: &BuildSpec,
+    client: &Client,
+    staging: &Path,
+    log: &Log,
+    sink: LineSink,
+    access: Access,
+) -> Outcome {
+    let p = planned.platform.clone();
+    let layout = staging.join(p.slug());
+    log.started(&p, &format!("{} with {} ({})", planned.strategy.kind(), builder.name(), planned.reason));
+    let t = Instant::now();
+    let b = match builder.build(spec, &p, &layout, sink).await {
+        Ok(b) => b,
+        Err(e) => {
+            log.failed(&p, t.elapsed());
+            return Err((p, "build", e.into()));
+        }
+    };
+    tracing::debug!(platform = %p, phase = "build", secs = t.elapsed().as_secs_f64(), "timing");
+    push(req, b, client, log, t, access).await
+}
+
+/// Builds every platform of `planned` in one buildx invocation, then pushes each by digest,
+/// concurrently. When the build fails, the platforms it names fail at the build step and the
+/// others are not pushed.
+#[allow(clippy::too_many_arguments)]
+async fn build_together(
+    req: &BuildRequest,
+    planned: &[&Planned],
+    buildx: &Buildx,
+    spec: &BuildSpec,
+    client: &Client,
+    staging: &Path,
+    log: &Arc<Log>,
+    sink: LineSink,
+    access: Access,
+) -> Vec<Outcome> {
+    let platforms: Vec<Platform> = planned.iter().map(|p| p.platform.clone()).collect();
+    let names: Vec<String> = platforms.iter().map(Platform::to_string).collect();
+    let layout = staging.join("together");
+    for p in planned {
+        log.started(
+            &p.platform,
+            &format!("{} with buildx, one invocation for {} ({})", p.strategy.kind(), names.join(", "), p.reason),
+        );
+    }
+    let shared: SharedSink = {
+        let (log, platforms) = (log.clone(), platforms.clone());
+        Arc::new(move |line| log.shared_output(&platforms, line))
+    };
+    let t = Instant::now();
+    let built = match buildx.build_together(spec, &platforms, &layout, sink, shared).await {
+        Ok(b) => b,
+        Err(errors) => {
+            for p in &platforms {
+                log.failed(p, t.elapsed());
+            }
+            return errors.into_iter().map(|e| Err((e.platform().clone(), "build", e.into()))).collect();
+        }
+    };
+    tracing::debug!(platforms = %names.join(","), phase = "build", secs = t.elapsed().as_secs_f64(), "timing");
+    futures_util::future::join_all(built.into_iter().map(|b| push(req, b, client, log, t, access.clone()))).await
+}
+
+/// Pushes one built platform by digest (when the output is a registry), once `access` allows.
+async fn push(req: &BuildRequest, b: Built, client: &Client, log: &Log, t: Instant, access: Access) -> Outcome {
+    let p = b.platform.clone();
+    if let Some(repo) = req.repository() {
+        if let Some(mut ready) = access
+            && ready.wait_for(|ok| *ok).await.is_err()
+        {
+            log.failed(&p, t.elapsed());
+            return Err((p, "push", anyhow::anyhow!("the push access check did not finish")));
+        }
+        let pushing = Instant::now();
+        match publish::push_by_digest(client, repo, &b.layout, &b.descriptor, &b.mounts).await {
+            Ok(s) => log.line(&format!(
+                "==> {p}: pushed by digest to {} ({} of {} blobs uploaded, {})",
+                repo.name(),
+                s.uploaded,
+                s.blobs,
+                report::human_size(s.bytes_uploaded)
+            )),
+            Err(e) => {
+                log.failed(&p, t.elapsed());
+                return Err((p, "push", e.into()));
+            }
+        }
+        tracing::debug!(platform = %p, phase = "push", secs = pushing.elapsed().as_secs_f64(), "timing");
+    }
+    let b = Built { duration: t.elapsed(), ..b };
+    log.finished(&b);
+    Ok(b)
 }
 
 /// The error for failed platforms: each named with its step, the causes below, nothing moved.
