@@ -1,5 +1,7 @@
-//! `archway build`: inputs → plan → (push check) → build every platform → publish → report.
-//! Tags move only after every platform has been built and the index pushed by digest.
+//! `archway build`: inputs → plan → build every platform → publish → report. The push-access
+//! check starts with planning and runs alongside everything up to the first push: a failure
+//! known before the build stops it from starting, one found later cancels it. Tags move only
+//! after every platform has been built and the index pushed by digest.
 
 use std::sync::Arc;
 
@@ -12,6 +14,12 @@ use crate::{planning, publish};
 
 pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::Result<String> {
     let req = inv.build(args)?;
+    let client = Arc::new(req.registry.client());
+    // A dry run pushes nothing, so it asks the registry nothing either.
+    let checking = req.repository().filter(|_| !req.dry_run).map(|repo| {
+        let (client, repo) = (client.clone(), repo.clone());
+        tokio::spawn(async move { publish::check_access(&client, &repo).await })
+    });
 
     log.group("Plan");
     let planning = planning::make(&req.source, &req.strategy, &req.runner, &req.registry, None, Probe::Needed).await;
@@ -23,12 +31,18 @@ pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
         return Ok("dry run: the plan above is what a build would do".into());
     }
 
-    let client = Arc::new(req.registry.client());
-    if let Some(repo) = req.repository() {
-        log.line(&format!("==> checking push access to {}", repo.name()));
-        publish::check_access(&client, repo).await?;
-    }
-    let builds = schedule::run(&req, &planning.plan, &client, &log).await?;
+    // Pushes by digest wait for the check; its failure drops the build (killing buildx).
+    let (tx, access) = tokio::sync::watch::channel(false);
+    let access = checking.is_some().then_some(access);
+    let check = async {
+        if let (Some(checking), Some(repo)) = (checking, req.repository()) {
+            log.line(&format!("==> checking push access to {}", repo.name()));
+            checking.await??;
+            let _ = tx.send(true);
+        }
+        anyhow::Ok(())
+    };
+    let ((), builds) = tokio::try_join!(check, schedule::run(&req, &planning.plan, &client, &log, access))?;
 
     log.group("Publish");
     let outcome = publish::build_result(&req, &client, builds.built, &log).await;
