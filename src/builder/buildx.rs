@@ -97,6 +97,9 @@ impl Route {
     fn send(&self, line: &str) {
         match self {
             Route::One(p, sink) => sink(p, line),
+            // buildx separates steps with blank lines; with a prefix on every line they only
+            // add noise.
+            Route::Many { .. } if line.is_empty() => {}
             Route::Many { steps, sink, shared } => {
                 let owner = steps.lock().unwrap().route(line);
                 match owner {
