@@ -50,7 +50,10 @@ pub async fn make(
             .caused_by(e)
             .hint("check that the file exists and is readable")
     })?;
-    let opts = probe_options(strategy, runner);
+    let mut opts = probe_options(strategy, runner);
+    if probe == Probe::Needed {
+        opts.platforms = source.platforms.clone();
+    }
     let assembled_first = strategy.policy.full_order().first() == Some(&StrategyKind::Assembled);
     // The build platform is the engine's; without one, the host's. Analyse for the host first:
     // when every platform is assembled, no engine is asked at all.
@@ -94,6 +97,7 @@ fn probe_options(strategy: &StrategyInput, runner: &Runner) -> ProbeOptions {
             .collect(),
         engine: runner.engine.clone(),
         container_var: runner.container_var.clone(),
+        platforms: Vec::new(),
     }
 }
 
@@ -125,7 +129,9 @@ fn analyze(source: &BuildSource, text: &str, caps: &Capabilities) -> Result<Anal
 /// What this runner can do for these platforms: the probe, plus the QEMU interpreters archway
 /// could register for them.
 async fn probe_all(source: &BuildSource, opts: &ProbeOptions) -> Capabilities {
+    let t = std::time::Instant::now();
     let mut caps = probe::probe(opts).await;
+    tracing::debug!(target: crate::builder::schedule::TIMINGS, phase = "probe", secs = t.elapsed().as_secs_f64(), "timing");
     caps.qemu = source
         .platforms
         .iter()

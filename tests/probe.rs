@@ -352,6 +352,7 @@ async fn everything_at_once_on_the_lab() {
         }],
         engine: lab_engine(),
         container_var: None,
+        platforms: vec![],
     };
     let caps = probe::probe(&opts).await;
     assert_eq!(caps.host, p("linux/amd64"));

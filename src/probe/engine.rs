@@ -60,21 +60,42 @@ impl EngineEndpoint {
 /// Probes the engine at `endpoint`; `Err` is why it cannot be used, for users.
 /// `in_container`: whether archway runs in a container (then its own image is looked up).
 pub async fn probe_engine(endpoint: &EngineEndpoint, in_container: bool) -> Result<Engine, ProbeError> {
+    probe_engine_with(endpoint, in_container, true).await
+}
+
+/// [`probe_engine`], finding out what a privileged helper container needs (the local images,
+/// listed, and a privileged container, created and removed: the slowest questions) only when
+/// `helpers`; else `accepts_privileged` is `None` and `local_images` empty.
+pub async fn probe_engine_with(
+    endpoint: &EngineEndpoint,
+    in_container: bool,
+    helpers: bool,
+) -> Result<Engine, ProbeError> {
     let host = endpoint.host.as_str();
     let docker = connect(host, endpoint.cert_dir.as_deref()).await?;
-    let version = call(host, docker.version()).await?;
-    let info = call(host, docker.info()).await?;
+    // Independent questions, asked at once: listing the images alone takes the containerd
+    // store a few hundred ms.
+    let images = async {
+        match helpers {
+            true => call(host, docker.list_images(None::<ListImagesOptions>)).await,
+            false => Ok(Vec::new()),
+        }
+    };
+    let (version, info, images) = tokio::join!(call(host, docker.version()), call(host, docker.info()), images);
+    let (version, info) = (version?, info?);
     let platform = platform_of(version.os.as_deref(), version.arch.as_deref())
         .ok_or_else(|| unknown_platform(host, version.os.as_deref(), version.arch.as_deref()))?;
-    let images = call(host, docker.list_images(None::<ListImagesOptions>)).await.unwrap_or_else(|why| {
+    let images = images.unwrap_or_else(|why| {
         tracing::info!("cannot list the images at {host}: {why}");
         Vec::new()
     });
-    let accepts_privileged = accepts_privileged(&docker, host, &privileged_candidates(&images)).await;
+    let candidates = privileged_candidates(&images);
+    let (accepts_privileged, own) =
+        tokio::join!(accepts_privileged(&docker, host, &candidates), own_image(&docker, in_container && helpers));
     // Running as a container step of this engine (a GitHub action, a Bitbucket pipe): archway's
     // own image is the one to run privileged helpers from, ahead of any other archway image.
     let mut local_images = helper_images(&images);
-    if let Some(own) = own_image(&docker, in_container).await {
+    if let Some(own) = own {
         local_images.retain(|i| *i != own);
         local_images.insert(0, own);
     }

@@ -182,6 +182,10 @@ pub struct ProbeOptions {
     pub engine: engine::EngineEndpoint,
     /// The `container` variable, a hint that archway runs in a container.
     pub container_var: Option<String>,
+    /// The platforms to be built. What a privileged helper container needs from the engine
+    /// (its images, whether it accepts privileged containers) is only asked when one of them
+    /// may need QEMU registered: it has no handler and is not this machine's own. Empty: always.
+    pub platforms: Vec<Platform>,
 }
 
 /// One `--node PLATFORM=ENDPOINT`.
@@ -199,22 +203,30 @@ pub struct NodeSpec {
 /// independent, so the slow ones (network, child processes) run concurrently.
 pub async fn probe(opts: &ProbeOptions) -> Capabilities {
     let in_container = host::in_container(opts.container_var.as_deref());
-    let local = async {
-        let binfmt = binfmt::read_all(std::path::Path::new(binfmt::BINFMT_DIR));
-        (host::platform(), in_container, host::privilege(), binfmt)
-    };
+    // The local reads block, but for microseconds (small /proc files); not worth a thread.
+    let (host, privilege) = (host::platform(), host::privilege());
+    let binfmt = binfmt::read_all(std::path::Path::new(binfmt::BINFMT_DIR));
+    let local_engine = opts.engine.host.starts_with("unix://");
+    let helpers = opts.platforms.is_empty()
+        || opts.platforms.iter().any(|p| binfmt::handler_for(&binfmt, p).is_none() && !(local_engine && *p == host));
+    let timed = |part: &'static str, t: std::time::Instant| tracing::debug!(target: "archway::timings", phase = "probe", part, secs = t.elapsed().as_secs_f64(), "timing");
     let engine = async {
-        engine::probe_engine(&opts.engine, in_container)
+        let t = std::time::Instant::now();
+        let e = engine::probe_engine_with(&opts.engine, in_container, helpers)
             .await
             .inspect_err(|why| tracing::info!("no Docker engine: {why}"))
-            .ok()
+            .ok();
+        timed("engine", t);
+        e
     };
-    let buildx =
-        async { buildx::probe_buildx(&opts.docker).await.inspect_err(|why| tracing::info!("no buildx: {why}")).ok() };
+    let buildx = async {
+        let t = std::time::Instant::now();
+        let b = buildx::probe_buildx(&opts.docker).await.inspect_err(|why| tracing::info!("no buildx: {why}")).ok();
+        timed("buildx", t);
+        b
+    };
     let nodes = nodes::probe_nodes(&opts.nodes, &opts.docker);
-    // The local reads block, but for microseconds (small /proc files); not worth a thread.
-    let (engine, mut buildx, nodes, (host, in_container, privilege, binfmt)) =
-        tokio::join!(engine, buildx, nodes, local);
+    let (engine, mut buildx, nodes) = tokio::join!(engine, buildx, nodes);
     if let (Some(b), Some(e)) = (buildx.as_mut(), engine.as_ref())
         && b.refused.is_none()
     {
