@@ -22,6 +22,10 @@ use crate::publish;
 use crate::registry::Client;
 use crate::report::{self, Log};
 
+/// The `tracing` target of the lines that say how long each phase took, per platform
+/// (`ARCHWAY_LOG=archway::timings=debug`).
+pub const TIMINGS: &str = "archway::timings";
+
 /// Every platform built, in the order requested, with the staging directory that holds their
 /// layouts until they are published.
 pub struct Builds {
@@ -237,7 +241,7 @@ async fn build_one(
             return Err((p, "build", e.into()));
         }
     };
-    tracing::debug!(platform = %p, phase = "build", secs = t.elapsed().as_secs_f64(), "timing");
+    tracing::debug!(target: TIMINGS, platform = %p, phase = "build", secs = t.elapsed().as_secs_f64(), "timing");
     push(req, b, client, log, t, access).await
 }
 
@@ -279,7 +283,7 @@ async fn build_together(
             return errors.into_iter().map(|e| Err((e.platform().clone(), "build", e.into()))).collect();
         }
     };
-    tracing::debug!(platforms = %names.join(","), phase = "build", secs = t.elapsed().as_secs_f64(), "timing");
+    tracing::debug!(target: TIMINGS, platform = %names.join(","), phase = "build", secs = t.elapsed().as_secs_f64(), "timing");
     futures_util::future::join_all(built.into_iter().map(|b| push(req, b, client, log, t, access.clone()))).await
 }
 
@@ -307,7 +311,7 @@ async fn push(req: &BuildRequest, b: Built, client: &Client, log: &Log, t: Insta
                 return Err((p, "push", e.into()));
             }
         }
-        tracing::debug!(platform = %p, phase = "push", secs = pushing.elapsed().as_secs_f64(), "timing");
+        tracing::debug!(target: TIMINGS, platform = %p, phase = "push", secs = pushing.elapsed().as_secs_f64(), "timing");
     }
     let b = Built { duration: t.elapsed(), ..b };
     log.finished(&b);

@@ -4,8 +4,9 @@
 //! after every platform has been built and the index pushed by digest.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::builder::schedule;
+use crate::builder::schedule::{self, TIMINGS};
 use crate::cli::BuildArgs;
 use crate::inputs::Invocation;
 use crate::planning::Probe;
@@ -22,7 +23,9 @@ pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
     });
 
     log.group("Plan");
+    let t = Instant::now();
     let planning = planning::make(&req.source, &req.strategy, &req.runner, &req.registry, None, Probe::Needed).await;
+    tracing::debug!(target: TIMINGS, phase = "plan", secs = t.elapsed().as_secs_f64(), "timing");
     let shown = planning.map(|p| (report::plan(&p, &log), p));
     log.end_group();
     let (shown, planning) = shown?;
@@ -38,6 +41,7 @@ pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
         if let (Some(checking), Some(repo)) = (checking, req.repository()) {
             log.line(&format!("==> checking push access to {}", repo.name()));
             checking.await??;
+            tracing::debug!(target: TIMINGS, phase = "access check", secs = t.elapsed().as_secs_f64(), "timing");
             let _ = tx.send(true);
         }
         anyhow::Ok(())
@@ -45,7 +49,9 @@ pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
     let ((), builds) = tokio::try_join!(check, schedule::run(&req, &planning.plan, &client, &log, access))?;
 
     log.group("Publish");
+    let t = Instant::now();
     let outcome = publish::build_result(&req, &client, builds.built, &log).await;
+    tracing::debug!(target: TIMINGS, phase = "publish", secs = t.elapsed().as_secs_f64(), "timing");
     drop(builds.staging);
     let outcome = outcome.inspect_err(|_| log.end_group())?;
     report::build_done(&req, &planning.plan, &outcome, &*inv.ci, &inv.env, &log)
