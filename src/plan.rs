@@ -582,6 +582,18 @@ mod tests {
     }
 
     /// The lab with no handler registered (binfmt_misc empty), still privileged.
+    #[test]
+    fn several_platforms_in_one_buildx_invocation_need_more_than_the_classic_store() {
+        let mut caps = lab();
+        assert!(caps.buildx_multi_platform(), "the docker driver over the containerd store");
+        caps.engine.as_mut().unwrap().containerd_store = false;
+        assert!(!caps.buildx_multi_platform(), "buildx refuses it with the docker driver over the classic store");
+        caps.buildx.as_mut().unwrap().driver = "docker-container".into();
+        assert!(caps.buildx_multi_platform());
+        caps.buildx = None;
+        assert!(!caps.buildx_multi_platform());
+    }
+
     fn lab_no_handlers() -> Capabilities {
         Capabilities { binfmt: vec![], ..lab() }
     }

@@ -34,9 +34,12 @@ pub struct Builds {
 }
 
 /// Builds every planned platform of `req` (see the module doc). Pushes wait for `access`.
+/// `together`: buildx can build several platforms in one invocation here
+/// ([`crate::probe::Capabilities::buildx_multi_platform`]).
 pub async fn run(
     req: &BuildRequest,
     plan: &Plan,
+    together: bool,
     client: &Arc<Client>,
     log: &Arc<Log>,
     access: Access,
@@ -45,7 +48,7 @@ pub async fn run(
     let builders = choose(req, &planned, client).await?;
     register_qemu(&planned, &req.runner.docker, log).await?;
     let staging = Staging::new(&req.output)?;
-    let built = build_all(req, &builders, client, staging.path(), log, access).await?;
+    let built = build_all(req, &builders, together, client, staging.path(), log, access).await?;
     Ok(Builds { built, staging })
 }
 
@@ -140,10 +143,11 @@ enum Unit<'a> {
 }
 
 /// Groups the platforms into builder invocations: every platform buildx builds on the local
-/// engine (native, cross, emulated: same engine, same spec) in one, when there are several;
-/// remote nodes, the Engine API builder and the assembler one platform each.
-fn units(builders: &[(Planned, Chosen)]) -> Vec<Unit<'_>> {
-    let local = |c: &Chosen| matches!(c, Chosen::Buildx(b) if b.remote.is_none());
+/// engine (native, cross, emulated: same engine, same spec) in one, when there are several
+/// and `together` says buildx can; remote nodes, the Engine API builder and the assembler
+/// one platform each.
+fn units(builders: &[(Planned, Chosen)], together: bool) -> Vec<Unit<'_>> {
+    let local = |c: &Chosen| together && matches!(c, Chosen::Buildx(b) if b.remote.is_none());
     let together: Vec<&(Planned, Chosen)> = builders.iter().filter(|(_, c)| local(c)).collect();
     let mut out = Vec::new();
     let grouped = match together.as_slice() {
@@ -167,6 +171,7 @@ fn units(builders: &[(Planned, Chosen)]) -> Vec<Unit<'_>> {
 async fn build_all(
     req: &BuildRequest,
     builders: &[(Planned, Chosen)],
+    together: bool,
     client: &Client,
     staging: &Path,
     log: &Arc<Log>,
@@ -177,7 +182,7 @@ async fn build_all(
         let log = log.clone();
         Arc::new(move |p, line| log.build_output(p, line))
     };
-    let units = units(builders);
+    let units = units(builders, together);
     log.set_parallel(units.iter().any(|u| matches!(u, Unit::Together(..))) || (req.jobs > 1 && units.len() > 1));
     let results: Vec<Vec<Outcome>> = futures_util::stream::iter(units)
         .map(|unit| {
@@ -444,4 +449,68 @@ pub fn register_here(platforms: &[Platform]) -> Result<Vec<String>, UserError> {
         });
     }
     Ok(said)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(platform: &str, strategy: Strategy) -> Planned {
+        Planned {
+            platform: platform.parse().unwrap(),
+            strategy,
+            reason: String::new(),
+            foreign_code: false,
+            deciding: None,
+            passed_over: vec![],
+        }
+    }
+
+    fn buildx(remote: Option<&str>) -> Chosen {
+        Chosen::Buildx(Buildx {
+            docker: "docker".into(),
+            credentials: None,
+            remote: remote.map(|e| RemoteEngine { endpoint: e.into(), cert_dir: None }),
+        })
+    }
+
+    /// Each unit as the platforms it builds, `+` joining those built together.
+    fn shape(units: &[Unit<'_>]) -> Vec<String> {
+        units
+            .iter()
+            .map(|u| match u {
+                Unit::One(p, _) => p.platform.to_string(),
+                Unit::Together(ps, _) => ps.iter().map(|p| p.platform.to_string()).collect::<Vec<_>>().join("+"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn local_buildx_platforms_build_together_remote_ones_alone() {
+        let emulated = || Strategy::Emulated { handler: Handler::Registered { name: "qemu-aarch64".into() } };
+        let builders = vec![
+            (planned("linux/amd64", Strategy::Native { builder: LocalBuilder::Buildx }), buildx(None)),
+            (
+                planned("linux/s390x", Strategy::Remote { endpoint: "tcp://z:2375".into() }),
+                buildx(Some("tcp://z:2375")),
+            ),
+            (planned("linux/arm64", emulated()), buildx(None)),
+            (planned("linux/arm/v7", emulated()), buildx(None)),
+        ];
+        assert_eq!(shape(&units(&builders, true)), ["linux/amd64+linux/arm64+linux/arm/v7", "linux/s390x"]);
+        assert_eq!(
+            shape(&units(&builders, false)),
+            ["linux/amd64", "linux/s390x", "linux/arm64", "linux/arm/v7"],
+            "one invocation each where buildx cannot build several platforms at once"
+        );
+        // One local platform alone keeps its own invocation, wherever it is in the list.
+        let builders = vec![
+            (
+                planned("linux/s390x", Strategy::Remote { endpoint: "tcp://z:2375".into() }),
+                buildx(Some("tcp://z:2375")),
+            ),
+            (planned("linux/arm64", emulated()), buildx(None)),
+        ];
+        assert_eq!(shape(&units(&builders, true)), ["linux/s390x", "linux/arm64"]);
+    }
 }

@@ -41,12 +41,15 @@ pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
         if let (Some(checking), Some(repo)) = (checking, req.repository()) {
             log.line(&format!("==> checking push access to {}", repo.name()));
             checking.await??;
-            tracing::debug!(target: TIMINGS, phase = "access check", secs = t.elapsed().as_secs_f64(), "timing");
+            tracing::debug!(target: TIMINGS, phase = "access_check", secs = t.elapsed().as_secs_f64(), "timing");
             let _ = tx.send(true);
         }
         anyhow::Ok(())
     };
-    let ((), builds) = tokio::try_join!(check, schedule::run(&req, &planning.plan, &client, &log, access))?;
+    let ((), builds) = tokio::try_join!(
+        check,
+        schedule::run(&req, &planning.plan, planning.caps.buildx_multi_platform(), &client, &log, access)
+    )?;
 
     log.group("Publish");
     let t = Instant::now();

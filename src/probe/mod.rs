@@ -258,4 +258,15 @@ impl Capabilities {
     pub fn handler_for(&self, p: &Platform) -> Option<&BinfmtEntry> {
         binfmt::handler_for(&self.binfmt, p)
     }
+
+    /// Whether buildx builds several platforms in one invocation here: with any driver but
+    /// `docker`, and with the `docker` driver over the containerd image store (over the classic
+    /// store buildx refuses a multi-platform build).
+    pub fn buildx_multi_platform(&self) -> bool {
+        match &self.buildx {
+            None => false,
+            Some(b) if b.driver == "docker" => self.engine.as_ref().is_some_and(|e| e.containerd_store),
+            Some(_) => true,
+        }
+    }
 }
