@@ -377,8 +377,8 @@ async fn put_manifest(
     }
 }
 
-/// Pushes one platform's result from its OCI layout to `repo` by digest, children before
-/// the index that names them. Moves no tag.
+/// Pushes one platform's result from its OCI layout to `repo` by digest, children (at once)
+/// before the index that names them. Moves no tag.
 ///
 /// A blob named in `mounts` is mounted from the repository given there (same registry) when
 /// `repo` lacks it; the layout need not hold it.
@@ -393,8 +393,15 @@ pub async fn push_by_digest(
     if oci::is_index(&top.media_type) {
         let bytes = read_layout_blob(layout, &top.digest)?;
         let idx: Index = serde_json::from_slice(&bytes).map_err(malformed(&top.digest, "an index"))?;
-        for child in &idx.manifests {
-            push_image(client, repo, layout, child, mounts, &mut stats).await?;
+        // The image and its attestations share nothing but the index that names them.
+        let children = idx.manifests.iter().map(|child| async move {
+            let mut stats = PushStats::default();
+            push_image(client, repo, layout, child, mounts, &mut stats).await.map(|()| stats)
+        });
+        for s in futures_util::future::try_join_all(children).await? {
+            stats.blobs += s.blobs;
+            stats.uploaded += s.uploaded;
+            stats.bytes_uploaded += s.bytes_uploaded;
         }
         put_manifest(client, repo, &top.digest, &bytes, &top.media_type, "index").await?;
     } else {
