@@ -1,7 +1,9 @@
 //! schedule: runs the plan. Chooses each platform's builder from its strategy, registers the
-//! QEMU handlers the plan needs (once each, before any build starts), builds `jobs` platforms
-//! at a time into a staging directory, and pushes each by digest as soon as it is built. Fails,
-//! naming every failed platform and step, when any platform failed; never moves a tag.
+//! QEMU handlers the plan needs (once each, before any build starts), builds into a staging
+//! directory — every platform buildx builds on the local engine in one invocation, the others
+//! one each, `jobs` invocations at a time — and pushes each platform by digest as soon as it
+//! is built and push access is confirmed. Fails, naming every failed platform and step, when
+//! any platform failed; never moves a tag.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
