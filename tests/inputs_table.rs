@@ -191,13 +191,20 @@ fn readme_table(
         return rows;
     };
     for line in table.lines().skip(1).take_while(|l| l.starts_with('|')) {
-        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+        // `\|` is a pipe inside a cell.
+        let line = line.replace("\\|", "\u{1}");
+        let cells: Vec<String> =
+            line.trim().trim_matches('|').split('|').map(|c| c.trim().replace('\u{1}', "|")).collect();
+        if cells.len() < 3 {
+            out.push(format!("README.md ({heading}): a row without name, meaning and default: {line}"));
+            continue;
+        }
         let Some(name) = cells[0].split('`').nth(1) else {
             out.push(format!("README.md ({heading}): a row without a backticked name: {line}"));
             continue;
         };
-        let meaning = cells[cells.len() - 2].to_string();
-        let default = cells[cells.len() - 1].to_string();
+        let meaning = cells[cells.len() - 2].clone();
+        let default = cells[cells.len() - 1].clone();
         if rows.insert(name.to_string(), (meaning, default)).is_some() {
             out.push(format!("README.md ({heading}): input `{name}` is listed twice"));
         }
