@@ -318,4 +318,17 @@ mod tests {
         assert_eq!(PASSWORD.archway, crate::env::REGISTRY_PASSWORD);
         assert_eq!(INPUTS.len(), 22);
     }
+
+    /// A secret is never a component input (inputs are part of the pipeline configuration) and
+    /// never has a value written in any file.
+    #[test]
+    fn secrets_have_no_default_value_and_are_no_gitlab_input() {
+        for i in INPUTS.iter().filter(|i| i.secret()) {
+            assert_eq!(i.gitlab_default, InputDefault::NotListed, "{}", i.name);
+            for d in [i.github_default, i.pipe_default, i.local_default] {
+                assert!(!matches!(d, InputDefault::Value(_)), "{}: {d:?}", i.name);
+            }
+        }
+        assert!(PASSWORD.secret() && !USERNAME.secret());
+    }
 }
