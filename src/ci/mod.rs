@@ -252,8 +252,8 @@ pub struct Resolved {
     pub tags: Vec<String>,
     /// [`oci_labels`], then the `labels` input (which wins for a key it repeats).
     pub labels: Vec<(String, String)>,
-    /// [`oci_labels`], then the `annotations` input (which wins for a key it repeats); meant for
-    /// the index archway assembles.
+    /// [`oci_labels`], then the `annotations` input (which wins for a key it repeats); put on
+    /// each platform's manifest and on the index.
     pub annotations: Vec<(String, String)>,
 }
 
@@ -268,6 +268,13 @@ impl Resolved {
             });
         }
         Ok(())
+    }
+
+    /// Whether the CI asks to push: the `push` input; left out, a Bitbucket pipe pushes when it
+    /// has tags (what README promises; the action and the GitLab component give `push` a
+    /// default of `true` themselves), any other CI does not.
+    pub fn push(&self, has_tags: bool) -> bool {
+        self.inputs.push.unwrap_or(self.provider == Provider::Bitbucket { pipe: true } && has_tags)
     }
 }
 
