@@ -123,7 +123,7 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "K=V")]
     pub labels: Vec<String>,
 
-    /// Annotation on each platform's manifest, `KEY=VALUE` (repeatable)
+    /// Annotation on each platform's manifest and on the index, `KEY=VALUE` (repeatable)
     #[arg(long = "annotation", value_name = "K=V")]
     pub annotations: Vec<String>,
 
@@ -287,10 +287,17 @@ pub struct InspectArgs {
 /// The environment variables archway reads, for `--help`: every input in its local spelling
 /// (`ARCHWAY_*`) and the Docker and registry variables, each with its one-line description.
 pub fn environment_help() -> String {
+    use crate::ci::vars::InputDefault;
     use crate::env;
     let mut out = String::from("Environment variables (flags win over them; in CI, the CI's inputs are read too):\n");
     for i in crate::ci::vars::INPUTS {
-        out.push_str(&format!("  {:<28} {}\n", i.archway, i.doc));
+        let default = match i.local_default {
+            InputDefault::Value(v) => format!("; default `{v}`"),
+            InputDefault::Computed(how) => format!("; default {how}"),
+            InputDefault::None | InputDefault::NotListed => String::new(),
+        };
+        let secret = if i.secret() { "; never printed" } else { "" };
+        out.push_str(&format!("  {:<28} {}{default}{secret}\n", i.archway, i.doc));
     }
     for (name, doc) in env::DOCUMENTED {
         out.push_str(&format!("  {name:<28} {doc}\n"));

@@ -448,7 +448,11 @@ pub async fn build_result(
         let e = entries_for(&ImageSource::Layout(&b.layout), &b).await?;
         platforms.push((b, e));
     }
-    let index = index_of(platforms.iter().map(|(_, e)| e.descriptors.clone()).collect(), Default::default())?;
+    // Annotations go on each platform's manifest (the builders put them there, as buildx's
+    // `--annotation` does) and on the index, where registries such as ghcr.io read a
+    // multi-platform image's description.
+    let annotations = req.annotations.iter().cloned().collect();
+    let index = index_of(platforms.iter().map(|(_, e)| e.descriptors.clone()).collect(), annotations)?;
     let failed = |repo: &Reference| {
         let name = repo.name();
         move |e: PublishError| {

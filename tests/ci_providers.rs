@@ -315,6 +315,29 @@ fn bitbucket_branch_build_as_a_pipe() {
     assert!(!r.tags.iter().any(|t| t.ends_with(":latest")), "{:?}", r.tags);
 }
 
+/// README promises a pipe pushes by default when it has tags; a script step and the other CIs
+/// push only when asked (the action and the component set `push: true` themselves).
+#[test]
+fn bitbucket_pipe_pushes_by_default_when_it_has_tags() {
+    let mut env = fixture("bitbucket-pipe-branch");
+    env.remove("PUSH");
+    let bb = ci::for_provider(ci::detect(&env));
+    let r = ci::resolve(&*bb, &env, None, NOW).unwrap();
+    assert_eq!(r.inputs.push, None);
+    assert!(!r.tags.is_empty());
+    assert!(r.push(true), "tags from IMAGE and no PUSH: push");
+    assert!(!r.push(false), "no tags: nothing to push to");
+    r.check_push().unwrap();
+
+    env.insert("PUSH".into(), "false".into());
+    assert!(!ci::resolve(&*bb, &env, None, NOW).unwrap().push(true), "PUSH=false wins");
+
+    let mut step = fixture("bitbucket-tag");
+    step.remove("ARCHWAY_PUSH");
+    let ci = ci::for_provider(ci::detect(&step));
+    assert!(!ci::resolve(&*ci, &step, None, NOW).unwrap().push(true), "a script step pushes only when asked");
+}
+
 #[test]
 fn bitbucket_pipe_without_image_cannot_push() {
     let mut env = fixture("bitbucket-pipe-branch");

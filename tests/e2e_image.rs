@@ -375,13 +375,14 @@ fn bitbucket_pipe_with_docker_run() {
     };
     let last_line = |o: &Output| text(o).1.trim_end().lines().last().unwrap_or("").to_string();
 
-    // Bad variables: ✖ last, exit 2, nothing pushed.
+    // Bad variables: the error once (its first line marked ✖, the hint last), exit 2, nothing pushed.
     for (var, value) in [("PUSH", "maybe"), ("PLATFORMS", "linux/sparc")] {
         let repo = unique_repo("bb-bad");
         let out = run(&repo, &[(var, value)]);
         let (_, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(2), "{var}={value}:\n{stderr}");
-        assert!(last_line(&out).contains("✖"), "{var}={value}:\n{stderr}");
+        assert_eq!(stderr.matches('✖').count(), 1, "{var}={value}:\n{stderr}");
+        assert!(last_line(&out).starts_with("hint: "), "{var}={value}:\n{stderr}");
         assert!(stderr.contains(var) || stderr.contains(value), "names the variable: {stderr}");
         assert!(manifest(&repo, "main").is_none() && !catalog().contains(&repo.split_once('/').unwrap().1.to_string()));
     }

@@ -252,8 +252,8 @@ pub struct Resolved {
     pub tags: Vec<String>,
     /// [`oci_labels`], then the `labels` input (which wins for a key it repeats).
     pub labels: Vec<(String, String)>,
-    /// [`oci_labels`], then the `annotations` input (which wins for a key it repeats); meant for
-    /// the index archway assembles.
+    /// [`oci_labels`], then the `annotations` input (which wins for a key it repeats); put on
+    /// each platform's manifest and on the index.
     pub annotations: Vec<(String, String)>,
 }
 
@@ -268,6 +268,13 @@ impl Resolved {
             });
         }
         Ok(())
+    }
+
+    /// Whether the CI asks to push: the `push` input; left out, a Bitbucket pipe pushes when it
+    /// has tags (what README promises; the action and the GitLab component give `push` a
+    /// default of `true` themselves), any other CI does not.
+    pub fn push(&self, has_tags: bool) -> bool {
+        self.inputs.push.unwrap_or(self.provider == Provider::Bitbucket { pipe: true } && has_tags)
     }
 }
 
@@ -290,19 +297,14 @@ pub fn resolve(ci: &dyn Ci, env: &Env, event_json: Option<&str>, now_unix: i64) 
     Ok(Resolved { provider: ci.provider(), spelling, inputs, meta, context, image, tags, labels, annotations })
 }
 
-/// `base`, then each `KEY=VALUE` of `given`, a repeated key replacing the earlier value in place.
+/// `base`, then each `KEY=VALUE` of `given`, a repeated key replacing the earlier value in place
+/// (the one `KEY=VALUE` parser, `inputs::lists`).
 fn merge_pairs(base: &[(String, String)], given: &[String], var: &str) -> Result<Vec<(String, String)>, InputError> {
+    use crate::inputs::lists::{set, split_pair};
     let mut out = base.to_vec();
     for item in given {
-        let (k, v) = item
-            .split_once('=')
-            .filter(|(k, _)| !k.trim().is_empty())
-            .ok_or_else(|| InputError::NotKeyValue { var: var.into(), item: item.clone() })?;
-        let (k, v) = (k.trim().to_string(), v.to_string());
-        match out.iter_mut().find(|(ek, _)| *ek == k) {
-            Some(slot) => slot.1 = v,
-            None => out.push((k, v)),
-        }
+        let (k, v) = split_pair(item).ok_or_else(|| InputError::NotKeyValue { var: var.into(), item: item.clone() })?;
+        set(&mut out, k, v);
     }
     Ok(out)
 }

@@ -140,6 +140,22 @@ pub enum InputKind {
     Secret,
 }
 
+/// An input's default on one CI, as the CI's own file and README state it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputDefault {
+    /// Nothing: left out, the input is not set. No `default:` in action.yml, `default: ""` in the
+    /// GitLab component (its way of making an input optional), an empty cell in README.
+    None,
+    /// This value: `default:` in action.yml, pipe.yml and the component, `` `VALUE` `` in README.
+    Value(&'static str),
+    /// Worked out by archway when the input is left out (README says how, in these words); no
+    /// value in the CI's file (`default: ""` in the component).
+    Computed(&'static str),
+    /// Not an input on this CI: the GitLab component leaves credentials to masked CI/CD
+    /// variables, since component inputs are part of the pipeline configuration.
+    NotListed,
+}
+
 /// One input and the variable that carries it on each CI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputVar {
@@ -152,66 +168,132 @@ pub struct InputVar {
     /// On GitLab, in a Bitbucket script step and locally: `ARCHWAY_` and UPPER_SNAKE.
     pub archway: &'static str,
     pub kind: InputKind,
+    /// One line saying what the input means; every description of it (action.yml, pipe.yml, the
+    /// component, README's tables) starts with these words (`tests/inputs_table.rs`).
     pub doc: &'static str,
+    /// The default in the action (`action.yml`), the pipe and the GitLab component.
+    pub github_default: InputDefault,
+    pub pipe_default: InputDefault,
+    pub gitlab_default: InputDefault,
+    /// The default of the `ARCHWAY_*` variable outside the component (a Bitbucket script step,
+    /// a laptop), shown by `--help`.
+    pub local_default: InputDefault,
 }
 
+impl InputVar {
+    /// Never printed, masked in logs, never given a default, never a GitLab component input.
+    pub fn secret(&self) -> bool {
+        self.kind == InputKind::Secret
+    }
+}
+
+/// `$a` when given, else `$b` (the optional per-CI defaults of `inputs!`).
+macro_rules! either {
+    ($a:expr; $b:expr) => {
+        $a
+    };
+    (; $b:expr) => {
+        $b
+    };
+}
+
+/// `ID: name, github, pipe, archway, Kind, doc, default D [github G] [pipe P] [gitlab L] [local O];`
+/// where D is the default everywhere that has no default of its own.
 macro_rules! inputs {
-    ($($id:ident: $name:literal, $github:literal, $pipe:literal, $archway:literal, $kind:ident, $doc:literal;)*) => {
+    ($($id:ident: $name:literal, $github:literal, $pipe:literal, $archway:literal, $kind:ident, $doc:literal,
+        default $default:expr $(, github $gd:expr)? $(, pipe $pd:expr)? $(, gitlab $ld:expr)? $(, local $od:expr)?;)*) => {
         $(
             #[doc = $doc]
-            pub const $id: InputVar =
-                InputVar { name: $name, github: $github, pipe: $pipe, archway: $archway, kind: InputKind::$kind, doc: $doc };
+            pub const $id: InputVar = InputVar {
+                name: $name,
+                github: $github,
+                pipe: $pipe,
+                archway: $archway,
+                kind: InputKind::$kind,
+                doc: $doc,
+                github_default: either!($($gd)?; $default),
+                pipe_default: either!($($pd)?; $default),
+                gitlab_default: either!($($ld)?; $default),
+                local_default: either!($($od)?; $default),
+            };
         )*
         /// Every input, in the order of `CiInputs`' fields.
         pub const INPUTS: &[InputVar] = &[$($id),*];
     };
 }
 
+use InputDefault::{Computed, NotListed, Value};
+
 inputs! {
     CONTEXT: "context", "INPUT_CONTEXT", "CONTEXT", "ARCHWAY_CONTEXT", Text,
-        "Build context directory; default: the CI's checkout.";
+        "Build context directory",
+        default Computed("the checkout"), pipe Computed("the clone directory"), gitlab Value("."), local Value(".");
     FILE: "file", "INPUT_FILE", "FILE", "ARCHWAY_FILE", Text,
-        "Dockerfile; default `CONTEXT/Dockerfile`.";
+        "Dockerfile",
+        default Computed("`CONTEXT/Dockerfile`");
     PLATFORMS: "platforms", "INPUT_PLATFORMS", "PLATFORMS", "ARCHWAY_PLATFORMS", List,
-        "Target platforms; default `linux/amd64,linux/arm64`.";
+        "Target platforms, comma- or newline-separated",
+        default Value("linux/amd64,linux/arm64");
     TAGS: "tags", "INPUT_TAGS", "TAGS", "ARCHWAY_TAGS", List,
-        "Image references to publish; default: computed from the image and the commit.";
+        "Image references to publish, all in one repository",
+        default Computed("computed from `image` and the commit"), pipe Computed("computed from `IMAGE` and the commit");
     IMAGE: "image", "INPUT_IMAGE", "IMAGE", "ARCHWAY_IMAGE", Text,
-        "Image name without tag, to compute tags for; default `ghcr.io/OWNER/REPO` on GitHub, `$CI_REGISTRY_IMAGE` on GitLab.";
+        "Image name without tag, to compute tags for",
+        default Computed("`ghcr.io/OWNER/REPO`"), pipe InputDefault::None, gitlab Value("$CI_REGISTRY_IMAGE"),
+        local InputDefault::None;
     BUILD_ARGS: "build-args", "INPUT_BUILD-ARGS", "BUILD_ARGS", "ARCHWAY_BUILD_ARGS", KeyValues,
-        "Build arguments, `KEY=VALUE` (or `KEY` to take it from the environment).";
+        "Build arguments, `KEY=VALUE` (or `KEY` to take it from the environment)",
+        default InputDefault::None;
     LABELS: "labels", "INPUT_LABELS", "LABELS", "ARCHWAY_LABELS", KeyValues,
-        "Image labels, `KEY=VALUE`; added to the computed `org.opencontainers.image.*` ones.";
+        "Image labels, `KEY=VALUE`, added to the computed `org.opencontainers.image.*` ones",
+        default InputDefault::None;
     ANNOTATIONS: "annotations", "INPUT_ANNOTATIONS", "ANNOTATIONS", "ARCHWAY_ANNOTATIONS", KeyValues,
-        "Index annotations, `KEY=VALUE`; added to the computed `org.opencontainers.image.*` ones.";
+        "Annotations, `KEY=VALUE`, on each platform's manifest and on the index, added to the computed `org.opencontainers.image.*` ones",
+        default InputDefault::None;
     TARGET: "target", "INPUT_TARGET", "TARGET", "ARCHWAY_TARGET", Text,
-        "Stage to build; default the last.";
+        "Stage to build",
+        default Computed("the last stage");
     PUSH: "push", "INPUT_PUSH", "PUSH", "ARCHWAY_PUSH", Bool,
-        "Push the image and move the tags.";
+        "Push every platform by digest, then the index, then the tags",
+        default Value("true"), pipe Computed("`true` when there are tags"), local Value("false");
     NODES: "nodes", "INPUT_NODES", "NODES", "ARCHWAY_NODES", List,
-        "Remote engines, `PLATFORM=ENDPOINT`.";
+        "Remote Docker engines that build a platform natively, `PLATFORM=ENDPOINT`",
+        default InputDefault::None;
     NODE_CERTS: "node-certs", "INPUT_NODE-CERTS", "NODE_CERTS", "ARCHWAY_NODE_CERTS", Text,
-        "Directory with `ca.pem`, `cert.pem`, `key.pem` for `tcp://` nodes.";
+        "Directory with `ca.pem`, `cert.pem` and `key.pem` for TLS to `tcp://` nodes",
+        default InputDefault::None;
     NO_EMULATION: "no-emulation", "INPUT_NO-EMULATION", "NO_EMULATION", "ARCHWAY_NO_EMULATION", Bool,
-        "Never run foreign code under QEMU.";
+        "Never run foreign code under QEMU",
+        default Value("false");
     BINFMT: "binfmt", "INPUT_BINFMT", "BINFMT", "ARCHWAY_BINFMT", Text,
-        "`auto` or `never`: may archway register QEMU handlers.";
+        "May archway register QEMU handlers in the kernel (`auto` or `never`)",
+        default Value("auto");
     PREFER: "prefer", "INPUT_PREFER", "PREFER", "ARCHWAY_PREFER", List,
-        "Strategies to try first: `native`, `cross`, `remote`, `emulated`.";
+        "Strategies to try first, comma-separated (`assembled`, `native`, `cross`, `remote`, `emulated`)",
+        default InputDefault::None;
     PROVENANCE: "provenance", "INPUT_PROVENANCE", "PROVENANCE", "ARCHWAY_PROVENANCE", Text,
-        "Provenance attestation, as buildx's `--provenance`.";
+        "Provenance attestation, as buildx's `--provenance`",
+        default Computed("buildx's default");
     SBOM: "sbom", "INPUT_SBOM", "SBOM", "ARCHWAY_SBOM", Text,
-        "SBOM attestation, as buildx's `--sbom`.";
+        "SBOM attestation, as buildx's `--sbom`",
+        default Computed("buildx's default");
     USERNAME: "username", "INPUT_USERNAME", "REGISTRY_USERNAME", "ARCHWAY_REGISTRY_USERNAME", Text,
-        "Username for the registry pushed to (or `registry`).";
+        "Username for the registry pushed to (or for `registry`)",
+        default Computed("the workflow's actor, for ghcr.io"), pipe InputDefault::None, gitlab NotListed,
+        local InputDefault::None;
     PASSWORD: "password", "INPUT_PASSWORD", "REGISTRY_PASSWORD", "ARCHWAY_REGISTRY_PASSWORD", Secret,
-        "Password or token for the registry pushed to (or `registry`). Never printed.";
+        "Password or token for the registry pushed to (or for `registry`)",
+        default Computed("`github-token`, for ghcr.io"), pipe InputDefault::None, gitlab NotListed,
+        local InputDefault::None;
     REGISTRY: "registry", "INPUT_REGISTRY", "REGISTRY", "ARCHWAY_REGISTRY", Text,
-        "The registry `username` and `password` are for; default the one pushed to.";
+        "The registry the credentials are for",
+        default Computed("the one pushed to");
     METADATA_FILE: "metadata-file", "INPUT_METADATA-FILE", "METADATA_FILE", "ARCHWAY_METADATA_FILE", Text,
-        "Write the result as JSON to this file.";
+        "File to write the result to, as JSON",
+        default InputDefault::None, gitlab Value("archway-metadata.json");
     DRY_RUN: "dry-run", "INPUT_DRY-RUN", "DRY_RUN", "ARCHWAY_DRY_RUN", Bool,
-        "Print the plan and stop.";
+        "Print the plan and stop",
+        default Value("false");
 }
 
 #[cfg(test)]
@@ -235,5 +317,18 @@ mod tests {
         assert_eq!(USERNAME.archway, crate::env::REGISTRY_USERNAME);
         assert_eq!(PASSWORD.archway, crate::env::REGISTRY_PASSWORD);
         assert_eq!(INPUTS.len(), 22);
+    }
+
+    /// A secret is never a component input (inputs are part of the pipeline configuration) and
+    /// never has a value written in any file.
+    #[test]
+    fn secrets_have_no_default_value_and_are_no_gitlab_input() {
+        for i in INPUTS.iter().filter(|i| i.secret()) {
+            assert_eq!(i.gitlab_default, InputDefault::NotListed, "{}", i.name);
+            for d in [i.github_default, i.pipe_default, i.local_default] {
+                assert!(!matches!(d, InputDefault::Value(_)), "{}: {d:?}", i.name);
+            }
+        }
+        assert!(PASSWORD.secret() && !USERNAME.secret());
     }
 }

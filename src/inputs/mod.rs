@@ -238,7 +238,7 @@ impl Invocation {
         let tags = lists::tags("-t", &given)?;
         lists::one_repository(&tags, "give tags of one repository, and copy the result to the other afterwards")?;
 
-        let push = a.push || i.push == Some(true);
+        let push = a.push || run.push(!tags.is_empty());
         let output = if a.push_by_digest {
             let Some(first) = tags.first() else {
                 return Err(UserError::input(

@@ -164,7 +164,7 @@ class ArchwayPipeTest(PipeTestCase):
         self.assert_refused({"PUSH": "maybe"}, "PUSH")
 
     def test_bad_platform_is_refused_with_a_cross(self):
-        self.assert_refused({"PLATFORMS": "linux/sparc"}, "linux/sparc")
+        self.assert_refused({"PLATFORMS": "linux/sparc"}, "PLATFORMS")
 
 
 if __name__ == "__main__":
