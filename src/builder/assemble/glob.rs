@@ -155,22 +155,14 @@ fn match_chunk<'a>(chunk: &str, mut s: &'a str) -> Result<(&'a str, bool), ()> {
                 }
                 chunk = &chunk[1..];
             }
-            b'\\' => {
-                chunk = &chunk[1..];
-                if chunk.is_empty() {
-                    return Err(());
-                }
-                let c = chunk.chars().next().expect("not empty");
-                if !failed {
-                    if !s.starts_with(c) {
-                        failed = true;
-                    } else {
-                        s = &s[c.len_utf8()..];
+            // A character matches itself; `\x` matches `x`.
+            first => {
+                if first == b'\\' {
+                    chunk = &chunk[1..];
+                    if chunk.is_empty() {
+                        return Err(());
                     }
                 }
-                chunk = &chunk[c.len_utf8()..];
-            }
-            _ => {
                 let c = chunk.chars().next().expect("not empty");
                 if !failed {
                     if !s.starts_with(c) {
