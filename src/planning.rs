@@ -6,6 +6,7 @@
 //! When the policy tries `assembled` first and every platform can be assembled, only this
 //! machine's own facts are probed: no engine, no buildx, no nodes — nothing the plan would use.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::builder::assemble::base;
@@ -63,6 +64,8 @@ pub async fn make(
         None => (probe_all(source, &opts).await, false),
     };
     let mut analysis = analyze(source, &text, &caps)?;
+    // Each base image's triggers per platform, read once even when the plan is made twice.
+    let mut triggers = Triggers::new();
     let client = Client::new(
         crate::registry::CredentialSource { explicit: registry.explicit.clone(), docker_config: true },
         registry.insecure.clone(),
@@ -73,11 +76,11 @@ pub async fn make(
         max_wait: std::time::Duration::from_secs(2),
         ..RetryPolicy::default()
     });
-    check_bases(&client, &mut analysis, &caps.host, &file_name(source)).await;
+    check_bases(&client, &mut analysis, &caps.host, &file_name(source), &mut triggers).await;
     if lazy && !analysis.per_platform.iter().all(|p| p.assemblable) {
         caps = probe_all(source, &opts).await;
         analysis = analyze(source, &text, &caps)?;
-        check_bases(&client, &mut analysis, &caps.host, &file_name(source)).await;
+        check_bases(&client, &mut analysis, &caps.host, &file_name(source), &mut triggers).await;
     }
     let plan = plan::plan(&source.platforms, &strategy.policy, &caps, &analysis);
     Ok(Planning { caps, analysis, plan })
@@ -147,7 +150,10 @@ async fn probe_all(source: &BuildSource, opts: &ProbeOptions) -> Capabilities {
 /// (BuildKit runs them in the child build). A trigger that runs code, or a base that cannot be
 /// read, makes that platform not assemblable, saying why; a base found without such triggers
 /// drops the analysis' note that its triggers could not be seen.
-async fn check_bases(client: &Client, analysis: &mut Analysis, host: &Platform, file: &str) {
+/// ONBUILD triggers by (image, platform), or why they could not be read.
+type Triggers = HashMap<(String, Platform), Result<Vec<String>, String>>;
+
+async fn check_bases(client: &Client, analysis: &mut Analysis, host: &Platform, file: &str, seen: &mut Triggers) {
     let stage_names: Vec<String> = analysis.stages.iter().map(|s| s.name.clone()).collect();
     let bases: Vec<(String, Option<String>, Location)> = analysis
         .stages
@@ -175,20 +181,24 @@ async fn check_bases(client: &Client, analysis: &mut Analysis, host: &Platform, 
                 None => pa.platform.clone(),
             };
             checked = true;
-            match base::onbuild_triggers(client, &image, &platform).await {
+            let key = (image.clone(), platform.clone());
+            if !seen.contains_key(&key) {
+                let read = base::onbuild_triggers(client, &image, &platform).await.map_err(|e| match &e {
+                    base::BaseError::Registry { source: RegistryError::Unreachable { registry, .. }, .. } => {
+                        format!("registry `{registry}` is unreachable from here")
+                    }
+                    other => other.to_string(),
+                });
+                seen.insert(key.clone(), read);
+            }
+            match &seen[&key] {
                 Ok(triggers) => {
                     if let Some(t) = triggers.iter().find(|t| t.trim_start().to_ascii_uppercase().starts_with("RUN")) {
                         pa.base_trigger(&image, from.clone(), t);
                         clear = false;
                     }
                 }
-                Err(e) => {
-                    let why = match &e {
-                        base::BaseError::Registry { source: RegistryError::Unreachable { registry, .. }, .. } => {
-                            format!("registry `{registry}` is unreachable from here")
-                        }
-                        other => other.to_string(),
-                    };
+                Err(why) => {
                     pa.assemblable = false;
                     pa.not_assemblable_reason = Some(format!(
                         "the base image `{image}` could not be read to check its ONBUILD triggers: {why}"
