@@ -98,13 +98,16 @@ async fn choose(
     client: &Arc<Client>,
 ) -> anyhow::Result<Vec<(Planned, Chosen)>> {
     // buildx pulls base images with the Docker config's credentials; archway's own reach it
-    // through a credential helper, never through a file.
+    // through a credential helper, never through a file. Only when buildx builds something.
+    let uses_buildx = planned
+        .iter()
+        .any(|p| !matches!(p.strategy, Strategy::Assembled | Strategy::Native { builder: LocalBuilder::EngineApi }));
     let bridge = match &req.registry.explicit {
-        Some((registry, cred)) => Some(Arc::new(
+        Some((registry, cred)) if uses_buildx => Some(Arc::new(
             CredentialBridge::new(registry, cred, &req.runner)
                 .map_err(|e| UserError::failure("cannot prepare the registry credentials for buildx").caused_by(e))?,
         )),
-        None => None,
+        _ => None,
     };
     // One assembler for every assembled platform, so a layer they share is made once.
     let assembler =
