@@ -209,7 +209,7 @@ pub async fn promote(client: &Client, req: &PromoteRequest, log: &Log) -> anyhow
     // Children first, into each repository that does not have them; tags last.
     let mut done: Vec<Reference> = Vec::new();
     for dst in dsts {
-        let repo = Reference { tag: None, digest: None, ..dst.clone() };
+        let repo = dst.repository_only();
         if done.iter().any(|r| r.same_repository(&repo)) || (src.same_repository(&repo) && keep.is_empty()) {
             continue;
         }
@@ -238,7 +238,7 @@ pub async fn promote(client: &Client, req: &PromoteRequest, log: &Log) -> anyhow
         client.manifest_put(dst, &bytes, &media_type).await.with_context(|| format!("tagging {dst}"))?;
         log.line(&format!("tagged {dst}"));
     }
-    println!("{}", Reference { tag: None, ..dsts[0].clone() }.with_digest(digest.clone()));
+    println!("{}", dsts[0].repository_only().with_digest(digest.clone()));
     Ok(format!("promoted {src} ({digest}) to {}", dsts.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")))
 }
 

@@ -62,11 +62,7 @@ pub async fn inspect(client: &Client, r: &Reference, m: &Manifest) -> anyhow::Re
         for d in idx.manifests.iter().filter(|d| !d.is_attestation()) {
             let child = client.manifest_get(&r.with_digest(d.digest.clone())).await?;
             let mut attestations = Vec::new();
-            for a in idx
-                .manifests
-                .iter()
-                .filter(|a| a.is_attestation() && a.annotation(oci::ANN_REFERENCE_DIGEST) == Some(d.digest.as_str()))
-            {
+            for a in idx.manifests.iter().filter(|a| a.attests(&d.digest)) {
                 let am = client.manifest_get(&r.with_digest(a.digest.clone())).await?;
                 let predicate_types = serde_json::from_slice::<ImageManifest>(&am.bytes)
                     .map(|im| {

@@ -108,6 +108,11 @@ impl Descriptor {
     pub fn is_attestation(&self) -> bool {
         self.annotation(ANN_REFERENCE_TYPE) == Some(ATTESTATION_MANIFEST)
     }
+
+    /// Whether this is an attestation manifest describing the image `image`.
+    pub fn attests(&self, image: &Digest) -> bool {
+        self.is_attestation() && self.annotation(ANN_REFERENCE_DIGEST) == Some(image.as_str())
+    }
 }
 
 /// The `platform` object of a descriptor (its own type: it may say `unknown/unknown`).

@@ -243,11 +243,7 @@ pub async fn resolve(src: &ImageSource<'_>, top: &Descriptor) -> Result<Vec<Reso
                 architecture: from_config.architecture,
             });
         };
-        let mine: Vec<Descriptor> = attestations
-            .iter()
-            .filter(|a| a.annotation(oci::ANN_REFERENCE_DIGEST) == Some(image.digest.as_str()))
-            .cloned()
-            .collect();
+        let mine: Vec<Descriptor> = attestations.iter().filter(|a| a.attests(&image.digest)).cloned().collect();
         let descriptor = image.with_platform(&platform);
         out.push(ResolvedImage { descriptor, platform, image_size, attestations: mine });
     }
@@ -453,17 +449,6 @@ pub async fn build_result(
     // multi-platform image's description.
     let annotations = req.annotations.iter().cloned().collect();
     let index = index_of(platforms.iter().map(|(_, e)| e.descriptors.clone()).collect(), annotations)?;
-    let failed = |repo: &Reference| {
-        let name = repo.name();
-        move |e: PublishError| {
-            let hint = e.hint();
-            let u = UserError::failure(format!("publishing to {name} failed")).caused_by(e);
-            match hint {
-                Some(h) => u.hint(h),
-                None => u,
-            }
-        }
-    };
     let published = match &req.output {
         // A matrix leg with one platform: its own result, as pushed, is what `merge` takes.
         Output::Digest { repo, .. } if platforms.len() == 1 => {
@@ -472,15 +457,22 @@ pub async fn build_result(
         }
         Output::Digest { repo, .. } => {
             log.line("==> pushing the multi-platform index by digest (no tag)");
-            to_registry(client, repo, &index, &[]).await.map_err(failed(repo))?
+            to_registry(client, repo, &index, &[]).await.map_err(|e| failed(repo, e))?
         }
-        Output::Registry { tags } => to_registry(client, &tags[0], &index, tags).await.map_err(failed(&tags[0]))?,
+        Output::Registry { tags } => {
+            to_registry(client, &tags[0], &index, tags).await.map_err(|e| failed(&tags[0], e))?
+        }
         Output::Layout { dir, names } => {
             let dirs: Vec<PathBuf> = platforms.iter().map(|(b, _)| b.layout.clone()).collect();
             to_layout(dir, &dirs, &index, names)?
         }
     };
     Ok(Outcome { platforms, published })
+}
+
+/// A publish to `repo` that failed, its cause below (whose hint `error::render` shows).
+pub fn failed(repo: &Reference, e: PublishError) -> UserError {
+    UserError::failure(format!("publishing to {} failed", repo.name())).caused_by(e)
 }
 
 /// Pushes the index by digest to `repo`, then puts each tag. Called only after every

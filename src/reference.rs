@@ -129,6 +129,11 @@ impl Reference {
         Reference { tag: Some(tag.into()), digest: None, ..self.clone() }
     }
 
+    /// The repository alone: no tag, no digest.
+    pub fn repository_only(&self) -> Reference {
+        Reference { tag: None, digest: None, ..self.clone() }
+    }
+
     pub fn same_repository(&self, other: &Reference) -> bool {
         self.registry == other.registry && self.repository == other.repository
     }

@@ -383,14 +383,8 @@ pub fn split(index: &Index, platforms: &[Platform]) -> Vec<Option<Part>> {
                 !d.is_attestation()
                     && d.platform.as_ref().and_then(oci::DescriptorPlatform::platform).as_ref() == Some(want)
             })?;
-            let attestations: Vec<Descriptor> = index
-                .manifests
-                .iter()
-                .filter(|a| {
-                    a.is_attestation() && a.annotation(oci::ANN_REFERENCE_DIGEST) == Some(image.digest.as_str())
-                })
-                .cloned()
-                .collect();
+            let attestations: Vec<Descriptor> =
+                index.manifests.iter().filter(|a| a.attests(&image.digest)).cloned().collect();
             if attestations.is_empty() {
                 return Some(Part::Image(image.clone()));
             }

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use crate::cli::MergeArgs;
-use crate::error::UserError;
 use crate::inputs::Invocation;
 use crate::publish::{self, merge};
 use crate::report::{self, Log};
@@ -19,8 +18,7 @@ pub async fn run(args: &MergeArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
 
     let gathered = merge::gather(&client, &req, &legs, &log).await?;
     let index = publish::index_of(gathered.per_platform(), req.annotations.clone())?;
-    let published = publish::to_registry(&client, &req.repo, &index, &req.tags)
-        .await
-        .map_err(|e| UserError::failure(format!("publishing to {} failed", req.repo.name())).caused_by(e))?;
+    let published =
+        publish::to_registry(&client, &req.repo, &index, &req.tags).await.map_err(|e| publish::failed(&req.repo, e))?;
     report::merged(&req, &gathered, &published, &log)
 }

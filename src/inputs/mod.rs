@@ -246,7 +246,7 @@ impl Invocation {
                 )
                 .hint("add `-t registry/repository`"));
             };
-            Output::Digest { repo: Reference { tag: None, ..first.clone() }, digest_file: a.digest_file.clone() }
+            Output::Digest { repo: first.repository_only(), digest_file: a.digest_file.clone() }
         } else if push {
             if tags.is_empty() {
                 return Err(UserError::input("`--push` needs an image to push to, and no `-t` was given")
@@ -358,7 +358,7 @@ impl Invocation {
             return Err(UserError::input(format!("`-t {t}` must name a tag")).hint("e.g. `-t ghcr.io/acme/app:1.2`"));
         }
         lists::one_repository(&tags, "merge into one repository, then `archway promote` to the other")?;
-        let repo = Reference { tag: None, ..first.clone() };
+        let repo = first.repository_only();
         let inputs = self.ci.inputs(&self.env)?;
         Ok(MergeRequest {
             expected: lists::platforms("--platform", &a.platforms, None)?,

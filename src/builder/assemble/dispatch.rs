@@ -299,7 +299,7 @@ impl<'a> Interp<'a> {
                     .map(|(d, path)| LayerSource::Base {
                         descriptor: Box::new(d.clone()),
                         path,
-                        from: Box::new(crate::reference::Reference { tag: None, digest: None, ..b.reference.clone() }),
+                        from: Box::new(b.reference.repository_only()),
                     })
                     .collect(),
             });

@@ -14,7 +14,7 @@ pub async fn layers_of(
     client: &Client,
     image: &Reference,
 ) -> Result<HashMap<Digest, (Blob, Reference)>, RegistryError> {
-    let repo = Reference { tag: None, digest: None, ..image.clone() };
+    let repo = image.repository_only();
     let top = client.manifest_get(image).await?;
     let children: Vec<Digest> = if oci::is_index(&top.media_type) {
         serde_json::from_slice::<Index>(&top.bytes)
