@@ -85,11 +85,30 @@ pub struct Node {
     pub started_in: Duration,
     dockerd: Option<Child>,
     containerd: Option<Child>,
+    options: NodeOptions,
+}
+
+/// How a node's engine differs from the default (containerd image store, TCP with TLS only).
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// Start dockerd without the containerd snapshotter: the classic image store, as
+    /// Docker-in-Docker before Docker 29 and many CI engines run.
+    pub classic_store: bool,
+    /// `--authorization-plugin NAME` (the plugin's socket must already answer under
+    /// `/run/docker/plugins/NAME.sock`).
+    pub authorization_plugin: Option<String>,
+    /// Also listen on a unix socket, `DIR/docker.sock` (for mounting into a container).
+    pub unix_socket: bool,
 }
 
 impl Node {
     /// Starts the node; panics (after cleaning up) with the daemon's log tail when it fails.
     pub fn start() -> Node {
+        Node::start_with(NodeOptions::default())
+    }
+
+    /// Starts a node with `options`; panics (after cleaning up) as `start` does.
+    pub fn start_with(options: NodeOptions) -> Node {
         let began = Instant::now();
         sweep_stale();
         static N: AtomicUsize = AtomicUsize::new(0);
@@ -112,6 +131,7 @@ impl Node {
             started_in: Duration::ZERO,
             dockerd: None,
             containerd: None,
+            options,
         };
         // From here on, a panic drops `node`, which cleans up whatever was made so far.
         node.make_certs();
@@ -186,6 +206,11 @@ impl Node {
 
     pub fn containerd_socket(&self) -> PathBuf {
         self.dir.join("ctd/containerd.sock")
+    }
+
+    /// The node's unix socket (listening only with `NodeOptions::unix_socket`).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("docker.sock")
     }
 
     /// The last lines of the node's dockerd log.
@@ -279,7 +304,12 @@ impl Node {
     /// Starts dockerd and waits until `docker version` answers over TLS; `Err(log tail)` when
     /// it exits first (dockerd is then reaped and `self.dockerd` empty).
     fn start_dockerd(&mut self) -> Result<(), String> {
-        std::fs::write(self.dir.join("daemon.json"), "{\"features\":{\"containerd-snapshotter\":true}}\n").unwrap();
+        let snapshotter = !self.options.classic_store;
+        std::fs::write(
+            self.dir.join("daemon.json"),
+            format!("{{\"features\":{{\"containerd-snapshotter\":{snapshotter}}}}}\n"),
+        )
+        .unwrap();
         let p = |f: &str| self.dir.join(f);
         let log = p("dockerd.log");
         let _ = std::fs::OpenOptions::new()
@@ -310,6 +340,12 @@ impl Node {
             .arg(format!("--bridge={}", self.bridge))
             .args(["--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false"])
             .arg("--shutdown-timeout=5");
+        if let Some(plugin) = &self.options.authorization_plugin {
+            cmd.arg("--authorization-plugin").arg(plugin);
+        }
+        if self.options.unix_socket {
+            cmd.arg("--host").arg(format!("unix://{}", self.socket().display()));
+        }
         self.dockerd = Some(spawn_daemon(cmd, &log));
         let began = Instant::now();
         loop {
