@@ -468,6 +468,7 @@ mod tests {
             foreign_code: false,
             deciding: None,
             passed_over: vec![],
+            hybrid: None,
         }
     }
 
