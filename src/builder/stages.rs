@@ -41,8 +41,11 @@ pub struct EngineStages {
     builder: StageBuilder,
     build_platform: Platform,
     dir: tempfile::TempDir,
-    cells: std::sync::Mutex<HashMap<String, Arc<OnceCell<Result<PathBuf, Failure>>>>>,
+    cells: std::sync::Mutex<HashMap<String, Cell>>,
 }
+
+/// One stage's export, made once: the tar, or why its build failed.
+type Cell = Arc<OnceCell<Result<PathBuf, Failure>>>;
 
 impl EngineStages {
     pub fn new(builder: StageBuilder, build_platform: Platform) -> std::io::Result<EngineStages> {
