@@ -181,6 +181,8 @@ pub struct Planned {
 pub struct Hybrid {
     /// Which builder of the local engine builds them.
     pub builder: LocalBuilder,
+    /// The engine's platform: the build platform the stages run on.
+    pub platform: Platform,
     pub stages: Vec<crate::dockerfile::EngineStage>,
 }
 
@@ -268,7 +270,7 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
                     format!("no RUN in the stages {p} needs: archway writes the layers itself, no engine or emulation"),
                 )),
                 Some(v) if !v.engine_stages.is_empty() => engine_stages(&v.engine_stages, &local).map(|h| {
-                    let reason = hybrid_reason(p, &h, local.engine);
+                    let reason = hybrid_reason(p, &h);
                     hybrid = Some(h);
                     (Strategy::Assembled, reason)
                 }),
@@ -390,30 +392,30 @@ fn engine_stages(stages: &[crate::dockerfile::EngineStage], local: &Local<'_>) -
     );
     match (local.engine, &local.buildx_unusable) {
         (None, _) => Err(format!("{needs}, and no Docker engine answers here")),
-        (Some(_), None) => Ok(Hybrid { builder: LocalBuilder::Buildx, stages: stages.to_vec() }),
-        (Some(_), Some(why)) => match stages.iter().find_map(|s| s.buildkit_only.as_ref()) {
+        (Some(e), None) => Ok(Hybrid { builder: LocalBuilder::Buildx, platform: e.clone(), stages: stages.to_vec() }),
+        (Some(e), Some(why)) => match stages.iter().find_map(|s| s.buildkit_only.as_ref()) {
             Some(b) => Err(format!(
                 "{needs}; buildx is unusable ({why}), and the engine's classic builder cannot run `{}` at {} (only BuildKit can)",
                 b.instruction,
                 at(b)
             )),
-            None => Ok(Hybrid { builder: LocalBuilder::EngineApi, stages: stages.to_vec() }),
+            None => Ok(Hybrid { builder: LocalBuilder::EngineApi, platform: e.clone(), stages: stages.to_vec() }),
         },
     }
 }
 
 /// The one line that explains a hybrid plan.
-fn hybrid_reason(p: &Platform, h: &Hybrid, engine: Option<&Platform>) -> String {
+fn hybrid_reason(p: &Platform, h: &Hybrid) -> String {
     let names = h.stages.iter().map(|s| format!("`{}` ({})", s.name, at(&s.deciding))).collect::<Vec<_>>();
     let builder = match h.builder {
         LocalBuilder::Buildx => "buildx",
         LocalBuilder::EngineApi => "the engine's classic builder",
     };
     let how_often = if h.stages.iter().all(|s| !s.per_target) { "once for all platforms" } else { "per platform" };
-    let on = engine.map(|e| format!(" on {e}")).unwrap_or_default();
     format!(
-        "stage {} runs natively{on} with {builder}, {how_often}; archway assembles the rest of {p} — no emulation",
-        names.join(", ")
+        "stage {} runs natively on {} with {builder}, {how_often}; archway assembles the rest of {p} — no emulation",
+        names.join(", "),
+        h.platform
     )
 }
 

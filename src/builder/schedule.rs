@@ -128,7 +128,7 @@ async fn choose(
                     StageBuilder::Classic(connect_engine(req, "the hybrid build's stages").await?)
                 }
             };
-            Some(Arc::new(EngineStages::new(builder, crate::probe::host::platform()).map_err(|e| {
+            Some(Arc::new(EngineStages::new(builder, h.platform.clone()).map_err(|e| {
                 UserError::failure("no temporary directory for the stages the engine builds").caused_by(e)
             })?))
         }
