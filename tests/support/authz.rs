@@ -5,9 +5,15 @@
 //! ```ignore
 //! let bb = support::authz::BitbucketEngine::start();   // plugin + node (classic store, unix socket)
 //! bb.docker(&["run", "--rm", "--privileged", …]);      // the CLI against it
-//! bb.docker_host();                                     // "unix:///tmp/awn-…/docker.sock"
-//! bb.plugin.seen();                                     // every request dockerd asked about
+//! bb.docker_command(authz::docker_cli_20(), &["build", "."]).env("DOCKER_BUILDKIT", "1");
+//! bb.docker_host();                                     // "unix:///tmp/awn-…/docker.sock", for archway
+//! bb.socket_volume();                                   // "-v" value for a pipe's container
+//! bb.plugin.seen(); bb.plugin.denied(); bb.plugin.log(); // what dockerd asked about
 //! ```
+//!
+//! The engine pulls from the lab registry (loopback, insecure by default) and pushes there;
+//! it holds the lab's busybox (also tagged `moby/buildkit:buildx-stable-1`, see
+//! [`BitbucketEngine::start_with`]), nothing else.
 //!
 //! # The protocol
 //!
@@ -503,6 +509,8 @@ impl BitbucketEngine {
         BitbucketEngine::start_with(Policy::Pipelines)
     }
 
+    /// The plugin with `policy` and a node using it, holding the lab's busybox (pulled) and
+    /// the stand-in BuildKit image; what the plugin saw of that is forgotten.
     pub fn start_with(policy: Policy) -> BitbucketEngine {
         let plugin = Plugin::start(policy);
         let node = Node::start_with(NodeOptions {
@@ -537,6 +545,13 @@ impl BitbucketEngine {
     /// The engine's unix socket, to mount into a container as `/var/run/docker.sock`.
     pub fn socket(&self) -> PathBuf {
         self.node.socket()
+    }
+
+    /// `-v` for a container (a pipe) that is to use this engine as its Docker:
+    /// `SOCKET:/var/run/docker.sock`. The container itself runs on the main lab engine, as
+    /// Bitbucket's agent, not the step's plugin-guarded engine, starts a pipe's container.
+    pub fn socket_volume(&self) -> String {
+        format!("{}:/var/run/docker.sock", self.socket().display())
     }
 
     /// `docker ARGS` against the engine's unix socket, with the CLI on `PATH`.
