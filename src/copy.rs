@@ -34,6 +34,8 @@ pub enum CopyError {
         #[source]
         source: RegistryError,
     },
+    #[error("no temporary space to copy blob {digest} between registries: {detail}")]
+    Spool { digest: Digest, detail: String },
     #[error("cannot mount blob `{reference}` from `{from}`")]
     Mount {
         reference: String,
@@ -59,6 +61,7 @@ impl CopyError {
                 source.hint()
             }
             CopyError::Malformed { .. } => None,
+            CopyError::Spool { .. } => Some("free space in the temporary directory (`TMPDIR`)".into()),
         }
     }
 }
@@ -102,8 +105,12 @@ async fn copy_blob(
         stats.blobs_present += 1;
         return Ok(());
     }
-    let data = client.blob_get(from, d).await.map_err(read)?;
-    client.blob_put(to, d, Body::Bytes(data)).await.map_err(write)?;
+    // Across registries through a temporary file: a layer of any size, never whole in memory,
+    // and a body the upload can send again on a retry.
+    let spool = tempfile::tempdir().map_err(|e| CopyError::Spool { digest: d.clone(), detail: e.to_string() })?;
+    let path = spool.path().join(d.hex());
+    let len = client.blob_get_to_file(from, d, &path).await.map_err(read)?;
+    client.blob_put(to, d, Body::File { path, len }).await.map_err(write)?;
     stats.blobs_uploaded += 1;
     Ok(())
 }

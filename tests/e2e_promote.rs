@@ -89,6 +89,30 @@ fn promote_to_another_repository_mounts_blobs() {
     }
 }
 
+/// Across registries (the proxy's address is another registry to archway, over the same
+/// storage): every blob is downloaded and uploaded, streamed through a file, and the index
+/// arrives byte for byte.
+#[test]
+fn promote_to_another_registry_streams_blobs() {
+    let _machine = support::machine::lock();
+    let (path, bytes) = source_image();
+    let proxy = Proxy::start(&lab().registry);
+    let target = unique_repo("promote-xreg");
+    let target_path = target.split_once('/').unwrap().1;
+    let ctx = tempfile::tempdir().unwrap();
+    let out = archway(
+        ctx.path(),
+        &["promote", &format!("{}/{path}:src", lab().registry), &format!("{}/{target_path}:release", proxy.addr)],
+    );
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let mounts = proxy.seen(|s| s.method == "POST" && s.kind == Kind::Upload && s.query.contains("mount=")).len();
+    let uploaded = proxy.body_bytes("PUT", Kind::Upload) + proxy.body_bytes("PATCH", Kind::Upload);
+    assert_eq!(mounts, 0, "no mount across registries: {}", proxy.summary());
+    assert!(uploaded > 0, "blobs were uploaded: {}", proxy.summary());
+    assert_eq!(skopeo_raw(&format!("{target}:release")), bytes, "the same index, by digest");
+}
+
 #[test]
 fn promote_a_subset_of_platforms_says_so() {
     let _machine = support::machine::lock();
