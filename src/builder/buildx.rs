@@ -486,6 +486,50 @@ mod tests {
         );
     }
 
+    #[test]
+    fn argument_vector_with_build_inputs_scopes_caches_per_platform() {
+        use crate::builder::options::{BuildOptions, BuildSecret, SecretSource};
+        let spec = BuildSpec {
+            context: ".".into(),
+            dockerfile: "Dockerfile".into(),
+            build_args: vec![],
+            target: None,
+            provenance: None,
+            sbom: None,
+            labels: vec![],
+            annotations: vec![],
+            options: BuildOptions {
+                cache_from: vec!["type=registry,ref=r.io/a/b:buildcache".into()],
+                cache_to: vec!["type=registry,ref=r.io/a/b:buildcache,mode=max".into()],
+                secrets: vec![BuildSecret {
+                    id: "tok".into(),
+                    source: SecretSource::Value(crate::secret::Secret::new("v")),
+                }],
+                ssh: vec!["default".into()],
+                build_contexts: vec![("extra".into(), "../extra".into())],
+                network: Some("host".into()),
+                no_cache: true,
+                pull: true,
+                ..BuildOptions::default()
+            },
+        };
+        let one: Platform = "linux/arm64".parse().unwrap();
+        let a = Buildx::args(&spec, std::slice::from_ref(&one), Path::new("/o"), Path::new("/m.json")).join(" ");
+        assert!(
+            a.contains(
+                "--cache-from type=registry,ref=r.io/a/b:buildcache-linux-arm64 \
+                 --cache-to type=registry,ref=r.io/a/b:buildcache-linux-arm64,mode=max \
+                 --secret id=tok,env=ARCHWAY_BUILD_SECRET_0 --ssh default --build-context extra=../extra \
+                 --network host --no-cache --pull --output type=oci"
+            ),
+            "{a}"
+        );
+        // Several platforms in one invocation share the scope they were given.
+        let two = [one, "linux/amd64".parse().unwrap()];
+        let a = Buildx::args(&spec, &two, Path::new("/o"), Path::new("/m.json")).join(" ");
+        assert!(a.contains("--cache-to type=registry,ref=r.io/a/b:buildcache,mode=max"), "{a}");
+    }
+
     fn ps(names: &[&str]) -> Vec<Platform> {
         names.iter().map(|n| n.parse().unwrap()).collect()
     }
