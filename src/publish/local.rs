@@ -69,7 +69,12 @@ pub async fn after_publish(
         log.line(&format!("==> wrote {}", dest_of(e).display()));
     }
     if req.load {
-        let Some(p) = engine else {
+        // Every platform assembled: the plan did not ask the engine, so ask it now.
+        let asked = match engine {
+            Some(_) => None,
+            None => engine_platform(req).await,
+        };
+        let Some(p) = engine.or(asked.as_ref()) else {
             return Err(UserError::failure("`load`: no Docker engine answers here, so nothing can be loaded")
                 .hint("point `DOCKER_HOST` at an engine, or leave `load` out"));
         };
@@ -80,6 +85,13 @@ pub async fn after_publish(
         log.line(&format!("==> loaded {said} ({p}) into the local engine"));
     }
     Ok(())
+}
+
+/// The local engine's platform, when it answers.
+async fn engine_platform(req: &BuildRequest) -> Option<Platform> {
+    let engine = crate::builder::engine::EngineBuilder::connect(&req.runner.engine).await.ok()?.docker;
+    let v = engine.version().await.ok()?;
+    format!("{}/{}", v.os?, v.arch?).parse().ok()
 }
 
 fn dest_of(e: &Exporter) -> &Path {
