@@ -101,6 +101,9 @@ fn a_registry_cache_is_exported_per_platform_and_used_by_the_next_run() {
 
 #[test]
 fn a_secret_reaches_the_run_and_nothing_archway_writes() {
+    // One build at a time: the cache test prunes the engine's build cache, and a build
+    // meanwhile could make its cache import miss.
+    let _machine = support::machine::lock();
     let repo = unique_repo("secret");
     let secret = format!("s3cr3t-{}", nonce());
     let ctx = context(&format!(
@@ -197,6 +200,9 @@ fn copy_ssh_add(dir: &Path) {
 
 #[test]
 fn an_ssh_agent_is_forwarded_to_the_run() {
+    // One build at a time: the cache test prunes the engine's build cache, and a build
+    // meanwhile could make its cache import miss.
+    let _machine = support::machine::lock();
     let agent = Agent::start();
     let repo = unique_repo("ssh");
     let ctx = context(&format!(
@@ -217,6 +223,9 @@ fn an_ssh_agent_is_forwarded_to_the_run() {
 
 #[test]
 fn a_named_build_context_is_copied_from() {
+    // One build at a time: the cache test prunes the engine's build cache, and a build
+    // meanwhile could make its cache import miss.
+    let _machine = support::machine::lock();
     let repo = unique_repo("contexts");
     let ctx = context(&format!(
         "FROM {}\nCOPY --from=extra hello.txt /hello.txt\nCMD [\"cat\", \"/hello.txt\"]\n",
@@ -255,6 +264,9 @@ fn run_local(reference: &str) -> String {
 
 #[test]
 fn load_puts_the_engines_platform_in_the_local_engine_whatever_the_strategy() {
+    // One build at a time: the cache test prunes the engine's build cache, and a build
+    // meanwhile could make its cache import miss.
+    let _machine = support::machine::lock();
     let repo = unique_repo("load");
     // Assembled (no RUN): nothing of it is in the engine until `load`.
     let ctx = context(&format!("FROM {}\nCOPY msg /msg\nCMD [\"cat\", \"/msg\"]\n", lab().base));
@@ -283,7 +295,8 @@ fn load_puts_the_engines_platform_in_the_local_engine_whatever_the_strategy() {
 
 #[test]
 fn no_cache_runs_the_run_steps_again() {
-    // The cache test prunes the engine's build cache; not meanwhile.
+    // One build at a time: the cache test prunes the engine's build cache, and a build
+    // meanwhile could make its cache import miss.
     let _machine = support::machine::lock();
     let repo = unique_repo("nocache");
     let ctx = context(&format!("FROM {}\nRUN echo ran-it && echo nocache-{} > /n\n", lab().base, nonce()));
@@ -304,6 +317,9 @@ fn no_cache_runs_the_run_steps_again() {
 
 #[test]
 fn pull_resolves_the_base_again() {
+    // One build at a time: the cache test prunes the engine's build cache, and a build
+    // meanwhile could make its cache import miss.
+    let _machine = support::machine::lock();
     let base = unique_repo("pullbase");
     let repo = unique_repo("pull");
     // Publishes `base:latest` holding `/v` = `version`.
