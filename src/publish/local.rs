@@ -304,7 +304,7 @@ pub fn docker_archive(
     let mut named = desc.clone();
     if let Some(t) = tags.iter().find(|t| t.tag.is_some()) {
         named = named
-            .with_annotation("io.containerd.image.name", &t.to_string())
+            .with_annotation("io.containerd.image.name", t.to_string())
             .with_annotation(oci::ANN_REF_NAME, t.tag.as_deref().unwrap_or_default());
     }
     let index =
