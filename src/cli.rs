@@ -140,9 +140,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE", requires = "push_by_digest")]
     pub digest_file: Option<PathBuf>,
 
-    /// OCI image layout directory to write when not pushing (default: `archway-out`)
-    #[arg(long, value_name = "DIR")]
-    pub output: Option<PathBuf>,
+    /// OCI image layout directory to write when not pushing (default: `archway-out`); or, as
+    /// buildx spells it, an extra exporter written after publishing: `type=oci,dest=FILE` or
+    /// `type=docker,dest=FILE` (repeatable)
+    #[arg(long, value_name = "DIR|type=…")]
+    pub output: Vec<String>,
 
     /// Write the result (index digest, tags, per-platform digests) as JSON to FILE
     #[arg(long, value_name = "FILE")]
@@ -168,11 +170,84 @@ pub struct BuildArgs {
     #[arg(long, value_name = "N")]
     pub compression_level: Option<i32>,
 
-    /// An image whose layers assembled platforms reuse when their content is the same:
-    /// `REF` or `type=registry,ref=REF` (repeatable; the image under the first tag is always
-    /// tried)
-    #[arg(long = "cache-from", value_name = "REF")]
+    /// A cache source, as buildx's (`type=registry,ref=REF`, `type=gha`, `type=local,src=DIR`;
+    /// a bare `REF` is a registry); each platform reads its own scope. Registry images are
+    /// also where assembled platforms reuse layers of the same content (repeatable)
+    #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
+
+    #[command(flatten)]
+    pub buildx: BuildxArgs,
+}
+
+/// docker/build-push-action's build inputs, spelled as buildx's flags.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BuildxArgs {
+    /// A cache export destination, as buildx's (`type=registry,ref=REF:buildcache`,
+    /// `type=gha`, `type=local,dest=DIR`); each platform writes its own scope (repeatable)
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+
+    /// Do not use the build cache
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// A stage not to take from the build cache (repeatable)
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub no_cache_filters: Vec<String>,
+
+    /// Always resolve the base images again
+    #[arg(long)]
+    pub pull: bool,
+
+    /// A build secret for `RUN --mount=type=secret`: `id=ID,env=VARIABLE` or `id=ID,src=PATH`
+    /// (`id=ID` alone: the variable or file named ID) (repeatable)
+    #[arg(long = "secret", value_name = "id=ID,…")]
+    pub secrets: Vec<String>,
+
+    /// An SSH agent socket or keys to forward: `default` or `ID=PATH` (repeatable)
+    #[arg(long = "ssh", value_name = "default|ID=PATH")]
+    pub ssh: Vec<String>,
+
+    /// An additional named build context, `NAME=PATH|URL|docker-image://REF` (repeatable)
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+
+    /// After publishing, load the image of the engine's own platform into the local engine
+    #[arg(long)]
+    pub load: bool,
+
+    /// Size of `/dev/shm` in RUN steps, e.g. `2g`
+    #[arg(long, value_name = "BYTES")]
+    pub shm_size: Option<String>,
+
+    /// A ulimit of RUN steps, e.g. `nofile=1024:1024` (repeatable)
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+
+    /// An `/etc/hosts` entry of RUN steps, `HOST:IP` (repeatable)
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+
+    /// Network mode of RUN steps: `default`, `host` or `none`
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+
+    /// An extra privileged entitlement, e.g. `network.host` (repeatable)
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
+
+    /// The buildx builder instance to use (default: buildx's current one)
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
+
+    /// Run a build method instead of building, e.g. `check` (buildx 0.14 or newer)
+    #[arg(long, value_name = "METHOD")]
+    pub call: Option<String>,
+
+    /// Shorthand for `--call check`
+    #[arg(long, conflicts_with = "call")]
+    pub check: bool,
 }
 
 #[derive(Debug, Args)]

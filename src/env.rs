@@ -26,6 +26,8 @@ pub const BUILDX_BUILDER: &str = "BUILDX_BUILDER";
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// The user's home directory: `~/.docker` when `DOCKER_CONFIG` is unset.
 pub const HOME: &str = "HOME";
+/// The SSH agent's socket, which `ssh default` forwards to RUN steps.
+pub const SSH_AUTH_SOCK: &str = "SSH_AUTH_SOCK";
 /// Where buildx children find programs; archway puts its credential helper first.
 pub const PATH: &str = "PATH";
 
@@ -40,4 +42,5 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     (DOCKER_CERT_PATH, "directory with `key.pem`, `cert.pem`, `ca.pem`; default `~/.docker`"),
     (LOG, "archway's own diagnostics, e.g. `archway=debug`"),
     (SOURCE_DATE_EPOCH, "seconds since the epoch for the `created` time of assembled images; default 0"),
+    (SSH_AUTH_SOCK, "the SSH agent's socket, forwarded to RUN steps by `--ssh default`"),
 ];

@@ -76,12 +76,32 @@ pub struct Policy {
     /// `--no-emulation`: never run foreign code under QEMU.
     pub no_emulation: bool,
     pub binfmt: BinfmtPolicy,
+    /// Build inputs given that only BuildKit honours (`secrets`, `ssh`, `cache-to`, …): the
+    /// engine's classic builder cannot build with them.
+    pub buildkit_only: Vec<String>,
+    /// Build inputs given that archway's assembler cannot honour (`build-contexts`).
+    pub not_assemblable: Vec<String>,
+    /// Build inputs given that only reach RUN steps and buildx's cache: an assembled
+    /// platform has none, so the plan notes them.
+    pub run_only: Vec<String>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { order: StrategyKind::DEFAULT_ORDER.to_vec(), no_emulation: false, binfmt: BinfmtPolicy::Auto }
+        Policy {
+            order: StrategyKind::DEFAULT_ORDER.to_vec(),
+            no_emulation: false,
+            binfmt: BinfmtPolicy::Auto,
+            buildkit_only: Vec::new(),
+            not_assemblable: Vec::new(),
+            run_only: Vec::new(),
+        }
     }
+}
+
+/// `a`, `b` as backticked input names.
+fn names(inputs: &[String]) -> String {
+    inputs.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
 }
 
 impl Policy {
@@ -279,12 +299,22 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
 
     for kind in policy.full_order() {
         let outcome: Result<(Strategy, String), String> = match kind {
+            StrategyKind::Assembled if !policy.not_assemblable.is_empty() => {
+                Err(format!("archway's assembler cannot honour {}", names(&policy.not_assemblable)))
+            }
             StrategyKind::Assembled => match verdict {
                 Some(v) if v.assemblable => Ok((
                     Strategy::Assembled,
-                    format!("no RUN in the stages {p} needs: archway writes the layers itself, no engine or emulation"),
+                    format!(
+                        "no RUN in the stages {p} needs: archway writes the layers itself, no engine or emulation{}",
+                        match policy.run_only.as_slice() {
+                            [] => String::new(),
+                            given =>
+                                format!(" ({} only reach RUN steps and buildx's cache: unused here)", names(given)),
+                        }
+                    ),
                 )),
-                Some(v) if !v.engine_stages.is_empty() => engine_stages(&v.engine_stages, &local).map(|h| {
+                Some(v) if !v.engine_stages.is_empty() => engine_stages(&v.engine_stages, &local, policy).map(|h| {
                     let reason = hybrid_reason(p, &h);
                     hybrid = Some(h);
                     (Strategy::Assembled, reason)
@@ -307,6 +337,10 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
                     None => {
                         Ok((Strategy::Native { builder: LocalBuilder::Buildx }, format!("the local engine runs {e}")))
                     }
+                    Some(why) if !policy.buildkit_only.is_empty() => Err(format!(
+                        "buildx is unusable ({why}), and the engine's classic builder cannot honour {}",
+                        names(&policy.buildkit_only)
+                    )),
                     Some(why) => Ok((
                         Strategy::Native { builder: LocalBuilder::EngineApi },
                         format!(
@@ -389,6 +423,12 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
         }
     }
     let mut fixes = fixes(p, policy, caps, &local, foreign, deciding.as_ref());
+    if local.buildx_unusable.is_some() && !policy.buildkit_only.is_empty() {
+        fixes.push(format!(
+            "drop {}, or build where buildx works: only BuildKit honours them",
+            names(&policy.buildkit_only)
+        ));
+    }
     // A base image that could not be read is the one thing between this platform and `assembled`.
     if let Some(why) =
         verdict.and_then(|v| v.not_assemblable_reason.as_deref()).filter(|w| w.contains("could not be read"))
@@ -400,7 +440,11 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
 }
 
 /// How the local engine builds a hybrid build's engine stages, or why it cannot.
-fn engine_stages(stages: &[crate::dockerfile::EngineStage], local: &Local<'_>) -> Result<Hybrid, String> {
+fn engine_stages(
+    stages: &[crate::dockerfile::EngineStage],
+    local: &Local<'_>,
+    policy: &Policy,
+) -> Result<Hybrid, String> {
     let first = &stages[0];
     let needs = format!(
         "stage `{}` ({} at {}) runs code, so an engine must build it on the build platform",
@@ -411,6 +455,10 @@ fn engine_stages(stages: &[crate::dockerfile::EngineStage], local: &Local<'_>) -
     match (local.engine, &local.buildx_unusable) {
         (None, _) => Err(format!("{needs}, and no Docker engine answers here")),
         (Some(e), None) => Ok(Hybrid { builder: LocalBuilder::Buildx, platform: e.clone(), stages: stages.to_vec() }),
+        (Some(_), Some(why)) if !policy.buildkit_only.is_empty() => Err(format!(
+            "{needs}; buildx is unusable ({why}), and the engine's classic builder cannot honour {}",
+            names(&policy.buildkit_only)
+        )),
         (Some(e), Some(why)) => match stages.iter().find_map(|s| s.buildkit_only.as_ref()) {
             Some(b) => Err(format!(
                 "{needs}; buildx is unusable ({why}), and the engine's classic builder cannot run `{}` at {} (only BuildKit can)",

@@ -60,7 +60,9 @@ pub async fn make(
     // when every platform is assembled, no engine is asked at all.
     let (mut caps, lazy) = match recorded {
         Some(c) => (c, false),
-        None if probe == Probe::Needed && assembled_first => (probe::probe_host(&opts), true),
+        None if probe == Probe::Needed && assembled_first && strategy.policy.not_assemblable.is_empty() => {
+            (probe::probe_host(&opts), true)
+        }
         None => (probe_all(source, &opts).await, false),
     };
     let mut analysis = analyze(source, &text, &caps)?;

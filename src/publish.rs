@@ -5,6 +5,7 @@
 //! platform succeeded, so a tag never points at a partial image. [`merge`] does the same for
 //! platforms that matrix legs pushed by digest.
 
+pub mod local;
 pub mod merge;
 
 use std::collections::BTreeMap;

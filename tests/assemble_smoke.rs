@@ -24,6 +24,7 @@ fn spec(dir: &std::path::Path) -> BuildSpec {
         sbom: None,
         labels: vec![],
         annotations: vec![],
+        options: Default::default(),
     }
 }
 

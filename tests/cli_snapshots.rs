@@ -523,6 +523,26 @@ snapshots! {
     plan_args_from_environment_gitlab_dind: plan_of("args", "gitlab-dind-unprivileged")
         .args(&["--build-arg", "BASE_TAG"])
         .env("BASE_TAG", "3.19");
+
+    // build-push-action's build inputs: what each strategy can honour, said before building.
+    plan_prebuilt_scratch_run_only_inputs_github: plan_of("prebuilt-scratch", "github-ubuntu-amd64")
+        .env("ARCHWAY_SECRET_ENVS", "token=MY_TOKEN")
+        .env("MY_TOKEN", "s3cr3t-never-shown")
+        .env("ARCHWAY_NETWORK", "none");
+    plan_prebuilt_scratch_build_contexts_github: plan_of("prebuilt-scratch", "github-ubuntu-amd64")
+        .env("ARCHWAY_BUILD_CONTEXTS", "extra=.");
+    plan_run_on_target_ssh_bitbucket_default: plan_of("run-on-target", "bitbucket-default")
+        .env("ARCHWAY_SSH", "default")
+        .env("SSH_AUTH_SOCK", "/tmp/agent.sock");
+    plan_run_on_target_no_cache_bitbucket_default: plan_of("run-on-target", "bitbucket-default")
+        .env("ARCHWAY_NO_CACHE", "true")
+        .env("ARCHWAY_NETWORK", "host");
+    plan_cross_cache_to_bitbucket_default: plan_of("cross", "bitbucket-default")
+        .env("ARCHWAY_CACHE_TO", "type=registry,ref=registry.example.com/acme/app:buildcache");
+    build_ssh_default_without_agent: build(&["--dry-run", "--ssh", "default"]);
+    build_secret_from_unset_variable: build(&["--dry-run", "--secret", "id=token,env=NOT_SET_ANYWHERE"]);
+    build_bad_secrets_line: build(&["--dry-run"]).env("ARCHWAY_SECRETS", "s3cr3t-without-id");
+    build_unknown_exporter: build(&["--dry-run", "--output", "type=local,dest=out"]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -442,8 +442,8 @@ fn broken_copies_fail_naming_the_file_and_the_input() {
             action: replace(&f.action, "default: linux/amd64,linux/arm64", "default: linux/amd64"),
             ..f.clone()
         }),
-        ("action.yml with an input the code ignores", "action.yml", "`cache-to`", |f| Files {
-            action: replace(&f.action, "\ninputs:\n", "\ninputs:\n  cache-to:\n    description: Cache export.\n"),
+        ("action.yml with an input the code ignores", "action.yml", "`cache-binary`", |f| Files {
+            action: replace(&f.action, "\ninputs:\n", "\ninputs:\n  cache-binary:\n    description: Cache buildx.\n"),
             ..f.clone()
         }),
         ("action.yml describing annotations otherwise", "action.yml", "`annotations`", |f| Files {

@@ -76,6 +76,12 @@ impl Buildx {
         if let Some(v) = &spec.sbom {
             a.push(format!("--sbom={v}"));
         }
+        // A platform built alone gets its own cache scope; several at once share one.
+        let scope = match platforms {
+            [one] => Some(one.slug()),
+            _ => None,
+        };
+        a.extend(spec.options.args(scope.as_deref()));
         a.push("--output".into());
         a.push(format!("type=oci,tar=false,dest={}", layout.display()));
         a.push(spec.context.display().to_string());
@@ -217,7 +223,13 @@ impl Buildx {
             detail: format!("no temporary directory: {e}"),
         })?;
         let meta_path = meta_dir.path().join("metadata.json");
-        let args = Self::args(spec, platforms, layout, &meta_path);
+        // A remote node builds with its own engine's builder, never the `builder` input's.
+        let mut args = Self::args(spec, platforms, layout, &meta_path);
+        if self.remote.is_some()
+            && let Some(at) = args.iter().position(|a| a == "--builder")
+        {
+            args.drain(at..at + 2);
+        }
         let command_line = format!("{program} {}", args.join(" "));
         tracing::debug!(%command_line, "running");
         let mut cmd = Command::new(&self.docker);
@@ -227,6 +239,7 @@ impl Buildx {
         if let Some(c) = &self.credentials {
             c.apply(&mut cmd);
         }
+        spec.options.apply(&mut cmd);
         if let Some(r) = &self.remote {
             // The remote engine's own default builder; the user's selected local builder and
             // context must not apply.
@@ -444,6 +457,7 @@ mod tests {
             sbom: None,
             labels: vec![],
             annotations: vec![],
+            options: Default::default(),
         };
         let p: Platform = "linux/arm/v7".parse().unwrap();
         let a = Buildx::args(&spec, std::slice::from_ref(&p), Path::new("/tmp/out dir"), Path::new("/tmp/m.json"));
@@ -470,6 +484,50 @@ mod tests {
                 "ctx dir"
             ]
         );
+    }
+
+    #[test]
+    fn argument_vector_with_build_inputs_scopes_caches_per_platform() {
+        use crate::builder::options::{BuildOptions, BuildSecret, SecretSource};
+        let spec = BuildSpec {
+            context: ".".into(),
+            dockerfile: "Dockerfile".into(),
+            build_args: vec![],
+            target: None,
+            provenance: None,
+            sbom: None,
+            labels: vec![],
+            annotations: vec![],
+            options: BuildOptions {
+                cache_from: vec!["type=registry,ref=r.io/a/b:buildcache".into()],
+                cache_to: vec!["type=registry,ref=r.io/a/b:buildcache,mode=max".into()],
+                secrets: vec![BuildSecret {
+                    id: "tok".into(),
+                    source: SecretSource::Value(crate::secret::Secret::new("v")),
+                }],
+                ssh: vec!["default".into()],
+                build_contexts: vec![("extra".into(), "../extra".into())],
+                network: Some("host".into()),
+                no_cache: true,
+                pull: true,
+                ..BuildOptions::default()
+            },
+        };
+        let one: Platform = "linux/arm64".parse().unwrap();
+        let a = Buildx::args(&spec, std::slice::from_ref(&one), Path::new("/o"), Path::new("/m.json")).join(" ");
+        assert!(
+            a.contains(
+                "--cache-from type=registry,ref=r.io/a/b:buildcache-linux-arm64 \
+                 --cache-to type=registry,ref=r.io/a/b:buildcache-linux-arm64,mode=max \
+                 --secret id=tok,env=ARCHWAY_BUILD_SECRET_0 --ssh default --build-context extra=../extra \
+                 --network host --no-cache --pull --output type=oci"
+            ),
+            "{a}"
+        );
+        // Several platforms in one invocation share the scope they were given.
+        let two = [one, "linux/amd64".parse().unwrap()];
+        let a = Buildx::args(&spec, &two, Path::new("/o"), Path::new("/m.json")).join(" ");
+        assert!(a.contains("--cache-to type=registry,ref=r.io/a/b:buildcache,mode=max"), "{a}");
     }
 
     fn ps(names: &[&str]) -> Vec<Platform> {

@@ -170,6 +170,10 @@ impl EngineBuilder {
             target: spec.target.clone().unwrap_or_default(),
             labels: (!spec.labels.is_empty()).then(|| spec.labels.iter().cloned().collect::<HashMap<_, _>>()),
             version: bollard::query_parameters::BuilderVersion::BuilderV1,
+            // The build inputs the classic builder honours (the plan refuses the others).
+            nocache: spec.options.no_cache,
+            pull: spec.options.pull.then(|| "1".to_string()),
+            networkmode: spec.options.network.clone(),
             ..Default::default()
         };
         let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(tar.into())));

@@ -10,6 +10,7 @@ pub mod assemble;
 pub mod buildx;
 pub mod credentials;
 pub mod engine;
+pub mod options;
 pub mod qemu;
 pub mod schedule;
 pub mod stages;
@@ -33,6 +34,8 @@ pub struct BuildSpec {
     /// Image config labels and manifest annotations.
     pub labels: Vec<(String, String)>,
     pub annotations: Vec<(String, String)>,
+    /// docker/build-push-action's build inputs (cache, secrets, ssh, contexts, …).
+    pub options: options::BuildOptions,
 }
 
 /// The result of one platform's build.

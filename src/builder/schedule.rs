@@ -51,8 +51,28 @@ pub async fn run(
     let builders = choose(req, &planned, client).await?;
     register_qemu(&planned, &req.runner.docker, log).await?;
     let staging = Staging::new(&req.output)?;
+    // A cache scoped per platform needs an invocation per platform.
+    let together = together && !req.options.scoped_cache();
     let built = build_all(req, &builders, together, client, staging.path(), log, access).await?;
     Ok(Builds { built, staging })
+}
+
+/// `call` (`check`, …): buildx runs the method for every platform and builds nothing; its
+/// report is the log. Fails when buildx does.
+pub async fn call(req: &BuildRequest, log: &Arc<Log>) -> anyhow::Result<String> {
+    let method = req.options.call.clone().unwrap_or_default();
+    log.group(&format!("buildx --call {method}"));
+    let sink: SharedSink = {
+        let log = log.clone();
+        Arc::new(move |line| log.line(line))
+    };
+    let done = super::options::call(&req.runner.docker, &spec(req), &req.source.platforms, sink).await;
+    log.end_group();
+    done.map_err(|why| {
+        UserError::failure(format!("`call: {method}` failed: {why}"))
+            .hint("the lines above are buildx's report; nothing was built or pushed")
+    })?;
+    Ok(format!("`call: {method}` passed; nothing was built or pushed"))
 }
 
 /// The spec every builder gets, from the request.
@@ -66,6 +86,7 @@ pub fn spec(req: &BuildRequest) -> BuildSpec {
         sbom: req.sbom.clone(),
         labels: req.labels.clone(),
         annotations: req.annotations.clone(),
+        options: req.options.clone(),
     }
 }
 

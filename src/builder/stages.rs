@@ -159,9 +159,17 @@ async fn buildx(
     for (k, v) in &spec.build_args {
         args.extend(["--build-arg".into(), format!("{k}={v}")]);
     }
+    // Cache, secrets, ssh, contexts, network…: these stages run the RUN steps.
+    let scope = if stage.per_target {
+        format!("stage-{}-{}", stage.name, target.slug())
+    } else {
+        format!("stage-{}", stage.name)
+    };
+    args.extend(spec.options.args(Some(&scope)));
     args.extend(["--output".into(), format!("type=tar,dest={}", dest.display()), spec.context.display().to_string()]);
     let mut cmd = Command::new(docker);
     cmd.args(&args).env("BUILDKIT_COLORS", "").env("NO_COLOR", "1");
+    spec.options.apply(&mut cmd);
     if let Some(c) = credentials {
         c.apply(&mut cmd);
     }

@@ -74,13 +74,64 @@ pub struct CiInputs {
     pub metadata_file: Option<PathBuf>,
     #[serde(skip)]
     pub dry_run: Option<bool>,
+    // docker/build-push-action's build inputs.
+    #[serde(deserialize_with = "lists::de_lines")]
+    pub cache_from: Vec<String>,
+    #[serde(deserialize_with = "lists::de_lines")]
+    pub cache_to: Vec<String>,
+    #[serde(skip)]
+    pub no_cache: Option<bool>,
+    #[serde(deserialize_with = "lists::de_items")]
+    pub no_cache_filters: Vec<String>,
+    #[serde(skip)]
+    pub pull: Option<bool>,
+    /// `ID=VALUE` lines, kept whole as a secret until the resolver splits them.
+    #[serde(deserialize_with = "de_secret")]
+    pub secrets: Option<Secret>,
+    /// `ID=VARIABLE`.
+    #[serde(deserialize_with = "lists::de_key_values")]
+    pub secret_envs: Vec<String>,
+    /// `ID=PATH`.
+    #[serde(deserialize_with = "lists::de_lines")]
+    pub secret_files: Vec<String>,
+    #[serde(deserialize_with = "lists::de_lines")]
+    pub ssh: Vec<String>,
+    #[serde(deserialize_with = "lists::de_key_values")]
+    pub build_contexts: Vec<String>,
+    #[serde(skip)]
+    pub load: Option<bool>,
+    #[serde(deserialize_with = "lists::de_lines")]
+    pub outputs: Vec<String>,
+    pub shm_size: Option<String>,
+    #[serde(deserialize_with = "lists::de_lines")]
+    pub ulimit: Vec<String>,
+    #[serde(deserialize_with = "lists::de_items")]
+    pub add_hosts: Vec<String>,
+    pub network: Option<String>,
+    #[serde(deserialize_with = "lists::de_items")]
+    pub allow: Vec<String>,
+    pub builder: Option<String>,
+    pub call: Option<String>,
 }
 
 impl CiInputs {
     /// The secrets among the inputs, for the log masker.
     pub fn secrets(&self) -> Vec<Secret> {
-        self.password.iter().cloned().collect()
+        let mut out: Vec<Secret> = self.password.iter().cloned().collect();
+        out.extend(self.secrets.iter().flat_map(secret_values));
+        out
     }
+}
+
+/// The values of a `secrets` input (`ID=VALUE` lines), each to be masked on its own.
+pub fn secret_values(secrets: &Secret) -> Vec<Secret> {
+    secrets
+        .expose()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(_, v)| v.trim_end_matches('\r')))
+        .filter(|v| !v.is_empty())
+        .map(Secret::new)
+        .collect()
 }
 
 // Option<Secret> needs its own function because `Secret` has no `Deserialize` (on purpose: it
@@ -102,7 +153,7 @@ pub fn read(env: &Env, spelling: Spelling) -> Result<CiInputs, InputError> {
     for input in vars::INPUTS {
         let var = spelling.var(input);
         let value = match (spelling, input.kind) {
-            (Spelling::Pipe, InputKind::List | InputKind::KeyValues) => {
+            (Spelling::Pipe, InputKind::List | InputKind::KeyValues | InputKind::Lines) => {
                 counted_list(env, var)?.or_else(|| env.get(var).cloned())
             }
             _ => env.get(var).cloned(),
@@ -111,7 +162,9 @@ pub fn read(env: &Env, spelling: Spelling) -> Result<CiInputs, InputError> {
         match input.kind {
             InputKind::Bool => bools.push((input.name, lists::boolean(var, &value)?)),
             InputKind::Text => pairs.push((field(input), value.trim().to_string())),
-            InputKind::List | InputKind::KeyValues | InputKind::Secret => pairs.push((field(input), value)),
+            InputKind::List | InputKind::KeyValues | InputKind::Lines | InputKind::Secret => {
+                pairs.push((field(input), value))
+            }
         }
     }
     let mut inputs: CiInputs = envy::from_iter(pairs).map_err(|e| InputError::Unreadable(e.to_string()))?;
@@ -120,6 +173,9 @@ pub fn read(env: &Env, spelling: Spelling) -> Result<CiInputs, InputError> {
             "push" => &mut inputs.push,
             "no-emulation" => &mut inputs.no_emulation,
             "dry-run" => &mut inputs.dry_run,
+            "no-cache" => &mut inputs.no_cache,
+            "pull" => &mut inputs.pull,
+            "load" => &mut inputs.load,
             other => unreachable!("boolean input `{other}` has no field"),
         };
         *slot = Some(value);

@@ -21,6 +21,11 @@ pub fn key_values(text: &str) -> Vec<String> {
     parts.into_iter().map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
+/// Items one a line, commas kept (buildx specs: `type=registry,ref=…`). Trimmed, empties dropped.
+pub fn lines(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
 /// `true`/`false`, `1`/`0`, `yes`/`no`, any case, surrounding blanks ignored. `var` is the
 /// variable as this CI spells it, for the error.
 pub fn boolean(var: &str, text: &str) -> Result<bool, InputError> {
@@ -39,6 +44,11 @@ pub fn de_items<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error
 /// serde: a list field filled with [`key_values`].
 pub fn de_key_values<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(key_values(&String::deserialize(d)?))
+}
+
+/// serde: a list field filled with [`lines`].
+pub fn de_lines<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(lines(&String::deserialize(d)?))
 }
 
 #[cfg(test)]

@@ -150,7 +150,28 @@ pub trait Ci: Send + Sync {
         let mut names = vec![password, vars::PASSWORD.archway];
         names.extend(self.secret_vars());
         names.dedup();
-        names.iter().filter_map(|n| env.get(*n)).filter(|v| !v.is_empty()).map(|v| Secret::new(v.as_str())).collect()
+        let mut out: Vec<Secret> = names
+            .iter()
+            .filter_map(|n| env.get(*n))
+            .filter(|v| !v.is_empty())
+            .map(|v| Secret::new(v.as_str()))
+            .collect();
+        // Build secrets: each value of `secrets`, and the variables `secret-envs` names.
+        let spelling = self.spelling();
+        for var in [spelling.var(&vars::SECRETS), vars::SECRETS.archway] {
+            out.extend(env.get(var).map(|v| inputs::secret_values(&Secret::new(v.as_str()))).unwrap_or_default());
+        }
+        for var in [spelling.var(&vars::SECRET_ENVS), vars::SECRET_ENVS.archway] {
+            for item in env.get(var).map(|v| lists::key_values(v)).unwrap_or_default() {
+                if let Some((_, name)) = item.split_once('=')
+                    && let Some(v) = env.get(name.trim()).filter(|v| !v.is_empty())
+                {
+                    out.push(Secret::new(v.as_str()));
+                }
+            }
+        }
+        out.dedup();
+        out
     }
 
     /// The log in this CI's dialect, writing to `out`, with every secret of `env` registered

@@ -134,6 +134,8 @@ pub enum InputKind {
     List,
     /// `KEY=VALUE` items: split on newlines when the value has any, else on commas.
     KeyValues,
+    /// Items one a line, commas kept (buildx specs such as `type=registry,ref=…`).
+    Lines,
     /// `true`/`false`, `1`/`0`, `yes`/`no`, any case.
     Bool,
     /// Kept as a `Secret`; only a trailing line break is dropped.
@@ -294,6 +296,63 @@ inputs! {
     DRY_RUN: "dry-run", "INPUT_DRY-RUN", "DRY_RUN", "ARCHWAY_DRY_RUN", Bool,
         "Print the plan and stop",
         default Value("false");
+    CACHE_FROM: "cache-from", "INPUT_CACHE-FROM", "CACHE_FROM", "ARCHWAY_CACHE_FROM", Lines,
+        "External cache sources, as buildx's `--cache-from`, one a line; each platform reads its own scope",
+        default InputDefault::None;
+    CACHE_TO: "cache-to", "INPUT_CACHE-TO", "CACHE_TO", "ARCHWAY_CACHE_TO", Lines,
+        "Cache export destinations, as buildx's `--cache-to`, one a line; each platform writes its own scope",
+        default InputDefault::None;
+    NO_CACHE: "no-cache", "INPUT_NO-CACHE", "NO_CACHE", "ARCHWAY_NO_CACHE", Bool,
+        "Do not use the build cache",
+        default Value("false");
+    NO_CACHE_FILTERS: "no-cache-filters", "INPUT_NO-CACHE-FILTERS", "NO_CACHE_FILTERS", "ARCHWAY_NO_CACHE_FILTERS", List,
+        "Stages not to take from the build cache, as buildx's `--no-cache-filter`",
+        default InputDefault::None;
+    PULL: "pull", "INPUT_PULL", "PULL", "ARCHWAY_PULL", Bool,
+        "Always resolve the base images again",
+        default Value("false");
+    SECRETS: "secrets", "INPUT_SECRETS", "SECRETS", "ARCHWAY_SECRETS", Secret,
+        "Build secrets, `ID=VALUE`, one a line, for `RUN --mount=type=secret`",
+        default InputDefault::None, gitlab NotListed;
+    SECRET_ENVS: "secret-envs", "INPUT_SECRET-ENVS", "SECRET_ENVS", "ARCHWAY_SECRET_ENVS", KeyValues,
+        "Build secrets from environment variables, `ID=VARIABLE`",
+        default InputDefault::None;
+    SECRET_FILES: "secret-files", "INPUT_SECRET-FILES", "SECRET_FILES", "ARCHWAY_SECRET_FILES", Lines,
+        "Build secrets from files, `ID=PATH`, one a line",
+        default InputDefault::None;
+    SSH: "ssh", "INPUT_SSH", "SSH", "ARCHWAY_SSH", Lines,
+        "SSH agent sockets or keys to forward, as buildx's `--ssh` (`default` or `ID=PATH`)",
+        default InputDefault::None;
+    BUILD_CONTEXTS: "build-contexts", "INPUT_BUILD-CONTEXTS", "BUILD_CONTEXTS", "ARCHWAY_BUILD_CONTEXTS", KeyValues,
+        "Additional named build contexts, `NAME=PATH` (or an image or URL, as buildx's `--build-context`)",
+        default InputDefault::None;
+    LOAD: "load", "INPUT_LOAD", "LOAD", "ARCHWAY_LOAD", Bool,
+        "After publishing, load the image of the engine's own platform into the local engine",
+        default Value("false");
+    OUTPUTS: "outputs", "INPUT_OUTPUTS", "OUTPUTS", "ARCHWAY_OUTPUTS", Lines,
+        "Extra exporters, written after publishing: `type=oci,dest=PATH` or `type=docker,dest=PATH`",
+        default InputDefault::None;
+    SHM_SIZE: "shm-size", "INPUT_SHM-SIZE", "SHM_SIZE", "ARCHWAY_SHM_SIZE", Text,
+        "Size of `/dev/shm` in RUN steps, e.g. `2g`",
+        default InputDefault::None;
+    ULIMIT: "ulimit", "INPUT_ULIMIT", "ULIMIT", "ARCHWAY_ULIMIT", Lines,
+        "Ulimits of RUN steps, e.g. `nofile=1024:1024`, one a line",
+        default InputDefault::None;
+    ADD_HOSTS: "add-hosts", "INPUT_ADD-HOSTS", "ADD_HOSTS", "ARCHWAY_ADD_HOSTS", List,
+        "Extra `/etc/hosts` entries of RUN steps, `HOST:IP`",
+        default InputDefault::None;
+    NETWORK: "network", "INPUT_NETWORK", "NETWORK", "ARCHWAY_NETWORK", Text,
+        "Network mode of RUN steps (`default`, `host`, `none`)",
+        default InputDefault::None;
+    ALLOW: "allow", "INPUT_ALLOW", "ALLOW", "ARCHWAY_ALLOW", List,
+        "Extra privileged entitlements, e.g. `network.host`",
+        default InputDefault::None;
+    BUILDER: "builder", "INPUT_BUILDER", "BUILDER", "ARCHWAY_BUILDER", Text,
+        "The buildx builder instance to use",
+        default Computed("buildx's current builder");
+    CALL: "call", "INPUT_CALL", "CALL", "ARCHWAY_CALL", Text,
+        "Run a build method instead of building, e.g. `check` (buildx 0.14 or newer)",
+        default Computed("`build`");
 }
 
 #[cfg(test)]
@@ -316,7 +375,7 @@ mod tests {
         }
         assert_eq!(USERNAME.archway, crate::env::REGISTRY_USERNAME);
         assert_eq!(PASSWORD.archway, crate::env::REGISTRY_PASSWORD);
-        assert_eq!(INPUTS.len(), 22);
+        assert_eq!(INPUTS.len(), 41);
     }
 
     /// A secret is never a component input (inputs are part of the pipeline configuration) and

@@ -15,6 +15,12 @@ use crate::{planning, publish};
 
 pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::Result<String> {
     let req = inv.build(args)?;
+    for s in &req.secret_masks {
+        log.reporter().mask(s);
+    }
+    if req.options.call.is_some() {
+        return schedule::call(&req, &log).await;
+    }
     let client = Arc::new(req.registry.client());
     // A dry run pushes nothing, so it asks the registry nothing either.
     let checking = req.repository().filter(|_| !req.dry_run).map(|repo| {
@@ -57,5 +63,7 @@ pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
     tracing::debug!(target: TIMINGS, phase = "publish", secs = t.elapsed().as_secs_f64(), "timing");
     drop(builds.staging);
     let outcome = outcome.inspect_err(|_| log.end_group())?;
+    let engine = planning.caps.engine.as_ref().map(|e| &e.platform);
+    publish::local::after_publish(&req, &client, &outcome, engine, &log).await.inspect_err(|_| log.end_group())?;
     report::build_done(&req, &planning.plan, &outcome, &*inv.ci, &inv.env, &log)
 }

@@ -14,10 +14,11 @@ pub mod lists;
 use std::path::{Path, PathBuf};
 
 use crate::builder::assemble::layer::Compression;
+use crate::builder::options::{BuildOptions, BuildSecret, SecretSource};
 use crate::ci::{self, Ci, CiInputs, Env};
 use crate::cli::{
-    BinfmtArg, BinfmtRegisterArgs, BuildArgs, Format, InspectArgs, MergeArgs, PlanArgs, PromoteArgs, RegistryArgs,
-    SourceArgs, StrategyArgs,
+    BinfmtArg, BinfmtRegisterArgs, BuildArgs, BuildxArgs, Format, InspectArgs, MergeArgs, PlanArgs, PromoteArgs,
+    RegistryArgs, SourceArgs, StrategyArgs,
 };
 use crate::error::UserError;
 use crate::plan::{BinfmtPolicy, Policy, StrategyKind};
@@ -107,6 +108,26 @@ pub struct BuildRequest {
     pub jobs: usize,
     /// How assembled platforms are written.
     pub assemble: AssembleSettings,
+    /// docker/build-push-action's build inputs, for buildx.
+    pub options: BuildOptions,
+    /// `load`: after publishing, load the engine's own platform into the local engine.
+    pub load: bool,
+    /// The references given (`-t`, the CI's tags), pushed or not: what `load` names the image.
+    pub tags: Vec<Reference>,
+    /// `outputs`: extra exporters written after publishing.
+    pub exporters: Vec<Exporter>,
+    /// Every build secret's value (files' contents too), for the log masker.
+    pub secret_masks: Vec<Secret>,
+}
+
+/// An extra exporter (`outputs`, `--output type=…`), written after publishing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exporter {
+    /// `type=oci,dest=PATH`: an OCI image layout of the published image, as a tar (or a
+    /// directory with `tar=false`).
+    Oci { dest: PathBuf, tar: bool },
+    /// `type=docker,dest=PATH`: a tar `docker load` reads, of the engine's own platform.
+    Docker { dest: PathBuf },
 }
 
 /// `--compression`, `--compression-level`, `--cache-from` and `SOURCE_DATE_EPOCH`.
@@ -214,9 +235,12 @@ impl Invocation {
 
     pub fn plan(&self, a: &PlanArgs) -> Result<PlanRequest, UserError> {
         let run = self.ci_run()?;
+        let (options, _) = self.build_options(&[], &BuildxArgs::default(), &run)?;
+        let mut strategy = self.strategy(&a.strategy, &run)?;
+        limit(&mut strategy, &options);
         Ok(PlanRequest {
             source: self.source(&a.source, &run)?,
-            strategy: self.strategy(&a.strategy, &run)?,
+            strategy,
             runner: self.runner.clone(),
             registry: RegistryAccess::default(),
             format: a.format,
@@ -229,7 +253,10 @@ impl Invocation {
         let run = self.ci_run()?;
         let i = &run.inputs;
         let source = self.source(&a.source, &run)?;
-        let strategy = self.strategy(&a.strategy, &run)?;
+        let mut strategy = self.strategy(&a.strategy, &run)?;
+        let (options, secret_masks) = self.build_options(&a.cache_from, &a.buildx, &run)?;
+        limit(&mut strategy, &options);
+        let (layout_dirs, exporters) = exporters(&a.output, &i.outputs, self.var(&ci::vars::OUTPUTS))?;
 
         let given = if a.tags.is_empty() { run.tags.clone() } else { a.tags.clone() };
         if a.tags.is_empty() {
@@ -238,6 +265,7 @@ impl Invocation {
         let tags = lists::tags("-t", &given)?;
         lists::one_repository(&tags, "give tags of one repository, and copy the result to the other afterwards")?;
 
+        let given_tags = tags.clone();
         let push = a.push || run.push(!tags.is_empty());
         let output = if a.push_by_digest {
             let Some(first) = tags.first() else {
@@ -254,7 +282,7 @@ impl Invocation {
             }
             Output::Registry { tags }
         } else {
-            let dir = a.output.clone().unwrap_or_else(|| DEFAULT_OUTPUT.into());
+            let dir = layout_dirs.unwrap_or_else(|| DEFAULT_OUTPUT.into());
             check_layout_dir(&dir)?;
             Output::Layout {
                 dir,
@@ -290,7 +318,7 @@ impl Invocation {
             )?,
             insecure: a.insecure_registries.clone(),
         };
-        let assemble = self.assemble_settings(a)?;
+        let assemble = self.assemble_settings(a, &options.cache_from)?;
         let jobs = match a.jobs.unwrap_or(0) {
             0 => source.platforms.len(),
             n => n,
@@ -309,10 +337,188 @@ impl Invocation {
             registry,
             jobs: jobs.max(1),
             assemble,
+            load: a.buildx.load || i.load == Some(true),
+            tags: given_tags,
+            exporters,
+            options,
+            secret_masks,
         })
     }
 
-    fn assemble_settings(&self, a: &BuildArgs) -> Result<AssembleSettings, UserError> {
+    /// docker/build-push-action's build inputs: flags (buildx's spellings), else the CI's
+    /// inputs. With every secret value, for the log masker.
+    fn build_options(
+        &self,
+        cache_from_flags: &[String],
+        a: &BuildxArgs,
+        run: &ci::Resolved,
+    ) -> Result<(BuildOptions, Vec<Secret>), UserError> {
+        use ci::vars;
+        let i = &run.inputs;
+        let pick = |flags: &[String], ci: &[String]| if flags.is_empty() { ci.to_vec() } else { flags.to_vec() };
+        let cache_from = pick(cache_from_flags, &i.cache_from);
+        let cache_to = pick(&a.cache_to, &i.cache_to);
+        for (flag, var, flags, specs) in [
+            ("--cache-from", vars::CACHE_FROM, cache_from_flags, &cache_from),
+            ("--cache-to", vars::CACHE_TO, a.cache_to.as_slice(), &cache_to),
+        ] {
+            let name = if flags.is_empty() { self.var(&var) } else { flag };
+            if let Some(c) = specs.iter().find(|c| c.contains(',') && !c.contains("type=")) {
+                return Err(UserError::input(format!("`{name}`: `{c}` is not a cache spec"))
+                    .hint("write it as buildx does, e.g. `type=registry,ref=REGISTRY/REPO:buildcache` or `type=gha`"));
+            }
+        }
+        let (secrets, masks) = self.secrets(a, i)?;
+        let ssh = pick(&a.ssh, &i.ssh);
+        if ssh.iter().any(|s| s.trim() == "default" || s.trim().starts_with("default="))
+            && !ssh.iter().any(|s| s.contains('='))
+            && !self.env.contains_key(crate::env::SSH_AUTH_SOCK)
+        {
+            return Err(UserError::input("`ssh default` forwards the SSH agent, and `SSH_AUTH_SOCK` is not set")
+                .hint("start an agent first (`eval $(ssh-agent) && ssh-add KEY`), or give `ID=PATH` to a key file"));
+        }
+        let mut build_contexts = Vec::new();
+        let (flag, given) = if a.build_contexts.is_empty() {
+            (self.var(&vars::BUILD_CONTEXTS).to_string(), i.build_contexts.clone())
+        } else {
+            ("--build-context".to_string(), a.build_contexts.clone())
+        };
+        for c in &given {
+            let (k, v) = lists::split_pair(c).filter(|(_, v)| !v.is_empty()).ok_or_else(|| {
+                UserError::input(format!("`{flag} {c}` is not `NAME=VALUE`"))
+                    .hint("e.g. `src=../src`, `alpine=docker-image://alpine:3.20` or `repo=https://github.com/o/r.git`")
+            })?;
+            lists::set(&mut build_contexts, k, v);
+        }
+        let call = match (a.check, a.call.clone().or_else(|| i.call.clone())) {
+            (true, _) => Some("check".to_string()),
+            (false, Some(c)) if c.trim() == "build" || c.trim().is_empty() => None,
+            (false, c) => c.map(|c| c.trim().to_string()),
+        };
+        let options = BuildOptions {
+            cache_from,
+            cache_to,
+            no_cache: a.no_cache || i.no_cache == Some(true),
+            no_cache_filters: pick(&a.no_cache_filters, &i.no_cache_filters),
+            pull: a.pull || i.pull == Some(true),
+            secrets,
+            ssh,
+            build_contexts,
+            shm_size: a.shm_size.clone().or_else(|| i.shm_size.clone()),
+            ulimits: pick(&a.ulimits, &i.ulimit),
+            add_hosts: pick(&a.add_hosts, &i.add_hosts),
+            network: a.network.clone().or_else(|| i.network.clone()),
+            allow: pick(&a.allow, &i.allow),
+            builder: a.builder.clone().or_else(|| i.builder.clone()),
+            call,
+        };
+        Ok((options, masks))
+    }
+
+    /// Build secrets: `--secret` flags (buildx's spelling), else the `secrets`, `secret-envs`
+    /// and `secret-files` inputs. Values are looked up here and never appear in an error.
+    fn secrets(&self, a: &BuildxArgs, i: &CiInputs) -> Result<(Vec<BuildSecret>, Vec<Secret>), UserError> {
+        use ci::vars;
+        let mut out: Vec<BuildSecret> = Vec::new();
+        let from_env = |flag: &str, id: &str, var: &str| -> Result<SecretSource, UserError> {
+            match self.env.get(var.trim()) {
+                Some(v) => Ok(SecretSource::Value(Secret::new(v.as_str()))),
+                None => {
+                    Err(UserError::input(format!("`{flag}`: secret `{id}` is to come from `{var}`, which is not set"))
+                        .hint(format!("set `{var}` in this step's environment, or drop the secret")))
+                }
+            }
+        };
+        let from_file = |flag: &str, id: &str, path: &str| -> Result<SecretSource, UserError> {
+            let p = PathBuf::from(path.trim());
+            if p.is_file() {
+                Ok(SecretSource::File(p))
+            } else {
+                Err(UserError::input(format!(
+                    "`{flag}`: secret `{id}` is to come from `{}`, which is not a file",
+                    p.display()
+                ))
+                .hint("give the path of a readable file, relative to the current directory"))
+            }
+        };
+        if a.secrets.is_empty() {
+            if let Some(all) = &i.secrets {
+                let var = self.var(&vars::SECRETS);
+                for (n, line) in all.expose().lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                    // The value never goes into a message: only the line number and the id.
+                    let Some((id, value)) = line.split_once('=').filter(|(id, _)| !id.trim().is_empty()) else {
+                        return Err(UserError::input(format!("`{var}`: line {} is not `ID=VALUE`", n + 1))
+                            .hint("write one secret a line, `ID=VALUE`; its value is never printed"));
+                    };
+                    let value = value.trim_end_matches('\r');
+                    out.push(BuildSecret { id: id.trim().into(), source: SecretSource::Value(Secret::new(value)) });
+                }
+            }
+            let var = self.var(&vars::SECRET_ENVS);
+            for item in &i.secret_envs {
+                let (id, name) = lists::split_pair(item).filter(|(_, v)| !v.trim().is_empty()).ok_or_else(|| {
+                    UserError::input(format!("`{var}`: `{item}` is not `ID=VARIABLE`"))
+                        .hint("e.g. `token=GITHUB_TOKEN`")
+                })?;
+                out.push(BuildSecret { source: from_env(var, &id, &name)?, id });
+            }
+            let var = self.var(&vars::SECRET_FILES);
+            for item in &i.secret_files {
+                let (id, path) = lists::split_pair(item).filter(|(_, v)| !v.trim().is_empty()).ok_or_else(|| {
+                    UserError::input(format!("`{var}`: `{item}` is not `ID=PATH`")).hint("e.g. `npmrc=.npmrc`")
+                })?;
+                out.push(BuildSecret { source: from_file(var, &id, &path)?, id });
+            }
+        } else {
+            for s in &a.secrets {
+                let flag = format!("--secret {s}");
+                let mut id = None;
+                let (mut ty, mut src, mut env) = (None, None, None);
+                for kv in s.split(',') {
+                    match kv.split_once('=') {
+                        Some(("id", v)) => id = Some(v.to_string()),
+                        Some(("type", v)) => ty = Some(v.to_string()),
+                        Some(("src" | "source", v)) => src = Some(v.to_string()),
+                        Some(("env", v)) => env = Some(v.to_string()),
+                        _ => {
+                            return Err(UserError::input(format!("`{flag}`: `{kv}` is not a secret option"))
+                                .hint("write it as buildx does: `id=ID,env=VARIABLE` or `id=ID,src=PATH`"));
+                        }
+                    }
+                }
+                let Some(id) = id.or_else(|| src.clone()).or_else(|| env.clone()) else {
+                    return Err(UserError::input(format!("`{flag}` names no `id=`"))
+                        .hint("write it as buildx does: `id=ID,env=VARIABLE` or `id=ID,src=PATH`"));
+                };
+                let source = match (ty.as_deref(), src, env) {
+                    (_, Some(p), _) => from_file(&flag, &id, &p)?,
+                    (_, None, Some(v)) => from_env(&flag, &id, &v)?,
+                    (Some("env"), None, None) => from_env(&flag, &id, &id)?,
+                    (Some("file"), None, None) => from_file(&flag, &id, &id)?,
+                    (_, None, None) if self.env.contains_key(&id) => from_env(&flag, &id, &id)?,
+                    (_, None, None) => from_file(&flag, &id, &id)?,
+                };
+                out.push(BuildSecret { id, source });
+            }
+        }
+        let mut masks = Vec::new();
+        for s in &out {
+            match &s.source {
+                SecretSource::Value(v) => masks.push(v.clone()),
+                // A small text file's content is masked too (a token in a file).
+                SecretSource::File(p) => {
+                    if let Ok(text) = std::fs::read_to_string(p)
+                        && text.len() <= 64 * 1024
+                    {
+                        masks.extend(text.lines().map(str::trim).filter(|l| l.len() >= 4).map(Secret::new));
+                    }
+                }
+            }
+        }
+        Ok((out, masks))
+    }
+
+    fn assemble_settings(&self, a: &BuildArgs, cache_from: &[String]) -> Result<AssembleSettings, UserError> {
         let compression = match a.compression.as_deref() {
             None => Compression::Gzip,
             Some(c) => Compression::parse(c).ok_or_else(|| {
@@ -328,16 +534,17 @@ impl Invocation {
             return Err(UserError::input(format!("`--compression-level {l}` is out of range for {compression:?}"))
                 .hint(format!("use a level from {} to {}", range.start(), range.end())));
         }
-        let mut cache_from = Vec::new();
-        for c in &a.cache_from {
-            // buildx's spelling `type=registry,ref=REF` too.
-            let r = c.split(',').find_map(|kv| kv.trim().strip_prefix("ref=")).unwrap_or(c);
+        // Registry caches are also images assembled platforms may reuse layers from; other
+        // backends (`gha`, `local`, …) are for buildx only.
+        let mut reuse = Vec::new();
+        for c in cache_from {
             if c.contains("type=") && !c.contains("type=registry") {
-                return Err(UserError::input(format!("`--cache-from {c}`: only registry images are read"))
-                    .hint("give `--cache-from REF` or `type=registry,ref=REF`"));
+                continue;
             }
-            cache_from.push(lists::reference("--cache-from", r)?);
+            let r = c.split(',').find_map(|kv| kv.trim().strip_prefix("ref=")).unwrap_or(c);
+            reuse.push(lists::reference("--cache-from", r)?);
         }
+        let cache_from = reuse;
         let epoch = match ci::get(&self.env, crate::env::SOURCE_DATE_EPOCH) {
             None => 0,
             Some(e) => e.parse::<i64>().map_err(|_| {
@@ -511,7 +718,8 @@ impl Invocation {
                     .hint("use `auto` or `never`"));
             }
         };
-        let policy = Policy { order, no_emulation: a.no_emulation || i.no_emulation == Some(true), binfmt };
+        let policy =
+            Policy { order, no_emulation: a.no_emulation || i.no_emulation == Some(true), binfmt, ..Policy::default() };
         let node_certs = a.node_certs.clone().or_else(|| i.node_certs.clone());
         let given = if a.nodes.is_empty() { &i.nodes } else { &a.nodes };
         let mut nodes = Vec::new();
@@ -529,6 +737,55 @@ impl Invocation {
         }
         Ok(StrategyInput { policy, nodes })
     }
+}
+
+/// What the build inputs given rule out, for the plan: the classic builder cannot honour
+/// some, the assembler others, and some only matter to RUN steps.
+fn limit(strategy: &mut StrategyInput, options: &BuildOptions) {
+    strategy.policy.buildkit_only = options.buildkit_only();
+    strategy.policy.not_assemblable = options.not_assemblable();
+    strategy.policy.run_only = options.run_only();
+}
+
+/// `--output` values: at most one layout directory, and exporters (`type=…`), with the CI's
+/// `outputs` after the flags'.
+fn exporters(flags: &[String], ci: &[String], var: &str) -> Result<(Option<PathBuf>, Vec<Exporter>), UserError> {
+    let mut dir = None;
+    let mut out = Vec::new();
+    let given = flags.iter().map(|f| ("--output", f)).chain(ci.iter().map(|c| (var, c)));
+    for (flag, value) in given {
+        if !value.contains("type=") {
+            if flag != "--output" || dir.is_some() {
+                return Err(UserError::input(format!("`{flag} {value}` names no exporter type"))
+                    .hint("give `type=oci,dest=FILE` or `type=docker,dest=FILE`; the layout directory is given once"));
+            }
+            dir = Some(PathBuf::from(value));
+            continue;
+        }
+        let mut ty = String::new();
+        let (mut dest, mut tar) = (None, true);
+        for kv in value.split(',') {
+            match kv.trim().split_once('=') {
+                Some(("type", v)) => ty = v.to_string(),
+                Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+                Some(("tar", v)) => tar = v != "false",
+                _ => {}
+            }
+        }
+        let Some(dest) = dest else {
+            return Err(UserError::input(format!("`{flag} {value}` has no `dest=`"))
+                .hint("name the file to write, e.g. `type=oci,dest=image.tar`"));
+        };
+        out.push(match ty.as_str() {
+            "oci" => Exporter::Oci { dest, tar },
+            "docker" => Exporter::Docker { dest },
+            other => {
+                return Err(UserError::input(format!("`{flag} {value}`: archway does not write `type={other}`"))
+                    .hint("use `type=oci,dest=…` or `type=docker,dest=…`; pushing is `push`/`--push`, loading `load`/`--load`"));
+            }
+        });
+    }
+    Ok((dir, out))
 }
 
 /// `PLATFORM=ENDPOINT`, as `--node` takes it.
