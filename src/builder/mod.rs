@@ -11,6 +11,7 @@ pub mod buildx;
 pub mod credentials;
 pub mod engine;
 pub mod qemu;
+pub mod saved;
 pub mod schedule;
 
 use std::path::PathBuf;
