@@ -118,11 +118,17 @@ fn builds_native_cross_and_emulated_platforms_on_an_engine_with_the_classic_stor
     let repo = unique_repo("classic-cross");
     let tag = format!("{repo}:v1");
     let nonce = format!("NONCE={}", nonce());
-    let build = [&["build", "."][..], &platforms, &PREFER, &["--build-arg", &nonce, "-t", &tag, "--push"]].concat();
+    let annotation = ["--annotation", "org.opencontainers.image.title=classic"];
+    let build = [&["build", "."][..], &platforms, &PREFER, &annotation, &["--build-arg", &nonce, "-t", &tag, "--push"]]
+        .concat();
     let (ok, _, stderr) = run(cross.path(), &build, &env);
     assert!(ok, "build: {stderr}\n--- node's dockerd log:\n{}", node.log_tail());
     assert!(!stderr.contains("OCI exporter is not supported"), "{stderr}");
     check_index(&repo, "v1", &["linux/amd64", "linux/arm64"]);
+    for (platform, digest) in platform_manifests(&json(&manifest(&repo, "v1").unwrap().1)) {
+        let m = json(&manifest(&repo, &digest).unwrap().1);
+        assert_eq!(m["annotations"]["org.opencontainers.image.title"], "classic", "{platform}: {m}");
+    }
     assert_eq!(docker_run("linux/amd64", &tag), "built on x86_64 for amd64");
     assert_eq!(docker_run("linux/arm64", &tag), "built on x86_64 for arm64", "the RUN ran on the build platform");
 

@@ -4,7 +4,8 @@
 //! accepts a single `--platform` (native, cross, or emulated with QEMU) loaded into the engine.
 //! So the image is loaded under a temporary tag, read back as `docker save` does
 //! (`builder::saved`, the same converter the classic builder uses) into the OCI layout the
-//! push-by-digest path reads, and the tag removed ([`Export::Engine`]).
+//! push-by-digest path reads, and the tag removed ([`Export::Engine`]). buildx ignores
+//! `--annotation` there; the converter writes them onto the manifest instead.
 
 use std::path::Path;
 
@@ -52,19 +53,25 @@ impl Buildx {
         );
         self.invoke(&args, route).await?;
         if engine.host.starts_with("ssh://") {
-            return self.save_with_cli(&tag, layout, platform).await;
+            return self.save_with_cli(&tag, layout, platform, &spec.annotations).await;
         }
         let docker = crate::probe::engine::connect(&engine.host, engine.cert_dir.as_deref()).await.map_err(|e| {
             RunError::Result(format!(
                 "the image was built as `{tag}`, but exporting it failed: {e}; remove it with `docker image rm {tag}`"
             ))
         })?;
-        saved::export(&docker, &tag, layout, platform).await.map_err(RunError::Result)
+        saved::export(&docker, &tag, layout, platform, &spec.annotations).await.map_err(RunError::Result)
     }
 
     /// `docker save` and `docker image rm` through the CLI, for an engine archway reaches only
     /// through it (`ssh://`).
-    async fn save_with_cli(&self, tag: &str, layout: &Path, platform: &Platform) -> Result<Descriptor, RunError> {
+    async fn save_with_cli(
+        &self,
+        tag: &str,
+        layout: &Path,
+        platform: &Platform,
+        annotations: &[(String, String)],
+    ) -> Result<Descriptor, RunError> {
         let file = tempfile::NamedTempFile::new().map_err(|e| RunError::Result(format!("no temporary file: {e}")))?;
         let path = file.path().display().to_string();
         let saved = self.command().args(["save", "--output", &path, tag]).output().await;
@@ -80,7 +87,7 @@ impl Buildx {
             }
             Err(e) => return Err(RunError::Result(format!("cannot run `docker save {tag}`: {e}"))),
         }
-        saved::convert(file.path(), layout, platform).await.map_err(RunError::Result)
+        saved::convert(file.path(), layout, platform, annotations).await.map_err(RunError::Result)
     }
 }
 

@@ -140,7 +140,7 @@ impl Builder for EngineBuilder {
             return Err(fail("an error", tail.render()));
         }
         // Export, then drop the temporary tag whatever happens.
-        let descriptor = super::saved::export(&self.docker, &tag, layout, platform)
+        let descriptor = super::saved::export(&self.docker, &tag, layout, platform, &spec.annotations)
             .await
             .map_err(|detail| BuildError::Result { platform: platform.clone(), detail })?;
         Ok(Built {

@@ -15,9 +15,15 @@ use crate::platform::Platform;
 use crate::reference::Digest;
 
 /// Reads the image tagged `tag` out of the engine into an OCI layout at `layout` (the
-/// platform's image manifest, described as `platform`), then removes the tag whatever
-/// happened. Returns the manifest's descriptor, or why it failed.
-pub async fn export(docker: &Docker, tag: &str, layout: &Path, platform: &Platform) -> Result<Descriptor, String> {
+/// platform's image manifest, described as `platform`, with `annotations`), then removes the
+/// tag whatever happened. Returns the manifest's descriptor, or why it failed.
+pub async fn export(
+    docker: &Docker,
+    tag: &str,
+    layout: &Path,
+    platform: &Platform,
+    annotations: &[(String, String)],
+) -> Result<Descriptor, String> {
     let saved = tempfile::NamedTempFile::new().map_err(|e| format!("no temporary file: {e}"))?;
     let written = async {
         let mut out = tokio::fs::File::create(saved.path()).await?;
@@ -31,7 +37,7 @@ pub async fn export(docker: &Docker, tag: &str, layout: &Path, platform: &Platfo
     .await;
     remove_tag(docker, tag).await;
     written.map_err(|e| format!("exporting the image `{tag}` from the engine: {e}"))?;
-    convert(saved.path(), layout, platform).await
+    convert(saved.path(), layout, platform, annotations).await
 }
 
 /// Removes a temporary tag (the image with it, when nothing else names it); a failure is
@@ -43,9 +49,14 @@ pub async fn remove_tag(docker: &Docker, tag: &str) {
 }
 
 /// [`to_layout`] on a blocking thread.
-pub async fn convert(saved: &Path, layout: &Path, platform: &Platform) -> Result<Descriptor, String> {
-    let (saved, layout, p) = (saved.to_path_buf(), layout.to_path_buf(), platform.clone());
-    tokio::task::spawn_blocking(move || to_layout(&saved, &layout, &p)).await.map_err(|e| e.to_string())?
+pub async fn convert(
+    saved: &Path,
+    layout: &Path,
+    platform: &Platform,
+    annotations: &[(String, String)],
+) -> Result<Descriptor, String> {
+    let (saved, layout, p, a) = (saved.to_path_buf(), layout.to_path_buf(), platform.clone(), annotations.to_vec());
+    tokio::task::spawn_blocking(move || to_layout(&saved, &layout, &p, &a)).await.map_err(|e| e.to_string())?
 }
 
 fn write_blob(layout: &Path, bytes: &[u8]) -> std::io::Result<Digest> {
@@ -55,9 +66,15 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> std::io::Result<Digest> {
 }
 
 /// Turns a `docker save` archive (OCI layout on Docker ≥ 25, or the older `manifest.json`
-/// form) into an OCI image layout at `layout` whose layers are gzip-compressed. Returns the
-/// image manifest's descriptor.
-pub fn to_layout(saved: &Path, layout: &Path, platform: &Platform) -> Result<Descriptor, String> {
+/// form) into an OCI image layout at `layout` whose layers are gzip-compressed, the image
+/// manifest carrying `annotations` (`--annotation`, as the assembler writes them). Returns
+/// the image manifest's descriptor.
+pub fn to_layout(
+    saved: &Path,
+    layout: &Path,
+    platform: &Platform,
+    annotations: &[(String, String)],
+) -> Result<Descriptor, String> {
     let extracted = tempfile::tempdir().map_err(|e| e.to_string())?;
     tar::Archive::new(std::fs::File::open(saved).map_err(|e| e.to_string())?)
         .unpack(extracted.path())
@@ -94,12 +111,16 @@ pub fn to_layout(saved: &Path, layout: &Path, platform: &Platform) -> Result<Des
         let d = write_blob(layout, &data).map_err(|e| e.to_string())?;
         layers.push(serde_json::json!({"mediaType": media_type, "digest": d, "size": data.len()}));
     }
-    let manifest = serde_json::json!({
+    let mut manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": oci::OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
         "layers": layers,
     });
+    if !annotations.is_empty() {
+        manifest["annotations"] =
+            serde_json::json!(annotations.iter().cloned().collect::<std::collections::BTreeMap<_, _>>());
+    }
     let bytes = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
     let digest = write_blob(layout, &bytes).map_err(|e| e.to_string())?;
     let desc = Descriptor::new(oci::OCI_MANIFEST, digest, bytes.len() as u64).with_platform(platform);
@@ -158,12 +179,14 @@ mod tests {
         let saved = archive(config, &layer);
         let layout = tempfile::tempdir().unwrap();
         let platform: Platform = "linux/arm64".parse().unwrap();
-        let d = to_layout(saved.path(), layout.path(), &platform).unwrap();
+        let annotations = [("org.opencontainers.image.source".to_string(), "https://example.com/app".to_string())];
+        let d = to_layout(saved.path(), layout.path(), &platform, &annotations).unwrap();
         assert_eq!(d.media_type, oci::OCI_MANIFEST);
         assert_eq!(d.platform.as_ref().and_then(oci::DescriptorPlatform::platform), Some(platform));
         let blob = |digest: &str| std::fs::read(layout.path().join("blobs/sha256").join(&digest[7..])).unwrap();
         let manifest: serde_json::Value = serde_json::from_slice(&blob(d.digest.as_str())).unwrap();
         assert_eq!(manifest["config"]["digest"], Digest::of(config).as_str(), "the config is kept byte for byte");
+        assert_eq!(manifest["annotations"]["org.opencontainers.image.source"], "https://example.com/app");
         let l = &manifest["layers"][0];
         assert_eq!(l["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
         let mut unzipped = Vec::new();
