@@ -170,6 +170,20 @@ pub struct Planned {
     pub deciding: Option<Location>,
     /// Why each strategy tried before this one was not taken.
     pub passed_over: Vec<(StrategyKind, String)>,
+    /// For `assembled`: the stages the local engine builds natively first (a hybrid build).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<Hybrid>,
+}
+
+/// The part of an assembled platform that the local engine builds: stages on the build
+/// platform that the target copies files from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hybrid {
+    /// Which builder of the local engine builds them.
+    pub builder: LocalBuilder,
+    /// The engine's platform: the build platform the stages run on.
+    pub platform: Platform,
+    pub stages: Vec<crate::dockerfile::EngineStage>,
 }
 
 /// A platform this runner cannot build, with every option and how to unblock it.
@@ -246,6 +260,7 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
     let deciding = verdict.and_then(|v| v.deciding.clone());
     let local = local(caps);
     let mut tried: Vec<(StrategyKind, String)> = Vec::new();
+    let mut hybrid = None;
 
     for kind in policy.full_order() {
         let outcome: Result<(Strategy, String), String> = match kind {
@@ -254,6 +269,11 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
                     Strategy::Assembled,
                     format!("no RUN in the stages {p} needs: archway writes the layers itself, no engine or emulation"),
                 )),
+                Some(v) if !v.engine_stages.is_empty() => engine_stages(&v.engine_stages, &local).map(|h| {
+                    let reason = hybrid_reason(p, &h);
+                    hybrid = Some(h);
+                    (Strategy::Assembled, reason)
+                }),
                 Some(v) => Err(match (&v.not_assemblable, &v.not_assemblable_reason) {
                     (Some(d), Some(why)) => format!("`{}` at {} (stage `{}`): {why}", d.instruction, at(d), d.stage),
                     (Some(d), None) => {
@@ -344,6 +364,7 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
                     foreign_code: foreign,
                     deciding,
                     passed_over: tried,
+                    hybrid: hybrid.filter(|_| kind == StrategyKind::Assembled),
                 });
             }
             Err(why) => tried.push((kind, why)),
@@ -358,6 +379,44 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
         fixes.insert(0, format!("let archway read `{image}` from here (its registry must be reachable; a plan reads only its config), so the platform can be assembled"));
     }
     Err(Impossible { platform: p.clone(), foreign_code: foreign, deciding, tried, fixes })
+}
+
+/// How the local engine builds a hybrid build's engine stages, or why it cannot.
+fn engine_stages(stages: &[crate::dockerfile::EngineStage], local: &Local<'_>) -> Result<Hybrid, String> {
+    let first = &stages[0];
+    let needs = format!(
+        "stage `{}` ({} at {}) runs code, so an engine must build it on the build platform",
+        first.name,
+        first.deciding.instruction.split_whitespace().next().unwrap_or("RUN"),
+        at(&first.deciding)
+    );
+    match (local.engine, &local.buildx_unusable) {
+        (None, _) => Err(format!("{needs}, and no Docker engine answers here")),
+        (Some(e), None) => Ok(Hybrid { builder: LocalBuilder::Buildx, platform: e.clone(), stages: stages.to_vec() }),
+        (Some(e), Some(why)) => match stages.iter().find_map(|s| s.buildkit_only.as_ref()) {
+            Some(b) => Err(format!(
+                "{needs}; buildx is unusable ({why}), and the engine's classic builder cannot run `{}` at {} (only BuildKit can)",
+                b.instruction,
+                at(b)
+            )),
+            None => Ok(Hybrid { builder: LocalBuilder::EngineApi, platform: e.clone(), stages: stages.to_vec() }),
+        },
+    }
+}
+
+/// The one line that explains a hybrid plan.
+fn hybrid_reason(p: &Platform, h: &Hybrid) -> String {
+    let names = h.stages.iter().map(|s| format!("`{}` ({})", s.name, at(&s.deciding))).collect::<Vec<_>>();
+    let builder = match h.builder {
+        LocalBuilder::Buildx => "buildx",
+        LocalBuilder::EngineApi => "the engine's classic builder",
+    };
+    let how_often = if h.stages.iter().all(|s| !s.per_target) { "once for all platforms" } else { "per platform" };
+    format!(
+        "stage {} runs natively on {} with {builder}, {how_often}; archway assembles the rest of {p} — no emulation",
+        names.join(", "),
+        h.platform
+    )
 }
 
 fn emulated(
@@ -500,7 +559,7 @@ mod tests {
     //! policies → the strategy chosen, or the reason none works.
 
     use super::*;
-    use crate::dockerfile::{PlatformAnalysis, Stage};
+    use crate::dockerfile::{EngineStage, PlatformAnalysis, Stage};
     use crate::probe::{BinfmtEntry, BuildxInfo, Engine, Node, Privilege, QemuInterpreter};
 
     fn p(s: &str) -> Platform {
@@ -692,6 +751,7 @@ mod tests {
                         assemblable: false,
                         not_assemblable: Some(run_location()),
                         not_assemblable_reason: Some("RUN executes code, which needs a builder".into()),
+                        engine_stages: vec![],
                     }
                 })
                 .collect(),
@@ -723,10 +783,35 @@ mod tests {
                         instruction: "RUN go build".into(),
                     }),
                     not_assemblable_reason: Some("RUN executes code, which needs a builder".into()),
+                    engine_stages: vec![EngineStage {
+                        name: "build".into(),
+                        line: 1,
+                        stages: vec!["build".into()],
+                        per_target: true,
+                        deciding: Location {
+                            file: "Dockerfile".into(),
+                            line: 3,
+                            stage: "build".into(),
+                            instruction: "RUN go build".into(),
+                        },
+                        reason: "RUN executes code, which needs a builder".into(),
+                        buildkit_only: None,
+                    }],
                 })
                 .collect(),
             unknowns: vec![],
         }
+    }
+
+    /// Cross-compiling with a `RUN --mount` (line 3) in the build stage: only BuildKit runs it.
+    fn crossable_mount(platforms: &[&str]) -> Analysis {
+        let mut a = crossable(platforms);
+        for v in &mut a.per_platform {
+            for e in &mut v.engine_stages {
+                e.buildkit_only = Some(e.deciding.clone());
+            }
+        }
+        a
     }
 
     /// No RUN at all (`FROM scratch` + COPY): assemblable.
@@ -756,6 +841,10 @@ mod tests {
 
     fn policy() -> Policy {
         Policy::default()
+    }
+    /// `--prefer native`: the order archway had before it could assemble.
+    fn classic() -> Policy {
+        prefer(&[StrategyKind::Native])
     }
     fn no_emulation() -> Policy {
         Policy { no_emulation: true, ..Policy::default() }
@@ -788,28 +877,28 @@ mod tests {
             ("lab arm/v7 RUN → emulated", lab(), foreign(ALL), policy(), "linux/arm/v7", Chooses(StrategyKind::Emulated, "qemu-arm")),
             ("lab riscv64 RUN → emulated", lab(), foreign(ALL), policy(), "linux/riscv64", Chooses(StrategyKind::Emulated, "qemu-riscv64")),
             ("lab s390x: no handler, archway registers it", lab(), foreign(ALL), policy(), "linux/s390x", Chooses(StrategyKind::Emulated, "archway will register `/usr/bin/qemu-s390x-static`")),
-            ("lab arm64 cross-compiled → cross", lab(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "runs on the build platform")),
+            ("--prefer native: lab arm64 cross-compiled → cross", lab(), crossable(ALL), classic(), "linux/arm64", Chooses(StrategyKind::Cross, "runs on the build platform")),
             ("lab arm/v7 no RUN → assembled", lab(), no_run(ALL), policy(), "linux/arm/v7", Chooses(StrategyKind::Assembled, "no RUN in the stages linux/arm/v7 needs")),
             ("lab amd64 no RUN → assembled, even natively", lab(), no_run(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Assembled, "no engine or emulation")),
             ("lab --prefer native, no RUN, amd64 → native as before", lab(), no_run(ALL), prefer(&[StrategyKind::Native]), "linux/amd64", Chooses(StrategyKind::Native, "engine runs linux/amd64")),
             ("lab --prefer native, no RUN, arm/v7 → cross as before", lab(), no_run(ALL), prefer(&[StrategyKind::Native]), "linux/arm/v7", Chooses(StrategyKind::Cross, "have no RUN")),
             ("lab --prefer cross, no RUN → cross", lab(), no_run(ALL), prefer(&[StrategyKind::Cross]), "linux/arm64", Chooses(StrategyKind::Cross, "")),
             ("lab --prefer emulated, no RUN → cross (assembled comes last when a preference leaves it out)", lab(), no_run(ALL), prefer(&[StrategyKind::Emulated]), "linux/arm64", Chooses(StrategyKind::Cross, "")),
-            ("lab RUN in the build stage → not assembled, cross", lab(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
-            ("lab amd64 cross-compiled still native first", lab(), crossable(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Native, "linux/amd64")),
+            ("--prefer native: lab RUN in the build stage → not assembled, cross", lab(), crossable(ALL), classic(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
+            ("--prefer native: lab amd64 cross-compiled still native first", lab(), crossable(ALL), classic(), "linux/amd64", Chooses(StrategyKind::Native, "linux/amd64")),
             ("lab --no-emulation arm64 RUN → impossible", lab(), foreign(ALL), no_emulation(), "linux/arm64", Refuses("drop `--no-emulation`")),
-            ("lab --no-emulation arm64 cross → cross", lab(), crossable(ALL), no_emulation(), "linux/arm64", Chooses(StrategyKind::Cross, "no linux/arm64 code")),
+            ("lab --no-emulation arm64 cross-compiled → hybrid assembled, nothing emulated", lab(), crossable(ALL), no_emulation(), "linux/arm64", Chooses(StrategyKind::Assembled, "no emulation")),
             ("lab --no-emulation amd64 native", lab(), foreign(ALL), no_emulation(), "linux/amd64", Chooses(StrategyKind::Native, "")),
             ("lab --binfmt never, handler exists → emulated", lab(), foreign(ALL), binfmt_never(), "linux/arm64", Chooses(StrategyKind::Emulated, "qemu-aarch64")),
             ("lab --binfmt never, no handler → impossible", lab_no_handlers(), foreign(ALL), binfmt_never(), "linux/arm64", Refuses("--binfmt auto")),
             ("lab no handlers, privileged → registers", lab_no_handlers(), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Emulated, "archway will register `/usr/bin/qemu-aarch64-static`")),
-            ("lab no handlers, cross → no registration needed", lab_no_handlers(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
+            ("--prefer native: lab no handlers, cross → no registration needed", lab_no_handlers(), crossable(ALL), classic(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
             ("lab --prefer emulated, cross-compiled → still cross (nothing to emulate)", lab(), crossable(ALL), prefer(&[StrategyKind::Emulated]), "linux/arm64", Chooses(StrategyKind::Cross, "")),
             ("lab --prefer emulated, foreign → emulated", lab(), foreign(ALL), prefer(&[StrategyKind::Emulated]), "linux/arm64", Chooses(StrategyKind::Emulated, "")),
             ("lab handler without F, interpreter missing → unusable, registers none (exists)", Capabilities { binfmt: vec![handler("qemu-aarch64", &["linux/arm64"], "", false)], ..lab() }, foreign(ALL), policy(), "linux/arm64", Refuses("FROM --platform=$BUILDPLATFORM")),
             // Remote nodes.
             ("remote node for arm64 beats emulation", with_node(lab(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Remote, "node tcp://arm-builder:2376 runs linux/arm64")),
-            ("remote node, but cross comes first", with_node(lab(), "linux/arm64", Ok("linux/arm64")), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
+            ("--prefer native: remote node, but cross comes first", with_node(lab(), "linux/arm64", Ok("linux/arm64")), crossable(ALL), classic(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
             ("--prefer remote beats cross", with_node(lab(), "linux/arm64", Ok("linux/arm64")), crossable(ALL), prefer(&[StrategyKind::Remote]), "linux/arm64", Chooses(StrategyKind::Remote, "")),
             ("unreachable node → falls to emulation", with_node(lab(), "linux/arm64", Err("connection refused")), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Emulated, "")),
             ("node of another platform, named by the user, emulates there", with_node(lab_no_handlers(), "linux/arm64", Ok("linux/amd64")), foreign(ALL), binfmt_never(), "linux/arm64", Chooses(StrategyKind::Remote, "emulated on that node")),
@@ -818,14 +907,14 @@ mod tests {
             ("--prefer remote with no node → native", lab(), foreign(ALL), prefer(&[StrategyKind::Remote]), "linux/amd64", Chooses(StrategyKind::Native, "")),
             // GitHub container action.
             ("github amd64 native", github_container_action(), foreign(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Native, "")),
-            ("github arm64 cross", github_container_action(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
+            ("--prefer native: github arm64 cross", github_container_action(), crossable(ALL), classic(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
             ("github arm64 RUN → register via own image", github_container_action(), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Emulated, "privileged container of `ghcr.io/archway-build/archway:1`")),
             ("github --binfmt never → impossible", github_container_action(), foreign(ALL), binfmt_never(), "linux/arm64", Refuses("--binfmt auto")),
             ("github own image absent → impossible", Capabilities { engine: Some(engine("linux/amd64")), ..github_container_action() }, foreign(ALL), policy(), "linux/arm64", Refuses("enable privileged mode")),
             // Bitbucket default runtime.
             ("bitbucket amd64 → engine API classic builder", bitbucket_default(), foreign(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Native, "classic builder")),
             ("bitbucket arm64 RUN → impossible", bitbucket_default(), foreign(ALL), policy(), "linux/arm64", Refuses("runtime v3")),
-            ("bitbucket arm64 cross still needs buildx → impossible", bitbucket_default(), crossable(ALL), policy(), "linux/arm64", Refuses("--node linux/arm64=")),
+            ("--prefer native: bitbucket arm64 cross needs buildx → hybrid at the end", bitbucket_default(), crossable(ALL), classic(), "linux/arm64", Chooses(StrategyKind::Assembled, "classic builder")),
             ("bitbucket arm64 no RUN → assembled", bitbucket_default(), no_run(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Assembled, "no engine or emulation")),
             ("bitbucket arm/v7 no RUN, --prefer native → still assembled at the end", bitbucket_default(), no_run(ALL), prefer(&[StrategyKind::Native]), "linux/arm/v7", Chooses(StrategyKind::Assembled, "")),
             ("bitbucket arm64 via remote node", with_node(bitbucket_default(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Remote, "")),
@@ -833,19 +922,29 @@ mod tests {
             ("bitbucket arm/v7 with an unreachable node → impossible", with_node(bitbucket_default(), "linux/arm/v7", Err("timed out")), foreign(ALL), policy(), "linux/arm/v7", Refuses("FROM --platform=$BUILDPLATFORM")),
             // Bitbucket runtime v3 (privileged).
             ("bitbucket v3 arm64 RUN → registers handler", bitbucket_v3(), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Emulated, "archway will register")),
-            ("bitbucket v3 arm64 cross", bitbucket_v3(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
+            ("--prefer native: bitbucket v3 arm64 cross", bitbucket_v3(), crossable(ALL), classic(), "linux/arm64", Chooses(StrategyKind::Cross, "")),
             // Native arm64 runner.
             ("arm64 runner arm64 native", arm64_runner(), foreign_on_arm64(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Native, "engine runs linux/arm64")),
             ("arm64 runner amd64 RUN → emulation impossible, unprivileged", Capabilities { qemu: vec![], ..arm64_runner() }, foreign_on_arm64(ALL), policy(), "linux/amd64", Refuses("enable privileged mode")),
-            ("arm64 runner amd64 cross", arm64_runner(), crossable(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Cross, "linux/arm64")),
-            ("arm64 runner does not treat 386 as native", arm64_runner(), crossable(ALL), policy(), "linux/386", Chooses(StrategyKind::Cross, "")),
+            ("--prefer native: arm64 runner amd64 cross", arm64_runner(), crossable(ALL), classic(), "linux/amd64", Chooses(StrategyKind::Cross, "linux/arm64")),
+            ("--prefer native: arm64 runner does not treat 386 as native", arm64_runner(), crossable(ALL), classic(), "linux/386", Chooses(StrategyKind::Cross, "")),
             // No engine, no buildx.
             ("no engine → impossible with engine fix", no_engine(), foreign(ALL), policy(), "linux/amd64", Refuses("DOCKER_HOST")),
             ("no engine, node for arm64 → remote", with_node(no_engine(), "linux/arm64", Ok("linux/arm64")), foreign(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Remote, "")),
             ("no buildx amd64 → classic builder", no_buildx(), foreign(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Native, "buildx plugin is not installed")),
-            ("no buildx arm64 cross → impossible", no_buildx(), crossable(ALL), policy(), "linux/arm64", Refuses("--node linux/arm64=")),
+            ("--prefer native: no buildx arm64 cross → hybrid at the end", no_buildx(), crossable(ALL), classic(), "linux/arm64", Chooses(StrategyKind::Assembled, "classic builder")),
             ("no engine, no RUN → assembled", no_engine(), no_run(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Assembled, "")),
             ("no engine, RUN → impossible", no_engine(), foreign(ALL), policy(), "linux/riscv64", Refuses("DOCKER_HOST")),
+            // Hybrid: the build-platform stage on the engine, the rest assembled.
+            ("lab arm64 cross-compiled → hybrid, build stage on buildx", lab(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Assembled, "stage `build` (Dockerfile:3) runs natively on linux/amd64 with buildx, per platform")),
+            ("lab amd64 cross-compiled → hybrid too", lab(), crossable(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Assembled, "buildx")),
+            ("bitbucket arm64 cross-compiled → hybrid on the classic builder", bitbucket_default(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Assembled, "the engine's classic builder")),
+            ("bitbucket arm/v7 cross-compiled, --prefer native → hybrid at the end", bitbucket_default(), crossable(ALL), classic(), "linux/arm/v7", Chooses(StrategyKind::Assembled, "classic builder")),
+            ("no buildx arm64 cross-compiled → hybrid on the classic builder", no_buildx(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Assembled, "classic builder")),
+            ("remote node, but hybrid comes first", with_node(lab(), "linux/arm64", Ok("linux/arm64")), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Assembled, "")),
+            ("bitbucket arm64 cross-compiled with RUN --mount → impossible, BuildKit named", bitbucket_default(), crossable_mount(ALL), policy(), "linux/arm64", Refuses("--node linux/arm64=")),
+            ("lab arm64 cross-compiled with RUN --mount → hybrid on buildx", lab(), crossable_mount(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Assembled, "buildx")),
+            ("no engine, cross-compiled → impossible, the engine is named", no_engine(), crossable(ALL), policy(), "linux/arm64", Refuses("DOCKER_HOST")),
         ];
         assert!(cases.len() >= 40, "{} cases", cases.len());
         let mut failures = Vec::new();

@@ -238,6 +238,9 @@ pub struct PlatformPlanJson {
     /// `assembled`, `native`, `cross`, `remote`, `emulated` or `impossible`.
     pub strategy: String,
     pub reason: String,
+    /// For a hybrid `assembled` plan: the stages the local engine builds, and with which builder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<crate::plan::Hybrid>,
     pub foreign_code: bool,
     /// Whether archway can assemble the target for this platform (no RUN in the stages it
     /// needs), and if not the line that decides it and why.
@@ -281,6 +284,7 @@ pub fn plan_json(plan: &crate::plan::Plan, analysis: &crate::dockerfile::Analysi
                     platform: p.platform.to_string(),
                     strategy: p.strategy.kind().to_string(),
                     reason: why(p),
+                    hybrid: p.hybrid.clone(),
                     foreign_code: p.foreign_code,
                     assemblable: assemble(&p.platform).0,
                     assemble_line: assemble(&p.platform).1,
@@ -296,6 +300,7 @@ pub fn plan_json(plan: &crate::plan::Plan, analysis: &crate::dockerfile::Analysi
                     platform: i.platform.to_string(),
                     strategy: "impossible".into(),
                     reason: i.reason(),
+                    hybrid: None,
                     foreign_code: i.foreign_code,
                     assemblable: assemble(&i.platform).0,
                     assemble_line: assemble(&i.platform).1,

@@ -29,6 +29,10 @@ fn root() -> PathBuf {
 fn image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
+        // An image already built from this tree (to rerun one test without rebuilding).
+        if let Ok(reference) = std::env::var("ARCHWAY_TEST_IMAGE") {
+            return reference;
+        }
         let reference = format!("{}/archway/archway:test-{}", lab().registry, std::process::id());
         let started = Instant::now();
         let out = Command::new(root().join("scripts/build-image"))
@@ -403,4 +407,125 @@ fn bitbucket_pipe_with_docker_run() {
     let result = json(&std::fs::read(shared.join("archway-result.json")).expect("the result in the shared storage"));
     assert_eq!(result["digest"], digest);
     drop(binfmt);
+}
+
+/// Bitbucket's default runtime, simulated for real (`support::authz`: a second engine whose
+/// authorization plugin `pipelines` refuses privileged containers, `--platform`,
+/// multi-architecture builds and buildx, with the classic image store). archway's image runs
+/// as a pipe against it, for linux/amd64, linux/arm64 and linux/arm/v7:
+/// (1) a no-RUN Dockerfile is assembled; (2) a cross-compiling Dockerfile is hybrid — the
+/// engine's classic builder runs its `$BUILDPLATFORM` stage once per target with that target's
+/// TARGETARCH, archway assembles the rest — and each image, run under QEMU on the main engine,
+/// proves it; (3) a RUN on the target platform ends ✖, naming the line and the fixes, with
+/// nothing pushed. No build request is ever refused.
+#[test]
+fn bitbucket_default_runtime_builds_arm_images() {
+    let _machine = support::machine::lock();
+    let image = image();
+    let bb = support::authz::BitbucketEngine::start();
+    let base = lab().base.clone();
+    let pipe = |clone: &Path, repo: &str| {
+        let dir = clone.display().to_string();
+        let pipes = clone.join(".bitbucket/pipelines/generated/pipeline/pipes");
+        std::fs::create_dir_all(pipes.join("archway")).unwrap();
+        std::fs::create_dir_all(pipes.join("shared")).unwrap();
+        let mut args: Vec<String> =
+            ["run", "--rm", "-v", &format!("{dir}:{dir}"), "-w", &dir, "-v", &bb.socket_volume(), "--network", "host"]
+                .into_iter()
+                .map(String::from)
+                .collect();
+        for (k, v) in [
+            ("BITBUCKET_BUILD_NUMBER", "7"),
+            ("BITBUCKET_CLONE_DIR", dir.as_str()),
+            ("BITBUCKET_BRANCH", "main"),
+            ("BITBUCKET_COMMIT", "0123456789abcdef0123456789abcdef01234567"),
+            ("BITBUCKET_REPO_SLUG", "widget"),
+            ("IMAGE", repo),
+            ("PUSH", "true"),
+            ("PLATFORMS", "linux/amd64,linux/arm64,linux/arm/v7"),
+        ] {
+            args.extend(["-e".to_string(), format!("{k}={v}")]);
+        }
+        for (k, d) in [("BITBUCKET_PIPE_STORAGE_DIR", "archway"), ("BITBUCKET_PIPE_SHARED_STORAGE_DIR", "shared")] {
+            args.extend(["-e".to_string(), format!("{k}={}", pipes.join(d).display())]);
+        }
+        args.push(image.to_string());
+        let (out, took) = docker(&args);
+        eprintln!("pipe on the Bitbucket engine ({repo}): {took:.1?}");
+        out
+    };
+    let finished = |o: &Output| text(o).1.trim_end().lines().last().unwrap_or("").to_string();
+    let platforms = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
+
+    // (1) No RUN: assembled, no engine work at all.
+    let clone = tempfile::tempdir().unwrap();
+    std::fs::write(
+        clone.path().join("Dockerfile"),
+        format!("FROM {base}\nARG TARGETARCH\nCOPY msg-$TARGETARCH /msg\nCMD [\"cat\", \"/msg\"]\n"),
+    )
+    .unwrap();
+    for arch in ["amd64", "arm64", "arm"] {
+        std::fs::write(clone.path().join(format!("msg-{arch}")), format!("prebuilt for {arch}\n")).unwrap();
+    }
+    let repo = unique_repo("bb-default-prebuilt");
+    let out = pipe(clone.path(), &repo);
+    let stderr = text(&out).1;
+    assert!(out.status.success() && finished(&out).contains('✔'), "{stderr}\n{}", bb.plugin.log());
+    for p in platforms {
+        assert!(stderr.contains(&format!("{p:<13} assembled  no RUN")), "{p} is assembled:\n{stderr}");
+    }
+    assert_eq!(platforms_of(&json(&manifest(&repo, "main").expect("REPO:main").1)), platforms);
+    assert_eq!(docker_run("linux/arm/v7", &format!("{repo}:main")), "prebuilt for arm");
+
+    // (2) Cross-compiling: the build stage on the engine's classic builder, per target.
+    let n = nonce();
+    let clone = tempfile::tempdir().unwrap();
+    std::fs::write(
+        clone.path().join("Dockerfile"),
+        format!(
+            "FROM --platform=$BUILDPLATFORM {base} AS build\nARG TARGETARCH\nARG TARGETVARIANT\n\
+             RUN mkdir /out && echo \"built for $TARGETARCH$TARGETVARIANT on $(uname -m) {n}\" > /out/msg\n\
+             FROM {base}\nCOPY --from=build /out/msg /msg\nCMD [\"cat\", \"/msg\"]\n"
+        ),
+    )
+    .unwrap();
+    bb.plugin.clear();
+    let repo = unique_repo("bb-default-cross");
+    let out = pipe(clone.path(), &repo);
+    let stderr = text(&out).1;
+    assert!(out.status.success() && finished(&out).contains('✔'), "{stderr}\n{}", bb.plugin.log());
+    for p in platforms {
+        assert!(
+            stderr.contains(&format!(
+                "{p:<13} assembled  stage `build` (Dockerfile:4) runs natively on linux/amd64 with the engine's classic builder, per platform"
+            )),
+            "{p} is hybrid on the classic builder:\n{stderr}"
+        );
+    }
+    assert_eq!(platforms_of(&json(&manifest(&repo, "main").expect("REPO:main").1)), platforms);
+    for (p, arch) in [("linux/amd64", "amd64"), ("linux/arm64", "arm64"), ("linux/arm/v7", "armv7")] {
+        assert_eq!(docker_run(p, &format!("{repo}:main")), format!("built for {arch} on x86_64 {n}"), "{p}");
+    }
+    let refused_builds: Vec<String> =
+        bb.plugin.denied().iter().filter(|s| s.path().starts_with("/build")).map(|s| s.line()).collect();
+    assert!(refused_builds.is_empty(), "no build request is refused: {refused_builds:?}");
+    assert!(
+        bb.plugin.seen().iter().any(|s| s.path() == "/build" && s.query("version").as_deref() == Some("1")),
+        "the classic builder built the stage:\n{}",
+        bb.plugin.log()
+    );
+
+    // (3) A RUN on the target platform: ✖, the line and the fixes; nothing pushed.
+    let clone = tempfile::tempdir().unwrap();
+    std::fs::write(clone.path().join("Dockerfile"), format!("FROM {base}\nRUN echo hi > /x\n")).unwrap();
+    let repo = unique_repo("bb-default-foreign");
+    let out = pipe(clone.path(), &repo);
+    let stderr = text(&out).1;
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains('✖'), "{stderr}");
+    assert!(stderr.contains("Dockerfile:2"), "names the line:\n{stderr}");
+    for fix in ["runtime v3", "--node linux/arm64=", "FROM --platform=$BUILDPLATFORM"] {
+        assert!(stderr.contains(fix), "suggests `{fix}`:\n{stderr}");
+    }
+    assert!(manifest(&repo, "main").is_none(), "nothing pushed");
 }

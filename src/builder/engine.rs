@@ -30,8 +30,8 @@ impl EngineBuilder {
     }
 }
 
-/// The build context as a tar, with the Dockerfile added under `DOCKERFILE_IN_TAR`.
-fn context_tar(spec: &BuildSpec) -> std::io::Result<Vec<u8>> {
+/// The build context as a tar, with `dockerfile` added under `DOCKERFILE_IN_TAR`.
+fn context_tar_with(spec: &BuildSpec, dockerfile: &[u8]) -> std::io::Result<Vec<u8>> {
     // The classic builder reads `.dockerignore` at the context's root; the patterns are
     // BuildKit's (one matcher for every builder: `assemble::ignore`).
     let text = std::fs::read_to_string(spec.context.join(".dockerignore")).unwrap_or_default();
@@ -64,13 +64,69 @@ fn context_tar(spec: &BuildSpec) -> std::io::Result<Vec<u8>> {
             }
         }
     }
-    let dockerfile = std::fs::read(&spec.dockerfile)?;
     let mut h = tar::Header::new_gnu();
     h.set_size(dockerfile.len() as u64);
     h.set_mode(0o644);
     h.set_cksum();
-    tar.append_data(&mut h, DOCKERFILE_IN_TAR, dockerfile.as_slice())?;
+    tar.append_data(&mut h, DOCKERFILE_IN_TAR, dockerfile)?;
     tar.into_inner()
+}
+
+impl EngineBuilder {
+    /// Builds `spec` with `dockerfile` as its Dockerfile into the engine under `tag`, with the
+    /// classic builder; every output line to `sink`. `Err` with the builder's error message.
+    pub async fn build_tagged(
+        &self,
+        spec: &BuildSpec,
+        dockerfile: &[u8],
+        tag: &str,
+        platform: &Platform,
+        sink: LineSink,
+    ) -> Result<(), String> {
+        let (spec2, dockerfile) = (spec.clone(), dockerfile.to_vec());
+        let tar = tokio::task::spawn_blocking(move || context_tar_with(&spec2, &dockerfile))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| {
+                let msg = format!("the context cannot be read: {e}");
+                sink(platform, &msg);
+                msg
+            })?;
+        let options = bollard::query_parameters::BuildImageOptions {
+            dockerfile: DOCKERFILE_IN_TAR.into(),
+            t: Some(tag.to_string()),
+            rm: true,
+            forcerm: true,
+            buildargs: Some(spec.build_args.iter().cloned().collect::<HashMap<_, _>>()),
+            target: spec.target.clone().unwrap_or_default(),
+            labels: (!spec.labels.is_empty()).then(|| spec.labels.iter().cloned().collect::<HashMap<_, _>>()),
+            version: bollard::query_parameters::BuilderVersion::BuilderV1,
+            ..Default::default()
+        };
+        let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+        let mut error = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(s) = info.stream {
+                        for l in s.lines().filter(|l| !l.trim().is_empty()) {
+                            sink(platform, l);
+                        }
+                    }
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        sink(platform, &e);
+                        error = Some(e);
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    sink(platform, &msg);
+                    error = Some(msg);
+                }
+            }
+        }
+        error.map_or(Ok(()), Err)
+    }
 }
 
 impl Builder for EngineBuilder {
@@ -92,51 +148,18 @@ impl Builder for EngineBuilder {
             status: status.into(),
             tail,
         };
-        let spec2 = spec.clone();
-        let tar = tokio::task::spawn_blocking(move || context_tar(&spec2))
-            .await
-            .map_err(|e| fail("an internal error", e.to_string()))?
-            .map_err(|e| fail("an unreadable context", format!("  │ {e}")))?;
+        let dockerfile = std::fs::read(&spec.dockerfile)
+            .map_err(|e| fail("an unreadable Dockerfile", format!("  │ {}: {e}", spec.dockerfile.display())))?;
         let tag = format!("archway-build/{}:{}", platform.slug(), std::process::id());
-        let options = bollard::query_parameters::BuildImageOptions {
-            dockerfile: DOCKERFILE_IN_TAR.into(),
-            t: Some(tag.clone()),
-            rm: true,
-            forcerm: true,
-            buildargs: Some(spec.build_args.iter().cloned().collect::<HashMap<_, _>>()),
-            target: spec.target.clone().unwrap_or_default(),
-            labels: (!spec.labels.is_empty()).then(|| spec.labels.iter().cloned().collect::<HashMap<_, _>>()),
-            version: bollard::query_parameters::BuilderVersion::BuilderV1,
-            ..Default::default()
-        };
         let tail = Tail::default();
-        let push_line = |line: &str| {
-            sink(platform, line);
-            tail.push(line);
+        let lines: LineSink = {
+            let tail = tail.clone();
+            std::sync::Arc::new(move |p: &Platform, line: &str| {
+                sink(p, line);
+                tail.push(line);
+            })
         };
-        let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(tar.into())));
-        let mut error = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(s) = info.stream {
-                        for l in s.lines().filter(|l| !l.trim().is_empty()) {
-                            push_line(l);
-                        }
-                    }
-                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                        push_line(&e);
-                        error = Some(e);
-                    }
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    push_line(&msg);
-                    error = Some(msg);
-                }
-            }
-        }
-        if error.is_some() {
+        if self.build_tagged(spec, &dockerfile, &tag, platform, lines).await.is_err() {
             return Err(fail("an error", tail.render()));
         }
         // Export, then drop the temporary tag whatever happens.

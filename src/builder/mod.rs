@@ -14,6 +14,7 @@ pub mod engine;
 pub mod qemu;
 pub mod saved;
 pub mod schedule;
+pub mod stages;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -135,6 +136,13 @@ pub enum Chosen {
     Engine(engine::EngineBuilder),
     /// Shared by every assembled platform, so a layer they have in common is made once.
     Assembled(Arc<assemble::Assembler>),
+    /// A hybrid build: the engine builds `stages` (shared by every hybrid platform, so a stage
+    /// built once for all is built once), the assembler the rest.
+    Hybrid {
+        assembler: Arc<assemble::Assembler>,
+        engine: Arc<stages::EngineStages>,
+        stages: Vec<crate::dockerfile::EngineStage>,
+    },
 }
 
 impl Builder for Chosen {
@@ -142,7 +150,7 @@ impl Builder for Chosen {
         match self {
             Chosen::Buildx(b) => b.name(),
             Chosen::Engine(b) => b.name(),
-            Chosen::Assembled(b) => b.name(),
+            Chosen::Assembled(b) | Chosen::Hybrid { assembler: b, .. } => b.name(),
         }
     }
 
@@ -157,6 +165,10 @@ impl Builder for Chosen {
             Chosen::Buildx(b) => b.build(spec, platform, layout, sink).await,
             Chosen::Engine(b) => b.build(spec, platform, layout, sink).await,
             Chosen::Assembled(b) => b.build(spec, platform, layout, sink).await,
+            Chosen::Hybrid { assembler, engine, stages } => {
+                let prebuilt = engine.export(spec, stages, platform, &sink).await?;
+                assembler.build_with(spec, platform, layout, sink, &prebuilt).await
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ use super::assemble::{AssembleOptions, Assembler};
 use super::buildx::{Buildx, Export, RemoteEngine};
 use super::credentials::CredentialBridge;
 use super::engine::EngineBuilder;
+use super::stages::{EngineStages, StageBuilder};
 use super::{BuildSpec, Builder, Built, Chosen, LineSink, SharedSink, qemu};
 use crate::error::UserError;
 use crate::inputs::{BuildRequest, Output};
@@ -104,9 +105,11 @@ async fn choose(
 ) -> anyhow::Result<Vec<(Planned, Chosen)>> {
     // buildx pulls base images with the Docker config's credentials; archway's own reach it
     // through a credential helper, never through a file. Only when buildx builds something.
-    let uses_buildx = planned
-        .iter()
-        .any(|p| !matches!(p.strategy, Strategy::Assembled | Strategy::Native { builder: LocalBuilder::EngineApi }));
+    let uses_buildx = planned.iter().any(|p| match (&p.strategy, &p.hybrid) {
+        (Strategy::Assembled, Some(h)) => h.builder == LocalBuilder::Buildx,
+        (Strategy::Assembled, None) | (Strategy::Native { builder: LocalBuilder::EngineApi }, _) => false,
+        _ => true,
+    });
     let bridge = match &req.registry.explicit {
         Some((registry, cred)) if uses_buildx => Some(Arc::new(
             CredentialBridge::new(registry, cred, &req.runner)
@@ -117,6 +120,24 @@ async fn choose(
     // One assembler for every assembled platform, so a layer they share is made once.
     let assembler =
         Arc::new(Assembler::with_shared_client(client.clone(), assemble_options(req, crate::probe::host::platform())));
+    // One set of engine-built stages for every hybrid platform, so a stage built once for all
+    // is built once.
+    let engine_stages = match planned.iter().find_map(|p| p.hybrid.as_ref()) {
+        None => None,
+        Some(h) => {
+            let builder = match h.builder {
+                LocalBuilder::Buildx => {
+                    StageBuilder::Buildx { docker: req.runner.docker.clone(), credentials: bridge.clone() }
+                }
+                LocalBuilder::EngineApi => {
+                    StageBuilder::Classic(connect_engine(req, "the hybrid build's stages").await?)
+                }
+            };
+            Some(Arc::new(EngineStages::new(builder, h.platform.clone()).map_err(|e| {
+                UserError::failure("no temporary directory for the stages the engine builds").caused_by(e)
+            })?))
+        }
+    };
     let mut out = Vec::new();
     for p in planned {
         let remote = match &p.strategy {
@@ -127,13 +148,14 @@ async fn choose(
             _ => None,
         };
         let b = match &p.strategy {
-            Strategy::Assembled => Chosen::Assembled(assembler.clone()),
+            Strategy::Assembled => match (&p.hybrid, &engine_stages) {
+                (Some(h), Some(engine)) => {
+                    Chosen::Hybrid { assembler: assembler.clone(), engine: engine.clone(), stages: h.stages.clone() }
+                }
+                _ => Chosen::Assembled(assembler.clone()),
+            },
             Strategy::Native { builder: LocalBuilder::EngineApi } => {
-                Chosen::Engine(EngineBuilder::connect(&req.runner.engine).await.map_err(|e| {
-                    UserError::failure(format!("{}: cannot reach the Docker engine", p.platform))
-                        .caused_by(e)
-                        .hint("check `DOCKER_HOST`, or build this platform another way (`archway plan` lists them)")
-                })?)
+                Chosen::Engine(connect_engine(req, &p.platform.to_string()).await?)
             }
             _ => {
                 let export = export(req, caps, p, remote.as_ref());
@@ -184,6 +206,15 @@ pub fn classic_store_notes(plan: &Plan, caps: &Capabilities) -> Vec<String> {
         .iter()
         .map(|e| format!("the engine at {e} uses the classic image store: buildx builds one platform at a time there, and archway exports each image with `docker save`"))
         .collect()
+}
+
+/// The local engine's classic builder, for `what`.
+async fn connect_engine(req: &BuildRequest, what: &str) -> anyhow::Result<EngineBuilder> {
+    Ok(EngineBuilder::connect(&req.runner.engine).await.map_err(|e| {
+        UserError::failure(format!("{what}: cannot reach the Docker engine"))
+            .caused_by(e)
+            .hint("check `DOCKER_HOST`, or build this platform another way (`archway plan` lists them)")
+    })?)
 }
 
 /// What one build produced: a platform's result, or why it failed and at which step.
@@ -517,6 +548,7 @@ mod tests {
             foreign_code: false,
             deciding: None,
             passed_over: vec![],
+            hybrid: None,
         }
     }
 

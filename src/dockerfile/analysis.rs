@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use super::parse::{self, Node, ParseError};
 use super::shell::ShellLex;
-use super::{Analysis, AnalyzeInput, Location, PlatformAnalysis, Stage, is_git_source};
+use super::{Analysis, AnalyzeInput, EngineStage, Location, PlatformAnalysis, Stage, is_git_source};
 use crate::platform::{Platform, PlatformError};
 
 /// The instructions BuildKit knows.
@@ -290,6 +290,12 @@ struct Decl<'a> {
     triggers: Vec<Trigger<'a>>,
     /// Instructions archway's assembler does not implement, with why.
     blockers: Vec<(&'a Node, &'static str)>,
+    /// Declares a `TARGET…` ARG (other than TARGETSTAGE), or its FROM line may expand one:
+    /// what it builds may differ per target platform.
+    target_args: bool,
+    /// The first instruction only BuildKit runs (a RUN mount, a heredoc, `COPY --link`, …):
+    /// the engine's classic builder cannot build this stage.
+    buildkit_only: Option<&'a Node>,
 }
 
 struct GlobalArg {
@@ -336,9 +342,13 @@ impl<'a> Model<'a> {
                 }
                 continue;
             };
+            if stage.buildkit_only.is_none() && buildkit_only(node) {
+                stage.buildkit_only = Some(node);
+            }
             match node.instruction.as_str() {
                 "arg" => {
-                    read_arg(node).map_err(|m| invalid(line, m, ARG_FIX))?;
+                    let args = read_arg(node).map_err(|m| invalid(line, m, ARG_FIX))?;
+                    stage.target_args |= args.iter().any(|(k, _)| is_target_arg(k));
                 }
                 "run" => {
                     stage.blockers.push((node, "RUN executes code, which needs a builder"));
@@ -373,6 +383,14 @@ impl<'a> Model<'a> {
         }
         if stages.is_empty() {
             return Err(AnalysisError::NoStages { file: file.to_string() });
+        }
+        // A FROM line that expands a variable may expand a TARGET… value, directly or through
+        // a global ARG's default.
+        let globals_use_target = globals.iter().any(|g| g.value.as_deref().is_some_and(|v| v.contains("TARGET")));
+        for stage in &mut stages {
+            let from = format!("{} {}", stage.image, stage.platform.as_deref().unwrap_or_default());
+            stage.target_args |= from.contains('$')
+                && (globals_use_target || AUTOMATIC_ARGS.iter().any(|a| is_target_arg(a) && from.contains(a)));
         }
         let mut by_name = HashMap::new();
         for (i, stage) in stages.iter().enumerate() {
@@ -468,7 +486,31 @@ fn read_from<'a>(file: &str, node: &'a Node, index: usize) -> Result<Decl<'a>, A
         refs: Vec::new(),
         triggers: Vec::new(),
         blockers: Vec::new(),
+        target_args: false,
+        buildkit_only: None,
     })
+}
+
+/// Whether only BuildKit runs this instruction (the classic builder refuses these flags and
+/// heredocs).
+fn buildkit_only(node: &Node) -> bool {
+    let flag = |names: &[&str]| {
+        node.flags.iter().any(|f| {
+            let name = f.trim_start_matches('-').split('=').next().unwrap_or_default();
+            names.contains(&name)
+        })
+    };
+    !node.heredocs.is_empty()
+        || match node.instruction.as_str() {
+            "run" => flag(&["mount", "network", "security"]),
+            "copy" | "add" => flag(&["link", "parents", "exclude", "checksum", "keep-git-dir"]),
+            _ => false,
+        }
+}
+
+/// A TARGET… ARG whose value differs between target platforms (TARGETSTAGE does not).
+fn is_target_arg(key: &str) -> bool {
+    key.starts_with("TARGET") && key != "TARGETSTAGE"
 }
 
 /// The fix for every problem [`read_arg`] reports.
@@ -965,6 +1007,7 @@ impl Context<'_> {
             stage: self.model.stages[i].label.clone(),
             instruction: instruction_text(self.text, line),
         });
+        let engine_stages = if blocker.is_some() { self.hybrid(build, r).unwrap_or_default() } else { vec![] };
         PlatformAnalysis {
             platform: target.clone(),
             foreign_code: deciding.is_some(),
@@ -972,7 +1015,105 @@ impl Context<'_> {
             assemblable: blocker.is_none(),
             not_assemblable,
             not_assemblable_reason: blocker.map(|(_, why, _)| why.to_string()),
+            engine_stages,
         }
+    }
+
+    /// The first instruction of stage `i` the assembler cannot do (its own, or a RUN trigger
+    /// of the stage it is built on).
+    fn blocker_of(&self, i: usize, r: &Resolution) -> Option<(usize, &'static str)> {
+        let own = self.model.stages[i].blockers.iter().map(|(n, why)| (n.start_line, *why));
+        let triggered = self
+            .inherited(&r.bases[i])
+            .filter(|t| t.run)
+            .map(|t| (t.onbuild.start_line, "its ONBUILD RUN trigger runs code in this stage"));
+        own.chain(triggered).min_by_key(|(line, _)| *line)
+    }
+
+    /// Stage `i` and every stage it is built on or uses, in index order.
+    fn closure(&self, i: usize, r: &Resolution) -> Vec<usize> {
+        let mut seen = vec![false; self.model.stages.len()];
+        let mut todo = vec![i];
+        while let Some(j) = todo.pop() {
+            if std::mem::replace(&mut seen[j], true) {
+                continue;
+            }
+            if let Base::Stage(k) = r.bases[j] {
+                todo.push(k);
+            }
+            todo.extend(r.deps[j].iter().filter_map(|d| match d.source {
+                Source::Stage(k) => Some(k),
+                Source::Image(_) => None,
+            }));
+        }
+        (0..seen.len()).filter(|&j| seen[j]).collect()
+    }
+
+    /// A hybrid build: the stages the target's filesystem is made of are assemblable, and
+    /// every stage that is not is reached only through `COPY --from`, with everything it uses
+    /// on the build platform, so an engine builds it natively. `None` when that is not so.
+    fn hybrid(&self, build: &Platform, r: &Resolution) -> Option<Vec<EngineStage>> {
+        let mut engine: Vec<usize> = Vec::new();
+        let mut assembled = vec![false; self.model.stages.len()];
+        let mut todo = vec![self.target];
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut assembled[i], true) {
+                continue;
+            }
+            if self.blocker_of(i, r).is_some() {
+                return None;
+            }
+            if let Base::Stage(k) = r.bases[i] {
+                todo.push(k);
+            }
+            for d in &r.deps[i] {
+                let Source::Stage(k) = d.source else { continue };
+                let runs_code = self.closure(k, r).iter().any(|&j| self.blocker_of(j, r).is_some());
+                if d.kind == RefKind::Copy && runs_code {
+                    if !engine.contains(&k) {
+                        engine.push(k);
+                    }
+                } else {
+                    todo.push(k);
+                }
+            }
+        }
+        engine.sort_unstable();
+        let mut out = Vec::new();
+        for k in engine {
+            let stages = self.closure(k, r);
+            if stages.iter().any(|&j| &r.platforms[j] != build) {
+                return None;
+            }
+            let (line, reason, at) = stages
+                .iter()
+                .filter_map(|&j| self.blocker_of(j, r).map(|(line, why)| (line, why, j)))
+                .min_by_key(|(line, _, _)| *line)?;
+            out.push(EngineStage {
+                name: self.model.stages[k].label.clone(),
+                line: self.model.stages[k].line,
+                stages: stages.iter().map(|&j| self.model.stages[j].label.clone()).collect(),
+                per_target: stages.iter().any(|&j| self.model.stages[j].target_args),
+                deciding: Location {
+                    file: self.file.to_string(),
+                    line,
+                    stage: self.model.stages[at].label.clone(),
+                    instruction: instruction_text(self.text, line),
+                },
+                reason: reason.to_string(),
+                buildkit_only: stages
+                    .iter()
+                    .filter_map(|&j| self.model.stages[j].buildkit_only.map(|n| (n.start_line, j)))
+                    .min()
+                    .map(|(line, j)| Location {
+                        file: self.file.to_string(),
+                        line,
+                        stage: self.model.stages[j].label.clone(),
+                        instruction: instruction_text(self.text, line),
+                    }),
+            });
+        }
+        Some(out).filter(|o| !o.is_empty())
     }
 
     /// What the file cannot tell, one sentence each, across all target platforms.
@@ -1189,6 +1330,70 @@ mod tests {
         let (ok, line, why) = verdict("FROM busybox AS b\nONBUILD RUN x\nFROM b\nCOPY a /\n");
         assert_eq!((ok, line), (false, Some(2)));
         assert!(why.unwrap().contains("ONBUILD"));
+    }
+
+    #[test]
+    fn hybrid_engine_stages() {
+        let build: Platform = "linux/amd64".parse().unwrap();
+        let platforms: Vec<Platform> = vec!["linux/arm64".parse().unwrap()];
+        let engine = |text: &str| {
+            let a = analyze(&AnalyzeInput {
+                text,
+                file: "Dockerfile",
+                build_args: &[],
+                target: None,
+                build_platform: &build,
+                platforms: &platforms,
+            })
+            .unwrap();
+            a.per_platform[0]
+                .engine_stages
+                .iter()
+                .map(|e| (e.name.clone(), e.stages.join("+"), e.per_target, e.deciding.line))
+                .collect::<Vec<_>>()
+        };
+        let s = |n: &str, st: &str, per: bool, line: usize| (n.to_string(), st.to_string(), per, line);
+        // The cross-compiling pattern: built per target, it reads TARGETARCH.
+        let cross = "FROM --platform=$BUILDPLATFORM busybox AS build\nARG TARGETARCH\nRUN echo $TARGETARCH > /out\n\
+                     FROM busybox\nCOPY --from=build /out /out\n";
+        assert_eq!(engine(cross), vec![s("build", "build", true, 3)]);
+        // The same result for every target: built once.
+        assert_eq!(
+            engine(
+                "FROM --platform=$BUILDPLATFORM busybox AS gen\nRUN date > /d\nFROM scratch\nCOPY --from=gen /d /\n"
+            ),
+            vec![s("gen", "gen", false, 2)]
+        );
+        // What the engine stage is built on comes along, TARGET ARGs included; a no-RUN
+        // stage the target copies from is assembled.
+        let chain = "FROM --platform=$BUILDPLATFORM busybox AS base\nARG TARGETOS\nFROM base AS build\nRUN make\n\
+                     FROM scratch AS files\nCOPY a /a\nFROM busybox\nCOPY --from=files /a /a\nCOPY --from=build /x /x\n";
+        assert_eq!(engine(chain), vec![s("build", "base+build", true, 4)]);
+        // Not hybrid: the RUN stage runs on the target platform, the target is built on it,
+        // or the target itself runs code.
+        assert!(engine("FROM busybox AS build\nRUN make\nFROM busybox\nCOPY --from=build /x /x\n").is_empty());
+        assert!(
+            engine("FROM --platform=$BUILDPLATFORM busybox AS build\nRUN make\nFROM build\nCOPY a /a\n").is_empty()
+        );
+        assert!(
+            engine("FROM --platform=$BUILDPLATFORM busybox AS build\nRUN make\nFROM busybox\nCOPY --from=build /x /x\nRUN x\n")
+                .is_empty()
+        );
+        // What only BuildKit runs is named (the classic builder cannot build it).
+        let mount = "FROM --platform=$BUILDPLATFORM busybox AS build\nCOPY a /a\nRUN --mount=type=cache,target=/c make\n\
+                     FROM busybox\nCOPY --from=build /x /x\n";
+        let a = analyze(&AnalyzeInput {
+            text: mount,
+            file: "Dockerfile",
+            build_args: &[],
+            target: None,
+            build_platform: &build,
+            platforms: &platforms,
+        })
+        .unwrap();
+        assert_eq!(a.per_platform[0].engine_stages[0].buildkit_only.as_ref().map(|l| l.line), Some(3));
+        // Fully assemblable: nothing for an engine.
+        assert!(engine("FROM busybox\nCOPY a /a\n").is_empty());
     }
 
     #[test]

@@ -103,6 +103,33 @@ pub struct PlatformAnalysis {
     /// Why, in a few words (`RUN executes code`, `ADD of a git repository`).
     #[serde(default)]
     pub not_assemblable_reason: Option<String>,
+    /// When not `assemblable` only because of stages on the build platform that the target
+    /// reads through `COPY --from`: those stages. An engine builds them natively and archway
+    /// assembles the rest (a hybrid build). Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engine_stages: Vec<EngineStage>,
+}
+
+/// A stage an engine builds on the build platform in a hybrid build, for `COPY --from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStage {
+    /// The stage's name (or index): what the engine's `--target` names.
+    pub name: String,
+    /// Line of its FROM.
+    pub line: usize,
+    /// Every stage the engine builds for it (it, and what it is built on or copies from).
+    pub stages: Vec<String>,
+    /// Its result depends on the target platform (it, or a stage it uses, declares a
+    /// `TARGET…` ARG), so it is built once per target platform; otherwise once for all.
+    pub per_target: bool,
+    /// The first instruction in those stages that the assembler cannot do.
+    pub deciding: Location,
+    /// Why, in a few words (`RUN executes code, which needs a builder`).
+    pub reason: String,
+    /// The first instruction in those stages that only BuildKit runs (`RUN --mount`, a
+    /// heredoc, `COPY --link`, …): the engine's classic builder cannot build them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buildkit_only: Option<Location>,
 }
 
 /// Whether an ADD source names a git repository (BuildKit clones it; the assembler declines).
@@ -120,6 +147,11 @@ impl PlatformAnalysis {
     /// code: the stage is then not assemblable, and this says so unless an earlier line
     /// already decided it.
     pub fn base_trigger(&mut self, image: &str, from: Location, trigger: &str) {
+        // An engine runs a trigger in a stage it builds anyway.
+        if self.engine_stages.iter().any(|e| e.stages.contains(&from.stage)) {
+            return;
+        }
+        self.engine_stages.clear();
         self.assemblable = false;
         if self.not_assemblable.as_ref().is_none_or(|d| from.line < d.line) {
             self.not_assemblable_reason =

@@ -7,6 +7,8 @@
 #[cfg(feature = "lab")]
 pub mod auth_registry;
 #[cfg(feature = "lab")]
+pub mod authz;
+#[cfg(feature = "lab")]
 pub mod lab;
 #[cfg(feature = "lab")]
 pub mod layout;

@@ -88,17 +88,22 @@ struct Interp<'a> {
     images: HashMap<String, Arc<StageResult>>,
     context: Option<Arc<Tree>>,
     build_args: HashMap<String, String>,
+    /// Stages an engine built (a hybrid build): name → their filesystem, as a tar.
+    prebuilt: &'a HashMap<String, PathBuf>,
 }
 
 type Fut<'s, T> = Pin<Box<dyn Future<Output = Result<T, BuildError>> + Send + 's>>;
 
-/// Dispatches the stages the target needs and returns the target's result.
+/// Dispatches the stages the target needs and returns the target's result. `prebuilt`: the
+/// stages an engine built, by name (or index), each an exported filesystem tar that
+/// `COPY --from` reads.
 pub async fn assemble(
     asm: &Assembler,
     spec: &BuildSpec,
     platform: &Platform,
     scratch: &Path,
     sink: &LineSink,
+    prebuilt: &HashMap<String, PathBuf>,
 ) -> Result<StageResult, BuildError> {
     let file =
         spec.dockerfile.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "Dockerfile".into());
@@ -180,6 +185,7 @@ pub async fn assemble(
         images: HashMap::new(),
         context: None,
         build_args,
+        prebuilt,
     };
     interp.done = vec![None; interp.decls.len()];
     let result = interp.stage(target).await?;
@@ -315,6 +321,25 @@ impl<'a> Interp<'a> {
                 return Ok(r.clone());
             }
             let from_line = self.nodes[self.decls[i].from].start_line;
+            let label = self.decls[i].name.clone().unwrap_or_else(|| i.to_string());
+            if let Some(tar) = self.prebuilt.get(&label) {
+                // Built by an engine: only its files matter (the target copies from it).
+                let layers = vec![(tar.clone(), "application/vnd.oci.image.layer.v1.tar".to_string())];
+                let tree = tokio::task::spawn_blocking(move || base::index(&layers))
+                    .await
+                    .map_err(|e| self.err(from_line, e.to_string()))?
+                    .map_err(|e| self.err(from_line, format!("reading the files of stage `{label}`: {e}")))?;
+                let p = self.asm.options.build_platform.clone();
+                let r = Arc::new(StageResult {
+                    image: Image::empty(&p),
+                    platform: p,
+                    tree,
+                    layers: vec![],
+                    base_diff_ids: vec![],
+                });
+                self.done[i] = Some(r.clone());
+                return Ok(r);
+            }
             let (base_kind, flag) = self.base_of(i)?;
             let start = match base_kind {
                 Base::Stage(j) => (*self.stage(j).await?).clone(),

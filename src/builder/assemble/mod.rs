@@ -210,6 +210,21 @@ impl Builder for Assembler {
         layout: &Path,
         sink: LineSink,
     ) -> Result<Built, BuildError> {
+        self.build_with(spec, platform, layout, sink, &HashMap::new()).await
+    }
+}
+
+impl Assembler {
+    /// Assembles `platform` into `layout`; `prebuilt` holds the stages an engine built, by
+    /// name, each an exported filesystem tar (a hybrid build).
+    pub async fn build_with(
+        &self,
+        spec: &BuildSpec,
+        platform: &Platform,
+        layout: &Path,
+        sink: LineSink,
+        prebuilt: &HashMap<String, PathBuf>,
+    ) -> Result<Built, BuildError> {
         let started = Instant::now();
         let fail = |detail: String| BuildError::Result { platform: platform.clone(), detail };
         let blobs = layout.join("blobs/sha256");
@@ -219,7 +234,7 @@ impl Builder for Assembler {
             .tempdir_in(layout)
             .map_err(|e| fail(format!("no temporary directory in `{}`: {e}", layout.display())))?;
 
-        let result = dispatch::assemble(self, spec, platform, scratch.path(), &sink).await?;
+        let result = dispatch::assemble(self, spec, platform, scratch.path(), &sink, prebuilt).await?;
 
         // Base layers: from the download area into the layout.
         let mut descriptors = Vec::new();

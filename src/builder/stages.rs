@@ -1,0 +1,331 @@
+//! stages: the part of a hybrid build that runs code. Each stage the plan gives to the engine
+//! (`plan::Hybrid`) runs on the build platform, so the local engine builds it natively —
+//! with buildx, or, where buildx is refused (Bitbucket's default runtime), with its classic
+//! builder through the Engine API — once for all target platforms, or once per target when it
+//! reads a `TARGET…` ARG. Its filesystem is exported as a tar that the assembler's
+//! `COPY --from` reads (`Assembler::build_with`). Nothing here runs target-platform code.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+use tokio::process::Command;
+use tokio::sync::OnceCell;
+
+use super::credentials::CredentialBridge;
+use super::engine::EngineBuilder;
+use super::{BuildError, BuildSpec, LineSink, Tail};
+use crate::dockerfile::EngineStage;
+use crate::platform::Platform;
+
+/// How the engine builds the stages.
+pub enum StageBuilder {
+    Buildx { docker: PathBuf, credentials: Option<Arc<CredentialBridge>> },
+    Classic(EngineBuilder),
+}
+
+/// Why a stage's build failed: the command, how it ended, its last lines.
+#[derive(Debug, Clone)]
+struct Failure {
+    command: String,
+    status: String,
+    tail: String,
+}
+
+/// Builds and exports engine stages, each once per key (the stage, plus the target platform
+/// when it depends on it), however many platforms ask.
+pub struct EngineStages {
+    builder: StageBuilder,
+    build_platform: Platform,
+    dir: tempfile::TempDir,
+    cells: std::sync::Mutex<HashMap<String, Cell>>,
+}
+
+/// One stage's export, made once: the tar, or why its build failed.
+type Cell = Arc<OnceCell<Result<PathBuf, Failure>>>;
+
+impl EngineStages {
+    pub fn new(builder: StageBuilder, build_platform: Platform) -> std::io::Result<EngineStages> {
+        let dir = tempfile::Builder::new().prefix("archway-stages-").tempdir()?;
+        Ok(EngineStages { builder, build_platform, dir, cells: Default::default() })
+    }
+
+    pub fn builder_name(&self) -> &'static str {
+        match self.builder {
+            StageBuilder::Buildx { .. } => "buildx",
+            StageBuilder::Classic(_) => "the engine's classic builder",
+        }
+    }
+
+    /// The filesystem tar of each of `stages` as built for `target`, by stage name.
+    pub async fn export(
+        &self,
+        spec: &BuildSpec,
+        stages: &[EngineStage],
+        target: &Platform,
+        sink: &LineSink,
+    ) -> Result<HashMap<String, PathBuf>, BuildError> {
+        let mut out = HashMap::new();
+        for s in stages {
+            let key = if s.per_target { format!("{}@{}", s.name, target.slug()) } else { s.name.clone() };
+            let cell = self.cells.lock().unwrap().entry(key.clone()).or_default().clone();
+            let got = cell
+                .get_or_init(|| async {
+                    let dest = self.dir.path().join(format!("{}.tar", key.replace(['/', '@'], "-")));
+                    let which = if s.per_target { format!("for {target}") } else { "once for all platforms".into() };
+                    sink(
+                        target,
+                        &format!(
+                            "building stage `{}` on {} with {} ({which})",
+                            s.name,
+                            self.build_platform,
+                            self.builder_name()
+                        ),
+                    );
+                    self.build(spec, s, target, &dest, sink).await.map(|()| dest)
+                })
+                .await;
+            match got {
+                Ok(path) => {
+                    out.insert(s.name.clone(), path.clone());
+                }
+                Err(f) => {
+                    return Err(BuildError::Failed {
+                        platform: target.clone(),
+                        command: f.command.clone(),
+                        status: format!("{} (building stage `{}` on the build platform)", f.status, s.name),
+                        tail: f.tail.clone(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        stage: &EngineStage,
+        target: &Platform,
+        dest: &Path,
+        sink: &LineSink,
+    ) -> Result<(), Failure> {
+        match &self.builder {
+            StageBuilder::Buildx { docker, credentials } => {
+                buildx(docker, credentials.as_deref(), spec, stage, target, dest, sink).await
+            }
+            StageBuilder::Classic(engine) => {
+                classic(engine, spec, stage, &self.build_platform, target, dest, sink).await
+            }
+        }
+    }
+}
+
+/// The automatic platform ARGs for a stage built for `target` on `build`, for builders that
+/// do not set them (the classic builder).
+pub fn platform_args(build: &Platform, target: &Platform) -> Vec<(String, String)> {
+    let v = |p: &Platform| p.variant.clone().unwrap_or_default();
+    vec![
+        ("BUILDPLATFORM".into(), build.to_string()),
+        ("BUILDOS".into(), build.os.clone()),
+        ("BUILDARCH".into(), build.architecture.clone()),
+        ("BUILDVARIANT".into(), v(build)),
+        ("TARGETPLATFORM".into(), target.to_string()),
+        ("TARGETOS".into(), target.os.clone()),
+        ("TARGETARCH".into(), target.architecture.clone()),
+        ("TARGETVARIANT".into(), v(target)),
+    ]
+}
+
+/// `docker buildx build --target STAGE --output type=tar`: BuildKit sets the platform ARGs
+/// itself from `--platform` (the stage is pinned to `$BUILDPLATFORM`, so it runs natively).
+async fn buildx(
+    docker: &Path,
+    credentials: Option<&CredentialBridge>,
+    spec: &BuildSpec,
+    stage: &EngineStage,
+    target: &Platform,
+    dest: &Path,
+    sink: &LineSink,
+) -> Result<(), Failure> {
+    let mut args: Vec<String> = vec!["buildx".into(), "build".into(), "--progress".into(), "plain".into()];
+    if stage.per_target {
+        args.extend(["--platform".into(), target.to_string()]);
+    }
+    args.extend(["--file".into(), spec.dockerfile.display().to_string(), "--target".into(), stage.name.clone()]);
+    for (k, v) in &spec.build_args {
+        args.extend(["--build-arg".into(), format!("{k}={v}")]);
+    }
+    args.extend(["--output".into(), format!("type=tar,dest={}", dest.display()), spec.context.display().to_string()]);
+    let mut cmd = Command::new(docker);
+    cmd.args(&args).env("BUILDKIT_COLORS", "").env("NO_COLOR", "1");
+    if let Some(c) = credentials {
+        c.apply(&mut cmd);
+    }
+    run(cmd, &format!("{} {}", docker.display(), args.join(" ")), target, sink).await
+}
+
+/// Runs a builder process, its output lines to `sink` (as the target platform's).
+async fn run(mut cmd: Command, command: &str, target: &Platform, sink: &LineSink) -> Result<(), Failure> {
+    tracing::debug!(command_line = %command, "running");
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let fail = |status: String, tail: String| Failure { command: command.to_string(), status, tail };
+    let mut child = cmd.spawn().map_err(|e| fail("no start".into(), format!("  │ {e}")))?;
+    let tail = Tail::default();
+    let pump = |r: Box<dyn AsyncRead + Unpin + Send>| {
+        let (tail, sink, target) = (tail.clone(), sink.clone(), target.clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                sink(&target, &l);
+                tail.push(&l);
+            }
+        })
+    };
+    let out = pump(Box::new(child.stdout.take().expect("piped")));
+    let err = pump(Box::new(child.stderr.take().expect("piped")));
+    let status = child.wait().await.map_err(|e| fail("no exit status".into(), format!("  │ {e}")))?;
+    let _ = tokio::join!(out, err);
+    if status.success() {
+        Ok(())
+    } else {
+        let s = status.code().map(|c| format!("status {c}")).unwrap_or_else(|| "a signal".into());
+        Err(fail(s, tail.render()))
+    }
+}
+
+/// The Dockerfile without `--platform` on its FROM lines: the classic builder runs every stage
+/// on the engine's own platform, which is the build platform these stages are pinned to, and
+/// engines that refuse the option (Bitbucket's) cannot reject what is not sent.
+pub fn without_platform_flags(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let trimmed = line.trim_start();
+            if !trimmed.get(..5).is_some_and(|w| w.eq_ignore_ascii_case("from ")) {
+                return line.to_string();
+            }
+            let mut out = String::with_capacity(line.len());
+            let mut rest = line;
+            while let Some(at) = rest.find("--platform=") {
+                out.push_str(&rest[..at]);
+                let after = &rest[at..];
+                let end = after.find(char::is_whitespace).unwrap_or(after.len());
+                rest = after[end..].trim_start_matches([' ', '\t']);
+            }
+            out.push_str(rest);
+            out
+        })
+        .collect()
+}
+
+/// The engine's classic builder (`POST /build`, no BuildKit) with the platform ARGs as build
+/// args and the Dockerfile without `--platform`; then the stage's filesystem through a
+/// container that is created, never started, and exported (`GET /containers/{id}/export`).
+async fn classic(
+    engine: &EngineBuilder,
+    spec: &BuildSpec,
+    stage: &EngineStage,
+    build: &Platform,
+    target: &Platform,
+    dest: &Path,
+    sink: &LineSink,
+) -> Result<(), Failure> {
+    let command = format!("POST /build (Engine API, classic builder, --target {})", stage.name);
+    let fail = |status: &str, detail: String| Failure {
+        command: command.clone(),
+        status: status.into(),
+        tail: format!("  │ {detail}"),
+    };
+    let text = std::fs::read_to_string(&spec.dockerfile)
+        .map_err(|e| fail("an unreadable Dockerfile", format!("{}: {e}", spec.dockerfile.display())))?;
+    let derived = without_platform_flags(&text);
+    if derived != text {
+        sink(
+            target,
+            "the classic builder gets the Dockerfile without `FROM --platform`: these stages run on the engine's own platform",
+        );
+    }
+    let mut args = spec.build_args.clone();
+    for (k, v) in platform_args(build, target) {
+        if !args.iter().any(|(a, _)| *a == k) {
+            args.push((k, v));
+        }
+    }
+    let stage_spec = BuildSpec { build_args: args, target: Some(stage.name.clone()), labels: vec![], ..spec.clone() };
+    let tag = format!("archway-stage/{}:{}-{}", stage.name, target.slug(), std::process::id());
+    let tail = Tail::default();
+    let lines: LineSink = {
+        let (sink, tail) = (sink.clone(), tail.clone());
+        Arc::new(move |p: &Platform, l: &str| {
+            sink(p, l);
+            tail.push(l);
+        })
+    };
+    engine.build_tagged(&stage_spec, derived.as_bytes(), &tag, target, lines).await.map_err(|_| Failure {
+        command: command.clone(),
+        status: "an error".into(),
+        tail: tail.render(),
+    })?;
+    let exported = export_filesystem(engine, &tag, dest).await;
+    let _ = engine.docker.remove_image(&tag, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+    exported.map_err(|e| fail("an error exporting the stage's files", e.to_string()))
+}
+
+/// Writes an image's filesystem to `dest` as a tar, through a container that never starts.
+async fn export_filesystem(engine: &EngineBuilder, image: &str, dest: &Path) -> anyhow::Result<()> {
+    use bollard::models::ContainerCreateBody;
+    let created = engine
+        .docker
+        .create_container(
+            None::<bollard::query_parameters::CreateContainerOptions>,
+            ContainerCreateBody {
+                image: Some(image.to_string()),
+                // Never run; a command is only required to create it.
+                cmd: Some(vec!["/archway-never-runs".into()]),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let copy = async {
+        let mut out = tokio::fs::File::create(dest).await?;
+        let mut s = engine.docker.export_container(&created.id);
+        while let Some(chunk) = s.next().await {
+            tokio::io::AsyncWriteExt::write_all(&mut out, &chunk?).await?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut out).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    let remove = bollard::query_parameters::RemoveContainerOptions { force: true, ..Default::default() };
+    let _ = engine.docker.remove_container(&created.id, Some(remove)).await;
+    copy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_flags_are_dropped_from_from_lines_only() {
+        let text = "# syntax=docker/dockerfile:1\nFROM --platform=$BUILDPLATFORM golang:1.22 AS build\nARG TARGETARCH\n\
+                    RUN echo --platform=x\nfrom  --platform=linux/amd64 busybox\nFROM scratch\n";
+        assert_eq!(
+            without_platform_flags(text),
+            "# syntax=docker/dockerfile:1\nFROM golang:1.22 AS build\nARG TARGETARCH\nRUN echo --platform=x\n\
+             from  busybox\nFROM scratch\n"
+        );
+    }
+
+    #[test]
+    fn platform_args_name_both_platforms() {
+        let a = platform_args(&"linux/amd64".parse().unwrap(), &"linux/arm/v7".parse().unwrap());
+        let get = |k: &str| a.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("BUILDARCH"), Some("amd64"));
+        assert_eq!(get("TARGETPLATFORM"), Some("linux/arm/v7"));
+        assert_eq!(get("TARGETARCH"), Some("arm"));
+        assert_eq!(get("TARGETVARIANT"), Some("v7"));
+    }
+}
