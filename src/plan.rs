@@ -170,6 +170,10 @@ pub struct Planned {
     pub deciding: Option<Location>,
     /// Why each strategy tried before this one was not taken.
     pub passed_over: Vec<(StrategyKind, String)>,
+    /// For `emulated`: the platform QEMU runs when it is not the target's (a stage pinned to
+    /// another platform with `--platform`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emulates: Option<Platform>,
     /// For `assembled`: the stages the local engine builds natively first (a hybrid build).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hybrid: Option<Hybrid>,
@@ -261,6 +265,17 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
     let local = local(caps);
     let mut tried: Vec<(StrategyKind, String)> = Vec::new();
     let mut hybrid = None;
+    // Foreign code on another platform than the target's: a stage pinned to it with
+    // `--platform` that the engine does not run natively (it needs that platform's QEMU).
+    let pinned: Option<Platform> = verdict.and_then(|v| {
+        v.foreign_platforms.iter().find(|q| *q != p && local.engine.is_none_or(|e| !runs_natively(e, q))).cloned()
+    });
+    let pinned_why = |q: &Platform| match &deciding {
+        Some(d) => {
+            format!("the RUN at {} (stage `{}`) runs on {q}, the platform that stage is pinned to", at(d), d.stage)
+        }
+        None => format!("a stage pinned to {q} runs code"),
+    };
 
     for kind in policy.full_order() {
         let outcome: Result<(Strategy, String), String> = match kind {
@@ -287,6 +302,7 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
             StrategyKind::Native => match local.engine {
                 None => Err("no Docker engine answers here".into()),
                 Some(e) if !runs_natively(e, p) => Err(format!("the engine runs {e}")),
+                Some(e) if let Some(q) = &pinned => Err(format!("{}, and the engine runs {e}", pinned_why(q))),
                 Some(e) => match &local.buildx_unusable {
                     None => {
                         Ok((Strategy::Native { builder: LocalBuilder::Buildx }, format!("the local engine runs {e}")))
@@ -302,6 +318,7 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
             StrategyKind::Cross => match (local.engine, &local.buildx_unusable) {
                 (None, _) => Err("no Docker engine answers here".into()),
                 (Some(_), Some(why)) => Err(format!("cross builds need buildx, which is unusable: {why}")),
+                (Some(_), None) if let Some(q) = &pinned => Err(pinned_why(q)),
                 (Some(_), None) if foreign => Err(match &deciding {
                     Some(d) => format!("the RUN at {} (stage `{}`) would execute {p} code", at(d), d.stage),
                     None => format!("{p} code would run during the build"),
@@ -353,7 +370,7 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
                     }
                 }
             }
-            StrategyKind::Emulated => emulated(p, policy, caps, &local, foreign),
+            StrategyKind::Emulated => emulated(pinned.as_ref().unwrap_or(p), policy, caps, &local, foreign),
         };
         match outcome {
             Ok((strategy, reason)) => {
@@ -364,6 +381,7 @@ fn decide(p: &Platform, policy: &Policy, caps: &Capabilities, analysis: &Analysi
                     foreign_code: foreign,
                     deciding,
                     passed_over: tried,
+                    emulates: pinned.filter(|_| kind == StrategyKind::Emulated),
                     hybrid: hybrid.filter(|_| kind == StrategyKind::Assembled),
                 });
             }
@@ -748,6 +766,7 @@ mod tests {
                         platform: p(x),
                         foreign_code: !is_build,
                         deciding: (!is_build).then(run_location),
+                        foreign_platforms: if is_build { vec![] } else { vec![p(x)] },
                         assemblable: false,
                         not_assemblable: Some(run_location()),
                         not_assemblable_reason: Some("RUN executes code, which needs a builder".into()),
@@ -775,6 +794,7 @@ mod tests {
                     platform: p(x),
                     foreign_code: false,
                     deciding: None,
+                    foreign_platforms: vec![],
                     assemblable: false,
                     not_assemblable: Some(Location {
                         file: "Dockerfile".into(),
@@ -821,6 +841,18 @@ mod tests {
             v.assemblable = true;
             v.not_assemblable = None;
             v.not_assemblable_reason = None;
+        }
+        a
+    }
+
+    /// A tools stage pinned to linux/arm64 (`--platform=$TOOLS_PLATFORM`) runs a RUN (line 14)
+    /// whatever the target: foreign code on arm64 for every platform.
+    fn pinned_tools(platforms: &[&str]) -> Analysis {
+        let mut a = foreign(platforms);
+        for v in &mut a.per_platform {
+            v.foreign_code = true;
+            v.deciding = Some(run_location());
+            v.foreign_platforms = vec![p("linux/arm64")];
         }
         a
     }
@@ -935,6 +967,10 @@ mod tests {
             ("--prefer native: no buildx arm64 cross → hybrid at the end", no_buildx(), crossable(ALL), classic(), "linux/arm64", Chooses(StrategyKind::Assembled, "classic builder")),
             ("no engine, no RUN → assembled", no_engine(), no_run(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Assembled, "")),
             ("no engine, RUN → impossible", no_engine(), foreign(ALL), policy(), "linux/riscv64", Refuses("DOCKER_HOST")),
+            // A stage pinned to another platform than the target's.
+            ("lab amd64 with a tools stage pinned to arm64 → emulated with arm64's handler", lab(), pinned_tools(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Emulated, "qemu-aarch64")),
+            ("lab amd64, tools pinned to arm64, no handler, never register → impossible", lab_no_handlers(), pinned_tools(ALL), binfmt_never(), "linux/amd64", Refuses("--binfmt auto")),
+            ("arm64 runner, tools pinned to arm64 → native for arm64", arm64_runner(), pinned_tools(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Native, "")),
             // Hybrid: the build-platform stage on the engine, the rest assembled.
             ("lab arm64 cross-compiled → hybrid, build stage on buildx", lab(), crossable(ALL), policy(), "linux/arm64", Chooses(StrategyKind::Assembled, "stage `build` (Dockerfile:3) runs natively on linux/amd64 with buildx, per platform")),
             ("lab amd64 cross-compiled → hybrid too", lab(), crossable(ALL), policy(), "linux/amd64", Chooses(StrategyKind::Assembled, "buildx")),

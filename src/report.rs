@@ -193,7 +193,8 @@ pub fn summary(built: &[(Built, Entries)], published: &Published) -> String {
 fn why(p: &crate::plan::Planned) -> String {
     match (&p.strategy, &p.deciding) {
         (crate::plan::Strategy::Emulated { .. }, Some(d)) => {
-            format!("the RUN at {}:{} executes {} code; {}", d.file, d.line, p.platform, p.reason)
+            let on = p.emulates.as_ref().unwrap_or(&p.platform);
+            format!("the RUN at {}:{} executes {on} code; {}", d.file, d.line, p.reason)
         }
         _ => p.reason.clone(),
     }

@@ -343,3 +343,25 @@ async fn a_slow_registry_does_not_hold_up_another() {
     slow.finish();
     fast.finish();
 }
+
+#[tokio::test]
+async fn an_oversized_answer_is_refused_without_holding_it() {
+    let server = Server::start();
+    server.script([Step::get(MANIFEST_PATH).typed(OCI_MANIFEST, "x".repeat(33 << 20))]);
+    let err = client().manifest_get(&reference(&server)).await.expect_err("a 33 MiB manifest");
+    let text = err.to_string();
+    assert!(text.contains("larger than 32 MiB") && text.contains(&server.host()), "{text}");
+    assert_eq!(server.finish().len(), 1, "not retried: {text}");
+
+    // An error's body is read only as far as its message goes.
+    let server = Server::start();
+    server.script([Step::get(MANIFEST_PATH).status(400).body(format!("bad request {}", "y".repeat(8 << 20)))]);
+    let err = client().manifest_get(&reference(&server)).await.expect_err("a 400");
+    let text = err.to_string();
+    assert!(
+        text.contains("answered 400") && text.len() < 4096,
+        "{} chars: {}",
+        text.len(),
+        &text[..200.min(text.len())]
+    );
+}

@@ -548,6 +548,7 @@ mod tests {
             foreign_code: false,
             deciding: None,
             passed_over: vec![],
+            emulates: None,
             hybrid: None,
         }
     }

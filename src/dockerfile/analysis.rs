@@ -969,13 +969,18 @@ impl Context<'_> {
     /// Whether foreign code runs for `target`, and the first RUN that makes it so.
     fn verdict(&self, build: &Platform, target: &Platform, r: &Resolution) -> PlatformAnalysis {
         let mut deciding: Option<Location> = None;
+        let mut foreign_platforms: Vec<Platform> = Vec::new();
         for (i, decl) in self.model.stages.iter().enumerate() {
             if !r.needed[i] || &r.platforms[i] == build {
                 continue;
             }
             let own = decl.runs.iter().map(|n| n.start_line);
             let triggered = self.inherited(&r.bases[i]).filter(|t| t.run).map(|t| t.onbuild.start_line);
-            if let Some(line) = own.chain(triggered).min()
+            let first = own.chain(triggered).min();
+            if first.is_some() && !foreign_platforms.contains(&r.platforms[i]) {
+                foreign_platforms.push(r.platforms[i].clone());
+            }
+            if let Some(line) = first
                 && deciding.as_ref().is_none_or(|d| line < d.line)
             {
                 deciding = Some(Location {
@@ -1012,6 +1017,7 @@ impl Context<'_> {
             platform: target.clone(),
             foreign_code: deciding.is_some(),
             deciding,
+            foreign_platforms,
             assemblable: blocker.is_none(),
             not_assemblable,
             not_assemblable_reason: blocker.map(|(_, why, _)| why.to_string()),
@@ -1394,6 +1400,27 @@ mod tests {
         assert_eq!(a.per_platform[0].engine_stages[0].buildkit_only.as_ref().map(|l| l.line), Some(3));
         // Fully assemblable: nothing for an engine.
         assert!(engine("FROM busybox\nCOPY a /a\n").is_empty());
+    }
+
+    #[test]
+    fn a_stage_pinned_to_another_platform_is_foreign_for_every_target() {
+        let build: Platform = "linux/amd64".parse().unwrap();
+        let platforms: Vec<Platform> = vec!["linux/amd64".parse().unwrap(), "linux/arm/v7".parse().unwrap()];
+        let a = analyze(&AnalyzeInput {
+            text: "ARG TOOLS=linux/arm64\nFROM --platform=$TOOLS busybox AS tools\nRUN make\nFROM busybox\nCOPY --from=tools /x /x\n",
+            file: "Dockerfile",
+            build_args: &[],
+            target: None,
+            build_platform: &build,
+            platforms: &platforms,
+        })
+        .unwrap();
+        for v in &a.per_platform {
+            assert!(v.foreign_code, "{}", v.platform);
+            assert_eq!(v.foreign_platforms, vec!["linux/arm64".parse::<Platform>().unwrap()], "{}", v.platform);
+            assert_eq!(v.deciding.as_ref().map(|d| d.line), Some(3));
+            assert!(v.engine_stages.is_empty(), "not on the build platform, so not hybrid");
+        }
     }
 
     #[test]

@@ -90,6 +90,10 @@ pub struct PlatformAnalysis {
     pub foreign_code: bool,
     /// The first such RUN (when `foreign_code`).
     pub deciding: Option<Location>,
+    /// The platforms that foreign code runs on: the target's, and any other a stage is pinned
+    /// to with `--platform` (e.g. a tools stage on linux/arm64 in an amd64 build).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_platforms: Vec<Platform>,
     /// Every stage the target needs holds only instructions archway's assembler implements
     /// (no RUN, no RUN among the ONBUILD triggers of a stage it is built on, no ADD of a git
     /// repository), so archway can write the image itself. Base images' own ONBUILD triggers

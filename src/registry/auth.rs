@@ -253,7 +253,14 @@ impl Client {
         })?;
         let status = resp.status();
         let asked = retry_after(resp.headers(), SystemTime::now());
-        let body = resp.bytes().await.map_err(|e| transient(error_chain(&e.without_url()), false, None, None))?;
+        let body = match super::http::read_bounded(resp, super::http::MAX_ERROR_BODY * 16).await {
+            Ok(super::http::Bounded::Whole(b)) => b,
+            Ok(super::http::Bounded::Cut(b)) if !matches!(outcome(status), Outcome::Done) => b,
+            Ok(super::http::Bounded::Cut(_)) => {
+                return Err(status_error(status.as_u16(), "its token answer is larger than 1 MiB".into()));
+            }
+            Err(e) => return Err(transient(error_chain(&e.without_url()), false, None, None)),
+        };
         match outcome(status) {
             Outcome::Done => {}
             Outcome::Retry => return Err(transient(error_detail(&body), false, Some(status), asked)),

@@ -238,7 +238,25 @@ impl Client {
             if req.stream && matches!(outcome(status), Outcome::Done) {
                 return Ok(Resp { status, headers, body: Bytes::new(), stream: Some(resp) });
             }
-            let body = resp.bytes().await.map_err(|e| transport_failure(e, req.registry, &url))?;
+            // A manifest, a config or an index is read whole, within a bound; an error's body
+            // only as far as its message goes.
+            let limit = if matches!(outcome(status), Outcome::Done) { MAX_BODY } else { MAX_ERROR_BODY };
+            let body = match read_bounded(resp, limit).await {
+                Ok(Bounded::Whole(b)) => b,
+                Ok(Bounded::Cut(b)) if !matches!(outcome(status), Outcome::Done) => b,
+                Ok(Bounded::Cut(_)) => {
+                    return Err(Failure::Fatal(RegistryError::Status {
+                        registry: req.registry.into(),
+                        operation: req.operation.clone(),
+                        status: status.as_u16(),
+                        detail: format!(
+                            "its answer is larger than {} MiB, more than any manifest, index or config archway reads",
+                            MAX_BODY >> 20
+                        ),
+                    }));
+                }
+                Err(e) => return Err(transport_failure(e, req.registry, &url)),
+            };
             drop(slot);
             let action = if req.push { "push" } else { "pull" };
             let detail = || error_detail(&body);
@@ -291,6 +309,43 @@ impl Client {
 
 /// A request that got no (complete) answer: resets, timeouts and refused connections are
 /// worth another try; a request reqwest could not even build is not.
+/// The most of a successful answer read into memory (manifests, indexes, configs, tokens;
+/// blobs stream): distribution itself refuses manifests over 4 MiB.
+pub(crate) const MAX_BODY: usize = 32 << 20;
+/// The most of an error answer read (its message is at the start).
+pub(crate) const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// A body read up to a bound.
+pub(crate) enum Bounded {
+    Whole(Bytes),
+    /// The first `limit` bytes of a longer body (the rest is not read).
+    Cut(Bytes),
+}
+
+/// Reads a response's body, at most `limit` bytes of it: a registry cannot make archway hold
+/// more than that in memory.
+pub(crate) async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Bounded, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        let mut first = bytes::BytesMut::new();
+        while first.len() < limit.min(MAX_ERROR_BODY)
+            && let Some(chunk) = resp.chunk().await?
+        {
+            first.extend_from_slice(&chunk);
+        }
+        first.truncate(limit.min(MAX_ERROR_BODY));
+        return Ok(Bounded::Cut(first.freeze()));
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if buf.len() + chunk.len() > limit {
+            buf.extend_from_slice(&chunk[..limit - buf.len()]);
+            return Ok(Bounded::Cut(buf.freeze()));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bounded::Whole(buf.freeze()))
+}
+
 fn transport_failure(e: reqwest::Error, registry: &str, url: &str) -> Failure {
     let e = e.without_url();
     if e.is_builder() || e.is_redirect() {
