@@ -792,6 +792,7 @@ mod tests {
             platform: p(platform),
             endpoint: "tcp://arm-builder:2376".into(),
             reached: reached.map(p).map_err(String::from),
+            containerd_store: Some(true),
         });
         c
     }

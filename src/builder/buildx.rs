@@ -17,6 +17,7 @@ use tokio::process::Command;
 use super::{BuildError, BuildSpec, Builder, Built, LineSink, SharedSink, Tail};
 use crate::oci::{self, Descriptor, Index};
 use crate::platform::Platform;
+use crate::probe::engine::EngineEndpoint;
 use crate::reference::Digest;
 
 pub struct Buildx {
@@ -26,6 +27,21 @@ pub struct Buildx {
     pub credentials: Option<std::sync::Arc<super::credentials::CredentialBridge>>,
     /// Build on this remote engine instead of the local one.
     pub remote: Option<RemoteEngine>,
+    /// How the result leaves buildx.
+    pub export: Export,
+}
+
+/// How buildx hands its result to archway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Export {
+    /// `--output type=oci,tar=false,dest=DIR`: buildx writes the OCI layout itself.
+    Oci,
+    /// buildx's `docker` driver over the classic image store refuses OCI and docker-archive
+    /// output, attestations and several platforms at once. So each platform is built alone
+    /// and loaded into that engine under a temporary tag (`--output type=image,name=TAG`),
+    /// read back as `docker save` does and turned into an OCI layout (`saved`); the tag is
+    /// removed. The endpoint is the engine buildx builds on: the local one or the node.
+    Engine(EngineEndpoint),
 }
 
 /// A remote Docker engine buildx builds on, through `DOCKER_HOST` for this one invocation.
@@ -38,9 +54,19 @@ pub struct RemoteEngine {
 }
 
 impl Buildx {
-    /// The argument vector for `platforms` (without the program): one OCI layout, holding an
-    /// index over the platforms when there are several.
-    pub fn args(spec: &BuildSpec, platforms: &[Platform], layout: &Path, metadata_file: &Path) -> Vec<String> {
+    /// The `--output` value for an OCI layout at `layout` (holding an index over the platforms
+    /// when there are several).
+    pub fn oci_output(layout: &Path) -> String {
+        format!("type=oci,tar=false,dest={}", layout.display())
+    }
+
+    /// The `--output` value that loads the image into the engine under `tag`.
+    pub fn image_output(tag: &str) -> String {
+        format!("type=image,name={tag}")
+    }
+
+    /// The argument vector for `platforms` (without the program), exporting to `output`.
+    pub fn args(spec: &BuildSpec, platforms: &[Platform], output: &str, metadata_file: &Path) -> Vec<String> {
         let names: Vec<String> = platforms.iter().map(Platform::to_string).collect();
         let mut a: Vec<String> = vec![
             "buildx".into(),
@@ -83,7 +109,7 @@ impl Buildx {
         };
         a.extend(spec.options.args(scope.as_deref()));
         a.push("--output".into());
-        a.push(format!("type=oci,tar=false,dest={}", layout.display()));
+        a.push(output.to_string());
         a.push(spec.context.display().to_string());
         a
     }
@@ -91,7 +117,7 @@ impl Buildx {
 
 /// Where buildx's output lines go.
 #[derive(Clone)]
-enum Route {
+pub(super) enum Route {
     /// Every line is this platform's.
     One(Platform, LineSink),
     /// A build of several platforms: a line goes to the platform its step names, else (the
@@ -201,45 +227,32 @@ struct Metadata {
 }
 
 /// Why one buildx invocation did not give a result.
-enum RunError {
-    Spawn { program: String, detail: String },
-    Failed { command: String, status: String, tail: String },
+pub(super) enum RunError {
+    Spawn {
+        program: String,
+        detail: String,
+    },
+    Failed {
+        command: String,
+        status: String,
+        tail: String,
+    },
     Result(String),
+    /// What was asked cannot be done with this builder; the text says why and what to change.
+    Unsupported(String),
 }
 
 impl Buildx {
-    /// Runs one `docker buildx build` for `platforms` into `layout`, and returns the descriptor
-    /// buildx reports for what it exported (checked to be in the layout).
-    async fn run(
-        &self,
-        spec: &BuildSpec,
-        platforms: &[Platform],
-        layout: &Path,
-        route: Route,
-    ) -> Result<Descriptor, RunError> {
-        let program = self.docker.display().to_string();
-        let meta_dir = tempfile::tempdir().map_err(|e| RunError::Spawn {
-            program: "docker".into(),
-            detail: format!("no temporary directory: {e}"),
-        })?;
-        let meta_path = meta_dir.path().join("metadata.json");
-        // A remote node builds with its own engine's builder, never the `builder` input's.
-        let mut args = Self::args(spec, platforms, layout, &meta_path);
-        if self.remote.is_some()
-            && let Some(at) = args.iter().position(|a| a == "--builder")
-        {
-            args.drain(at..at + 2);
-        }
-        let command_line = format!("{program} {}", args.join(" "));
-        tracing::debug!(%command_line, "running");
+    /// A `docker` command with the environment every invocation gets: archway's credentials,
+    /// and the remote engine's `DOCKER_HOST` when there is one.
+    pub(super) fn command(&self) -> Command {
         let mut cmd = Command::new(&self.docker);
-        cmd.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         // BuildKit's plain progress is what users paste into bug reports; keep it uncoloured.
         cmd.env("BUILDKIT_COLORS", "").env("NO_COLOR", "1");
         if let Some(c) = &self.credentials {
             c.apply(&mut cmd);
         }
-        spec.options.apply(&mut cmd);
         if let Some(r) = &self.remote {
             // The remote engine's own default builder; the user's selected local builder and
             // context must not apply.
@@ -250,6 +263,24 @@ impl Buildx {
                 None => cmd.env_remove(DOCKER_TLS_VERIFY),
             };
         }
+        cmd
+    }
+
+    /// Runs `docker ARGS` to the end, its lines going to `route`.
+    pub(super) async fn invoke(&self, spec: &BuildSpec, args: &[String], route: Route) -> Result<(), RunError> {
+        let program = self.docker.display().to_string();
+        // A remote node builds with its own engine's builder, never the `builder` input's.
+        let mut args = args.to_vec();
+        if self.remote.is_some()
+            && let Some(at) = args.iter().position(|a| a == "--builder")
+        {
+            args.drain(at..at + 2);
+        }
+        let command_line = format!("{program} {}", args.join(" "));
+        tracing::debug!(%command_line, "running");
+        let mut cmd = self.command();
+        cmd.args(&args);
+        spec.options.apply(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| RunError::Spawn { program: program.clone(), detail: e.to_string() })?;
         let tail = Tail::default();
         let out = tokio::spawn(pump(child.stdout.take().expect("piped"), route.clone(), tail.clone()));
@@ -263,6 +294,24 @@ impl Buildx {
             };
             return Err(RunError::Failed { command: command_line, status, tail: tail.render() });
         }
+        Ok(())
+    }
+
+    /// Runs one `docker buildx build` for `platforms` into `layout`, and returns the descriptor
+    /// buildx reports for what it exported (checked to be in the layout).
+    async fn run(
+        &self,
+        spec: &BuildSpec,
+        platforms: &[Platform],
+        layout: &Path,
+        route: Route,
+    ) -> Result<Descriptor, RunError> {
+        let meta_dir = tempfile::tempdir().map_err(|e| RunError::Spawn {
+            program: "docker".into(),
+            detail: format!("no temporary directory: {e}"),
+        })?;
+        let meta_path = meta_dir.path().join("metadata.json");
+        self.invoke(spec, &Self::args(spec, platforms, &Self::oci_output(layout), &meta_path), route).await?;
         let raw =
             std::fs::read(&meta_path).map_err(|e| RunError::Result(format!("no metadata file from buildx: {e}")))?;
         let meta: Metadata =
@@ -316,6 +365,9 @@ impl Buildx {
             }
             Err(RunError::Result(detail)) => {
                 return Err(each(&|p| BuildError::Result { platform: p.clone(), detail: detail.clone() }));
+            }
+            Err(RunError::Unsupported(detail)) => {
+                return Err(each(&|p| BuildError::Unsupported { platform: p.clone(), detail: detail.clone() }));
             }
             Err(RunError::Failed { command, status, tail }) => {
                 let mut failed = steps.lock().unwrap().failed();
@@ -425,12 +477,17 @@ impl Builder for Buildx {
     ) -> Result<Built, BuildError> {
         let started = Instant::now();
         let route = Route::One(platform.clone(), sink);
-        let descriptor = self.run(spec, std::slice::from_ref(platform), layout, route).await.map_err(|e| match e {
+        let ran = match &self.export {
+            Export::Oci => self.run(spec, std::slice::from_ref(platform), layout, route).await,
+            Export::Engine(engine) => self.run_loaded(spec, platform, layout, route, engine).await,
+        };
+        let descriptor = ran.map_err(|e| match e {
             RunError::Spawn { program, detail } => BuildError::Spawn { platform: platform.clone(), program, detail },
             RunError::Failed { command, status, tail } => {
                 BuildError::Failed { platform: platform.clone(), command, status, tail }
             }
             RunError::Result(detail) => BuildError::Result { platform: platform.clone(), detail },
+            RunError::Unsupported(detail) => BuildError::Unsupported { platform: platform.clone(), detail },
         })?;
         Ok(Built {
             platform: platform.clone(),
@@ -460,7 +517,12 @@ mod tests {
             options: Default::default(),
         };
         let p: Platform = "linux/arm/v7".parse().unwrap();
-        let a = Buildx::args(&spec, std::slice::from_ref(&p), Path::new("/tmp/out dir"), Path::new("/tmp/m.json"));
+        let a = Buildx::args(
+            &spec,
+            std::slice::from_ref(&p),
+            &Buildx::oci_output(Path::new("/tmp/out dir")),
+            Path::new("/tmp/m.json"),
+        );
         assert_eq!(
             a,
             [
@@ -514,7 +576,9 @@ mod tests {
             },
         };
         let one: Platform = "linux/arm64".parse().unwrap();
-        let a = Buildx::args(&spec, std::slice::from_ref(&one), Path::new("/o"), Path::new("/m.json")).join(" ");
+        let a =
+            Buildx::args(&spec, std::slice::from_ref(&one), &Buildx::oci_output(Path::new("/o")), Path::new("/m.json"))
+                .join(" ");
         assert!(
             a.contains(
                 "--cache-from type=registry,ref=r.io/a/b:buildcache-linux-arm64 \
@@ -526,7 +590,7 @@ mod tests {
         );
         // Several platforms in one invocation share the scope they were given.
         let two = [one, "linux/amd64".parse().unwrap()];
-        let a = Buildx::args(&spec, &two, Path::new("/o"), Path::new("/m.json")).join(" ");
+        let a = Buildx::args(&spec, &two, &Buildx::oci_output(Path::new("/o")), Path::new("/m.json")).join(" ");
         assert!(a.contains("--cache-to type=registry,ref=r.io/a/b:buildcache,mode=max"), "{a}");
     }
 

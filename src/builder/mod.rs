@@ -8,10 +8,12 @@
 
 pub mod assemble;
 pub mod buildx;
+mod buildx_classic;
 pub mod credentials;
 pub mod engine;
 pub mod options;
 pub mod qemu;
+pub mod saved;
 pub mod schedule;
 pub mod stages;
 
@@ -91,6 +93,10 @@ pub enum BuildError {
     Failed { platform: Platform, command: String, status: String, tail: String },
     #[error("{platform}: the builder finished but its result is unreadable: {detail}")]
     Result { platform: Platform, detail: String },
+    /// The builder cannot do what was asked here (attestations on the classic image store);
+    /// `detail` says why and what to change.
+    #[error("{platform}: {detail}")]
+    Unsupported { platform: Platform, detail: String },
     /// The assembler cannot do what an instruction asks (a RUN, an ADD of a git repository).
     #[error("{platform}: {file}:{line}: `{instruction}` cannot be assembled: {reason}")]
     NotAssemblable { platform: Platform, file: String, line: usize, instruction: String, reason: String },
@@ -106,6 +112,7 @@ impl BuildError {
             BuildError::Spawn { platform, .. }
             | BuildError::Failed { platform, .. }
             | BuildError::Result { platform, .. }
+            | BuildError::Unsupported { platform, .. }
             | BuildError::NotAssemblable { platform, .. }
             | BuildError::Assemble { platform, .. } => platform,
         }

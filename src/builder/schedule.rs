@@ -12,7 +12,7 @@ use std::time::Instant;
 use futures_util::StreamExt as _;
 
 use super::assemble::{AssembleOptions, Assembler};
-use super::buildx::{Buildx, RemoteEngine};
+use super::buildx::{Buildx, Export, RemoteEngine};
 use super::credentials::CredentialBridge;
 use super::engine::EngineBuilder;
 use super::stages::{EngineStages, StageBuilder};
@@ -21,6 +21,8 @@ use crate::error::UserError;
 use crate::inputs::{BuildRequest, Output};
 use crate::plan::{Handler, LocalBuilder, Plan, Planned, Strategy};
 use crate::platform::Platform;
+use crate::probe::Capabilities;
+use crate::probe::engine::EngineEndpoint;
 use crate::publish;
 use crate::registry::Client;
 use crate::report::{self, Log};
@@ -37,18 +39,20 @@ pub struct Builds {
 }
 
 /// Builds every planned platform of `req` (see the module doc). Pushes wait for `access`.
-/// `together`: buildx can build several platforms in one invocation here
-/// ([`crate::probe::Capabilities::buildx_multi_platform`]).
+/// From `caps`: whether buildx builds several platforms in one invocation here
+/// ([`Capabilities::buildx_multi_platform`]), and which engines keep the classic image store
+/// (then buildx's result is exported through the engine, [`Export::Engine`]).
 pub async fn run(
     req: &BuildRequest,
     plan: &Plan,
-    together: bool,
+    caps: &Capabilities,
     client: &Arc<Client>,
     log: &Arc<Log>,
     access: Access,
 ) -> anyhow::Result<Builds> {
     let planned: Vec<Planned> = plan.planned().into_iter().cloned().collect();
-    let builders = choose(req, &planned, client).await?;
+    let together = caps.buildx_multi_platform();
+    let builders = choose(req, &planned, caps, client).await?;
     register_qemu(&planned, &req.runner.docker, log).await?;
     let staging = Staging::new(&req.output)?;
     // A cache scoped per platform needs an invocation per platform.
@@ -117,6 +121,7 @@ pub fn assemble_options(req: &BuildRequest, build_platform: Platform) -> Assembl
 async fn choose(
     req: &BuildRequest,
     planned: &[Planned],
+    caps: &Capabilities,
     client: &Arc<Client>,
 ) -> anyhow::Result<Vec<(Planned, Chosen)>> {
     // buildx pulls base images with the Docker config's credentials; archway's own reach it
@@ -173,11 +178,55 @@ async fn choose(
             Strategy::Native { builder: LocalBuilder::EngineApi } => {
                 Chosen::Engine(connect_engine(req, &p.platform.to_string()).await?)
             }
-            _ => Chosen::Buildx(Buildx { docker: req.runner.docker.clone(), credentials: bridge.clone(), remote }),
+            _ => {
+                let export = export(req, caps, p, remote.as_ref());
+                Chosen::Buildx(Buildx {
+                    docker: req.runner.docker.clone(),
+                    credentials: bridge.clone(),
+                    remote,
+                    export,
+                })
+            }
         };
         out.push((p.clone(), b));
     }
     Ok(out)
+}
+
+/// How buildx's result leaves the engine it builds on (`remote`, else the local one): through
+/// that engine when it keeps the classic image store (and buildx uses its `docker` driver).
+fn export(req: &BuildRequest, caps: &Capabilities, planned: &Planned, remote: Option<&RemoteEngine>) -> Export {
+    match (classic_store_engine(&planned.strategy, caps), remote) {
+        (None, _) => Export::Oci,
+        (Some(_), Some(r)) => Export::Engine(EngineEndpoint { host: r.endpoint.clone(), cert_dir: r.cert_dir.clone() }),
+        (Some(_), None) => Export::Engine(req.runner.engine.clone()),
+    }
+}
+
+/// The endpoint of the engine buildx builds `strategy`'s platform on, when that engine keeps
+/// the classic image store (see [`Export::Engine`]).
+pub fn classic_store_engine<'a>(strategy: &'a Strategy, caps: &'a Capabilities) -> Option<&'a str> {
+    match strategy {
+        Strategy::Assembled | Strategy::Native { builder: LocalBuilder::EngineApi } => None,
+        Strategy::Remote { endpoint } => caps.node_classic_store(endpoint).then_some(endpoint.as_str()),
+        Strategy::Native { builder: LocalBuilder::Buildx } | Strategy::Cross | Strategy::Emulated { .. } => {
+            caps.engine.as_ref().filter(|_| caps.local_classic_store()).map(|e| e.endpoint.as_str())
+        }
+    }
+}
+
+/// One line for each engine with the classic image store that buildx builds on in `plan`.
+pub fn classic_store_notes(plan: &Plan, caps: &Capabilities) -> Vec<String> {
+    let mut engines: Vec<&str> = Vec::new();
+    for e in plan.planned().iter().filter_map(|p| classic_store_engine(&p.strategy, caps)) {
+        if !engines.contains(&e) {
+            engines.push(e);
+        }
+    }
+    engines
+        .iter()
+        .map(|e| format!("the engine at {e} uses the classic image store: buildx builds one platform at a time there, and archway exports each image with `docker save`"))
+        .collect()
 }
 
 /// The local engine's classic builder, for `what`.
@@ -530,6 +579,7 @@ mod tests {
             docker: "docker".into(),
             credentials: None,
             remote: remote.map(|e| RemoteEngine { endpoint: e.into(), cert_dir: None }),
+            export: Export::Oci,
         })
     }
 
@@ -542,6 +592,48 @@ mod tests {
                 Unit::Together(ps, _) => ps.iter().map(|p| p.platform.to_string()).collect::<Vec<_>>().join("+"),
             })
             .collect()
+    }
+
+    #[test]
+    fn engines_with_the_classic_store_are_named() {
+        // GitLab's `docker:dind` service before Docker 29: the classic store, buildx's `docker` driver.
+        let mut caps: Capabilities =
+            serde_json::from_str(include_str!("../../tests/fixtures/capabilities/gitlab-dind-unprivileged.json"))
+                .unwrap();
+        let local = caps.engine.as_ref().unwrap().endpoint.clone();
+        let native = Strategy::Native { builder: LocalBuilder::Buildx };
+        assert_eq!(classic_store_engine(&native, &caps), Some(local.as_str()));
+        assert_eq!(classic_store_engine(&Strategy::Cross, &caps), Some(local.as_str()));
+        assert_eq!(classic_store_engine(&Strategy::Native { builder: LocalBuilder::EngineApi }, &caps), None);
+        assert_eq!(classic_store_engine(&Strategy::Assembled, &caps), None);
+        let remote = Strategy::Remote { endpoint: "tcp://arm:2376".into() };
+        for (store, expected) in [(Some(false), Some("tcp://arm:2376")), (Some(true), None), (None, None)] {
+            caps.nodes = vec![crate::probe::Node {
+                platform: "linux/arm64".parse().unwrap(),
+                endpoint: "tcp://arm:2376".into(),
+                reached: Ok("linux/arm64".parse().unwrap()),
+                containerd_store: store,
+            }];
+            assert_eq!(classic_store_engine(&remote, &caps), expected, "a node whose store is {store:?}");
+        }
+        caps.nodes[0].containerd_store = Some(false);
+        let plan = Plan {
+            platforms: vec![
+                Ok(planned("linux/amd64", native.clone())),
+                Ok(planned("linux/arm64", remote)),
+                Ok(planned("linux/arm/v7", Strategy::Cross)),
+            ],
+        };
+        let notes = classic_store_notes(&plan, &caps);
+        assert_eq!(notes.len(), 2, "one line per engine: {notes:?}");
+        assert!(notes[0].starts_with(&format!("the engine at {local} uses the classic image store")), "{notes:?}");
+        assert!(notes[1].contains("tcp://arm:2376"), "{notes:?}");
+        // The docker driver over the containerd store, or another driver: nothing to say.
+        caps.engine.as_mut().unwrap().containerd_store = true;
+        assert_eq!(classic_store_engine(&native, &caps), None);
+        caps.engine.as_mut().unwrap().containerd_store = false;
+        caps.buildx.as_mut().unwrap().driver = "docker-container".into();
+        assert_eq!(classic_store_engine(&native, &caps), None);
     }
 
     #[test]

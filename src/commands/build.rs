@@ -52,10 +52,8 @@ pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
         }
         anyhow::Ok(())
     };
-    let ((), builds) = tokio::try_join!(
-        check,
-        schedule::run(&req, &planning.plan, planning.caps.buildx_multi_platform(), &client, &log, access)
-    )?;
+    let ((), builds) =
+        tokio::try_join!(check, schedule::run(&req, &planning.plan, &planning.caps, &client, &log, access))?;
 
     log.group("Publish");
     let t = Instant::now();

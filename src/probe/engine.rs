@@ -103,7 +103,7 @@ pub async fn probe_engine_with(
         endpoint: host.to_string(),
         version: version.version.unwrap_or_default(),
         platform,
-        containerd_store: containerd_store(info.driver_status.as_deref().unwrap_or_default()),
+        containerd_store: containerd_store(&info),
         authorization_plugins: info.plugins.and_then(|p| p.authorization).unwrap_or_default(),
         accepts_privileged,
         local_images,
@@ -237,12 +237,24 @@ pub fn platform_of(os: Option<&str>, arch: Option<&str>) -> Option<Platform> {
     format!("{}/{}", os?, arch?).parse().ok()
 }
 
-/// The containerd image store reports `driver-type io.containerd.snapshotter.v1` in `DriverStatus`.
-pub fn containerd_store(driver_status: &[Vec<String>]) -> bool {
-    driver_status
-        .iter()
-        .any(|kv| matches!(kv.as_slice(), [k, v] if k == "driver-type" && v == "io.containerd.snapshotter.v1"))
+/// Whether the engine keeps its images in the containerd image store, from `docker info` alone.
+/// That store reports `DriverStatus` `[["driver-type", "io.containerd.snapshotter.v1"]]` and
+/// the snapshotter as `Driver` (`overlayfs`) — opted into on Docker 24–28, the default of a
+/// fresh Docker 29. The classic store reports its graph driver (`overlay2`, `vfs`, …) and that
+/// driver's own status lines.
+pub fn containerd_store(info: &bollard::models::SystemInfo) -> bool {
+    store_is_containerd(info.driver.as_deref(), info.driver_status.as_deref().unwrap_or_default())
 }
+
+/// [`containerd_store`] from the two fields (`docker info --format` over ssh gives just these).
+pub fn store_is_containerd(driver: Option<&str>, driver_status: &[Vec<String>]) -> bool {
+    let snapshotter = |kv: &Vec<String>| matches!(kv.as_slice(), [k, v] if k == "driver-type" && v == SNAPSHOTTER);
+    // `overlayfs` is containerd's snapshotter; the classic store's overlay driver is `overlay2`.
+    driver_status.iter().any(snapshotter) || (driver_status.is_empty() && driver == Some("overlayfs"))
+}
+
+/// The containerd plugin type moby's containerd image service names as its `driver-type`.
+const SNAPSHOTTER: &str = "io.containerd.snapshotter.v1";
 
 /// `repo:tag` names of an image, without `<none>`.
 fn tags(image: &ImageSummary) -> impl Iterator<Item = &String> {
@@ -379,15 +391,26 @@ mod tests {
         assert_eq!(platform_of(Some("linux"), Some("arm64")).map(|p| p.to_string()).as_deref(), Some("linux/arm64"));
         assert_eq!(platform_of(Some("linux"), None), None);
         let s = |kv: &[&str]| kv.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        // Docker 26 with the containerd store, as `docker info` reports it on the lab machine.
-        assert!(containerd_store(&[s(&["driver-type", "io.containerd.snapshotter.v1"])]));
-        // The classic overlay2 driver.
-        assert!(!containerd_store(&[
-            s(&["Backing Filesystem", "extfs"]),
-            s(&["Supports d_type", "true"]),
-            s(&["Using metacopy", "false"]),
-        ]));
-        assert!(!containerd_store(&[]));
+        assert!(store_is_containerd(Some("overlayfs"), &[]), "the snapshotter's name alone");
+        assert!(!store_is_containerd(Some("overlay2"), &[]));
+        assert!(!store_is_containerd(Some("overlayfs"), &[s(&["Backing Filesystem", "extfs"])]));
+    }
+
+    /// `GET /info` as engines answer it (tests/fixtures/docker-info: Docker 26 recorded with
+    /// each store; Docker 29 written from its documentation, see the README there).
+    #[test]
+    fn image_store_from_docker_info() {
+        let info = |name: &str| -> bollard::models::SystemInfo {
+            let path = format!("{}/tests/fixtures/docker-info/{name}.json", env!("CARGO_MANIFEST_DIR"));
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let classic = info("docker26-classic");
+        assert_eq!(classic.driver.as_deref(), Some("overlay2"));
+        assert!(!containerd_store(&classic), "Docker 26 with the classic store (overlay2)");
+        assert!(containerd_store(&info("docker26-containerd")), "Docker 26 with the containerd store turned on");
+        let v29 = info("docker29");
+        assert_eq!(v29.server_version.as_deref(), Some("29.0.0"));
+        assert!(containerd_store(&v29), "Docker 29's default: the containerd store");
     }
 
     #[test]

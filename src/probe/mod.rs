@@ -169,6 +169,10 @@ pub struct Node {
     pub endpoint: String,
     /// The node's engine platform when reached, or why it could not be reached.
     pub reached: Result<Platform, String>,
+    /// Whether the node's engine uses the containerd image store; `None` when that is not
+    /// known (unreachable, or capabilities recorded before archway asked).
+    #[serde(default)]
+    pub containerd_store: Option<bool>,
 }
 
 /// What to probe besides this machine and the engine `DOCKER_HOST` names.
@@ -268,5 +272,20 @@ impl Capabilities {
             Some(b) if b.driver == "docker" => self.engine.as_ref().is_some_and(|e| e.containerd_store),
             Some(_) => true,
         }
+    }
+
+    /// Whether buildx builds on the local engine through its `docker` driver over the classic
+    /// image store, which refuses OCI output, attestations and several platforms at once: each
+    /// platform is then built alone and exported through the engine (see
+    /// `builder::buildx::Export`).
+    pub fn local_classic_store(&self) -> bool {
+        matches!(&self.buildx, Some(b) if b.driver == "docker")
+            && self.engine.as_ref().is_some_and(|e| !e.containerd_store)
+    }
+
+    /// Whether the node at `endpoint` keeps its images in the classic image store (buildx
+    /// builds there with the node's own `docker` driver). Unknown counts as not.
+    pub fn node_classic_store(&self, endpoint: &str) -> bool {
+        self.nodes.iter().any(|n| n.endpoint == endpoint && n.containerd_store == Some(false))
     }
 }

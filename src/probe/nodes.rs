@@ -1,7 +1,7 @@
 //! nodes: reaches each remote builder node the user configured (`--node PLATFORM=ENDPOINT`)
-//! and asks its engine for its native platform: `tcp://` (TLS with a certificate directory) and
-//! `unix://` through the Engine API, `ssh://` through `docker -H ssh://… version`, since only
-//! the Docker CLI speaks ssh.
+//! and asks its engine for its native platform and its image store: `tcp://` (TLS with a
+//! certificate directory) and `unix://` through the Engine API, `ssh://` through
+//! `docker -H ssh://… version` and `… info`, since only the Docker CLI speaks ssh.
 //!
 //! A node that cannot be reached is a fact, not an error: its `reached` holds the reason.
 
@@ -30,24 +30,47 @@ pub async fn probe_node(spec: &NodeSpec, docker: &Path) -> Node {
         Err(ProbeError::NotAnEndpoint { endpoint: endpoint.to_string() })
     };
     // Recorded as text: a node's reach is a fact of the runner, saved with `--save-capabilities`.
-    let reached = reached.map_err(|e| e.to_string());
-    Node { platform: spec.platform.clone(), endpoint: spec.endpoint.clone(), reached }
+    let (reached, containerd_store) = match reached {
+        Ok((platform, store)) => (Ok(platform), store),
+        Err(e) => (Err(e.to_string()), None),
+    };
+    Node { platform: spec.platform.clone(), endpoint: spec.endpoint.clone(), reached, containerd_store }
 }
 
-async fn over_api(endpoint: &str, cert_dir: Option<&Path>) -> Result<Platform, ProbeError> {
+/// The node's platform, and whether it uses the containerd image store (`None`: unknown).
+type Reached = (Platform, Option<bool>);
+
+async fn over_api(endpoint: &str, cert_dir: Option<&Path>) -> Result<Reached, ProbeError> {
     let docker = engine::connect(endpoint, cert_dir).await?;
-    let v = engine::call(endpoint, docker.version()).await?;
-    engine::platform_of(v.os.as_deref(), v.arch.as_deref())
-        .ok_or_else(|| engine::unknown_platform(endpoint, v.os.as_deref(), v.arch.as_deref()))
+    let (v, info) = tokio::join!(engine::call(endpoint, docker.version()), engine::call(endpoint, docker.info()));
+    let v = v?;
+    let platform = engine::platform_of(v.os.as_deref(), v.arch.as_deref())
+        .ok_or_else(|| engine::unknown_platform(endpoint, v.os.as_deref(), v.arch.as_deref()))?;
+    let store = info.inspect_err(|e| tracing::info!("no `docker info` from {endpoint}: {e}")).ok();
+    Ok((platform, store.map(|i| engine::containerd_store(&i))))
 }
 
-async fn over_ssh(endpoint: &str, docker: &Path) -> Result<Platform, ProbeError> {
+async fn over_ssh(endpoint: &str, docker: &Path) -> Result<Reached, ProbeError> {
     let args = ["-H", endpoint, "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"];
-    let out = command::run(docker, &args, SSH_TIMEOUT).await?;
+    let info_args = ["-H", endpoint, "info", "--format", "{{json .Driver}} {{json .DriverStatus}}"];
+    let (out, info) =
+        tokio::join!(command::run(docker, &args, SSH_TIMEOUT), command::run(docker, &info_args, SSH_TIMEOUT));
+    let out = out?;
     if !out.success {
         return Err(ProbeError::Ssh { endpoint: endpoint.to_string(), reason: ssh_reason(&out.reason()) });
     }
-    parse_os_arch(endpoint, &out.stdout)
+    let store = info.ok().filter(|i| i.success).and_then(|i| parse_store(&i.stdout));
+    Ok((parse_os_arch(endpoint, &out.stdout)?, store))
+}
+
+/// Whether the engine uses the containerd image store, from what it answered to
+/// `docker info --format '{{json .Driver}} {{json .DriverStatus}}'`: `"overlay2" [["Backing
+/// Filesystem","extfs"],…]`.
+pub fn parse_store(text: &str) -> Option<bool> {
+    let (driver, status) = text.trim().split_once(' ')?;
+    let driver: String = serde_json::from_str(driver).ok()?;
+    let status: Option<Vec<Vec<String>>> = serde_json::from_str(status).ok()?;
+    Some(engine::store_is_containerd(Some(&driver), &status.unwrap_or_default()))
 }
 
 /// The docker CLI wraps ssh's own complaint in a long sentence ending `stderr=…`; that part is
@@ -80,6 +103,16 @@ mod tests {
             "the engine at ssh://ci@arm-box reports an unknown platform `linux/sparc64`"
         );
         assert!(parse_os_arch(ssh, "").is_err());
+    }
+
+    #[test]
+    fn image_store_over_ssh() {
+        // `docker info --format '{{json .Driver}} {{json .DriverStatus}}'` against the lab's
+        // engine (containerd store) and a node with the classic store (Docker 26.1).
+        assert_eq!(parse_store("\"overlayfs\" [[\"driver-type\",\"io.containerd.snapshotter.v1\"]]\n"), Some(true));
+        let classic = "\"overlay2\" [[\"Backing Filesystem\",\"extfs\"],[\"Supports d_type\",\"true\"]]\n";
+        assert_eq!(parse_store(classic), Some(false));
+        assert_eq!(parse_store(""), None);
     }
 
     #[test]

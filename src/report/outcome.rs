@@ -22,6 +22,9 @@ pub fn plan(planning: &Planning, log: &Log) -> Result<(), UserError> {
     for u in &planning.analysis.unknowns {
         log.line(&format!("note: {u}"));
     }
+    for n in crate::builder::schedule::classic_store_notes(&planning.plan, &planning.caps) {
+        log.line(&format!("note: {n}"));
+    }
     let impossible = planning.plan.impossible();
     if impossible.is_empty() {
         return Ok(());
