@@ -54,7 +54,8 @@ fn without_a_handler_cross_builds_refuses_or_registers() {
     let _lock = support::machine::lock();
     let guard = Arm64HandlerDisabled::new();
 
-    // 1. Cross-compiling Dockerfile: strategy cross, no handler needed.
+    // 1. Cross-compiling Dockerfile, built through buildx (`--prefer cross`; by default it is
+    // a hybrid `assembled` build, tests/e2e_hybrid.rs): strategy cross, no handler needed.
     let repo = unique_repo("cross");
     let ctx = context(&cross_dockerfile());
     let out = archway(
@@ -62,6 +63,8 @@ fn without_a_handler_cross_builds_refuses_or_registers() {
         &[
             "build",
             ".",
+            "--prefer",
+            "cross",
             "--platform",
             "linux/arm64",
             "--binfmt",
@@ -160,9 +163,14 @@ fn plan_json_says_strategy_reason_and_line() {
     let cross = context(&cross_dockerfile());
     let out = archway(cross.path(), &["plan", ".", "--platform", "linux/arm64", "--format", "json"]);
     let plan = json(&out.stdout);
-    assert_eq!(plan["platforms"][0]["strategy"], "cross", "{plan}");
+    assert_eq!(plan["platforms"][0]["strategy"], "assembled", "{plan}");
+    assert_eq!(plan["platforms"][0]["hybrid"]["stages"][0]["name"], "build", "{plan}");
     assert_eq!(plan["platforms"][0]["foreign_code"], false);
     assert!(plan["platforms"][0]["line"].is_null());
+    let out =
+        archway(cross.path(), &["plan", ".", "--platform", "linux/arm64", "--prefer", "cross", "--format", "json"]);
+    let plan = json(&out.stdout);
+    assert_eq!(plan["platforms"][0]["strategy"], "cross", "{plan}");
 
     // --no-emulation makes arm64 impossible: exit 3 and every option explained.
     let out = archway(ctx.path(), &["plan", ".", "--platform", "linux/arm64", "--no-emulation"]);
