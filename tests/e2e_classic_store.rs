@@ -132,6 +132,17 @@ fn builds_native_cross_and_emulated_platforms_on_an_engine_with_the_classic_stor
     assert_eq!(docker_run("linux/amd64", &tag), "built on x86_64 for amd64");
     assert_eq!(docker_run("linux/arm64", &tag), "built on x86_64 for arm64", "the RUN ran on the build platform");
 
+    // Hybrid (the default order): buildx builds the `$BUILDPLATFORM` stage on the classic
+    // store with `--output type=tar`, archway assembles the rest.
+    let repo = unique_repo("classic-hybrid");
+    let tag = format!("{repo}:v1");
+    let build = [&["build", "."][..], &platforms, &["--build-arg", &nonce, "-t", &tag, "--push"]].concat();
+    let (ok, _, stderr) = run(cross.path(), &build, &env);
+    assert!(ok, "hybrid build: {stderr}\n--- node's dockerd log:\n{}", node.log_tail());
+    assert!(stderr.contains("linux/arm64  assembled  stage `build`"), "{stderr}");
+    check_index(&repo, "v1", &["linux/amd64", "linux/arm64"]);
+    assert_eq!(docker_run("linux/arm64", &tag), "built on x86_64 for arm64", "the stage ran on the build platform");
+
     // Emulated: a RUN on the target, linux/arm64 under QEMU on the node.
     let emulated =
         context(&format!("FROM {base}\nARG NONCE\nRUN echo $NONCE && uname -m > /arch\nCMD [\"cat\", \"/arch\"]\n"));
