@@ -45,7 +45,7 @@ pub struct EngineStages {
 }
 
 /// One stage's export, made once: the tar, or why its build failed.
-type Cell = Arc<OnceCell<Result<PathBuf, Failure>>>;
+type Cell = Arc<OnceCell<Result<Vec<PathBuf>, Failure>>>;
 
 impl EngineStages {
     pub fn new(builder: StageBuilder, build_platform: Platform) -> std::io::Result<EngineStages> {
@@ -60,21 +60,22 @@ impl EngineStages {
         }
     }
 
-    /// The filesystem tar of each of `stages` as built for `target`, by stage name.
+    /// The filesystem of each of `stages` as built for `target`, by stage name: its layer
+    /// tars, in order.
     pub async fn export(
         &self,
         spec: &BuildSpec,
         stages: &[EngineStage],
         target: &Platform,
         sink: &LineSink,
-    ) -> Result<HashMap<String, PathBuf>, BuildError> {
+    ) -> Result<crate::builder::assemble::Prebuilt, BuildError> {
         let mut out = HashMap::new();
         for s in stages {
             let key = if s.per_target { format!("{}@{}", s.name, target.slug()) } else { s.name.clone() };
             let cell = self.cells.lock().unwrap().entry(key.clone()).or_default().clone();
             let got = cell
                 .get_or_init(|| async {
-                    let dest = self.dir.path().join(format!("{}.tar", key.replace(['/', '@'], "-")));
+                    let dest = self.dir.path().join(key.replace(['/', '@'], "-"));
                     let which = if s.per_target { format!("for {target}") } else { "once for all platforms".into() };
                     sink(
                         target,
@@ -85,12 +86,12 @@ impl EngineStages {
                             self.builder_name()
                         ),
                     );
-                    self.build(spec, s, target, &dest, sink).await.map(|()| dest)
+                    self.build(spec, s, target, &dest, sink).await
                 })
                 .await;
             match got {
-                Ok(path) => {
-                    out.insert(s.name.clone(), path.clone());
+                Ok(layers) => {
+                    out.insert(s.name.clone(), layers.clone());
                 }
                 Err(f) => {
                     return Err(BuildError::Failed {
@@ -105,6 +106,8 @@ impl EngineStages {
         Ok(out)
     }
 
+    /// Builds `stage` for `target` and exports its files under `dest` (a tar, or the image's
+    /// layers); returns the layer tars in order.
     async fn build(
         &self,
         spec: &BuildSpec,
@@ -112,10 +115,11 @@ impl EngineStages {
         target: &Platform,
         dest: &Path,
         sink: &LineSink,
-    ) -> Result<(), Failure> {
+    ) -> Result<Vec<PathBuf>, Failure> {
         match &self.builder {
             StageBuilder::Buildx { docker, credentials } => {
-                buildx(docker, credentials.as_deref(), spec, stage, target, dest, sink).await
+                let tar = dest.with_extension("tar");
+                buildx(docker, credentials.as_deref(), spec, stage, target, &tar, sink).await.map(|()| vec![tar])
             }
             StageBuilder::Classic(engine) => {
                 classic(engine, spec, stage, &self.build_platform, target, dest, sink).await
@@ -230,8 +234,9 @@ pub fn without_platform_flags(text: &str) -> String {
 }
 
 /// The engine's classic builder (`POST /build`, no BuildKit) with the platform ARGs as build
-/// args and the Dockerfile without `--platform`; then the stage's filesystem through a
-/// container that is created, never started, and exported (`GET /containers/{id}/export`).
+/// args and the Dockerfile without `--platform`; then the stage's image read back as
+/// `docker save` does (`GET /images/{name}/get`), its layers unpacked under `dest`. No
+/// container is created (Bitbucket's plugin inspects every container create).
 async fn classic(
     engine: &EngineBuilder,
     spec: &BuildSpec,
@@ -240,7 +245,7 @@ async fn classic(
     target: &Platform,
     dest: &Path,
     sink: &LineSink,
-) -> Result<(), Failure> {
+) -> Result<Vec<PathBuf>, Failure> {
     let command = format!("POST /build (Engine API, classic builder, --target {})", stage.name);
     let fail = |status: &str, detail: String| Failure {
         command: command.clone(),
@@ -277,39 +282,47 @@ async fn classic(
         status: "an error".into(),
         tail: tail.render(),
     })?;
-    let exported = export_filesystem(engine, &tag, dest).await;
-    let _ = engine.docker.remove_image(&tag, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
-    exported.map_err(|e| fail("an error exporting the stage's files", e.to_string()))
+    let exported = saved_layers(engine, &tag, dest).await;
+    crate::builder::saved::remove_tag(&engine.docker, &tag).await;
+    exported.map_err(|e| fail("an error exporting the stage's files", e))
 }
 
-/// Writes an image's filesystem to `dest` as a tar, through a container that never starts.
-async fn export_filesystem(engine: &EngineBuilder, image: &str, dest: &Path) -> anyhow::Result<()> {
-    use bollard::models::ContainerCreateBody;
-    let created = engine
-        .docker
-        .create_container(
-            None::<bollard::query_parameters::CreateContainerOptions>,
-            ContainerCreateBody {
-                image: Some(image.to_string()),
-                // Never run; a command is only required to create it.
-                cmd: Some(vec!["/archway-never-runs".into()]),
-                ..Default::default()
-            },
-        )
-        .await?;
-    let copy = async {
-        let mut out = tokio::fs::File::create(dest).await?;
-        let mut s = engine.docker.export_container(&created.id);
+/// Saves image `tag` from the engine and unpacks it under `dest`; returns its layer tars, in
+/// order (from the archive's `manifest.json`, which both of `docker save`'s formats have).
+async fn saved_layers(engine: &EngineBuilder, tag: &str, dest: &Path) -> Result<Vec<PathBuf>, String> {
+    let archive = dest.with_extension("image.tar");
+    let written = async {
+        let mut out = tokio::fs::File::create(&archive).await?;
+        let mut s = engine.docker.export_image(tag);
         while let Some(chunk) = s.next().await {
-            tokio::io::AsyncWriteExt::write_all(&mut out, &chunk?).await?;
+            tokio::io::AsyncWriteExt::write_all(&mut out, &chunk.map_err(std::io::Error::other)?).await?;
         }
-        tokio::io::AsyncWriteExt::flush(&mut out).await?;
-        anyhow::Ok(())
+        tokio::io::AsyncWriteExt::flush(&mut out).await
     }
     .await;
-    let remove = bollard::query_parameters::RemoveContainerOptions { force: true, ..Default::default() };
-    let _ = engine.docker.remove_container(&created.id, Some(remove)).await;
-    copy
+    written.map_err(|e| format!("saving `{tag}`: {e}"))?;
+    let dest = dest.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        tar::Archive::new(std::fs::File::open(&archive).map_err(|e| e.to_string())?)
+            .unpack(&dest)
+            .map_err(|e| format!("unpacking the saved image: {e}"))?;
+        let _ = std::fs::remove_file(&archive);
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Entry {
+            layers: Vec<String>,
+        }
+        let manifest = std::fs::read(dest.join("manifest.json")).map_err(|e| format!("manifest.json: {e}"))?;
+        let entries: Vec<Entry> = serde_json::from_slice(&manifest).map_err(|e| format!("manifest.json: {e}"))?;
+        let entry = entries.into_iter().next().ok_or("the saved image holds no image")?;
+        // Paths from the archive stay inside `dest`.
+        if entry.layers.iter().any(|l| l.starts_with('/') || l.split('/').any(|c| c == "..")) {
+            return Err("manifest.json names a layer outside the archive".into());
+        }
+        Ok(entry.layers.iter().map(|l| dest.join(l)).collect())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 #[cfg(test)]

@@ -88,14 +88,14 @@ struct Interp<'a> {
     images: HashMap<String, Arc<StageResult>>,
     context: Option<Arc<Tree>>,
     build_args: HashMap<String, String>,
-    /// Stages an engine built (a hybrid build): name → their filesystem, as a tar.
-    prebuilt: &'a HashMap<String, PathBuf>,
+    /// Stages an engine built (a hybrid build): name → their filesystem, as layer tars.
+    prebuilt: &'a super::Prebuilt,
 }
 
 type Fut<'s, T> = Pin<Box<dyn Future<Output = Result<T, BuildError>> + Send + 's>>;
 
 /// Dispatches the stages the target needs and returns the target's result. `prebuilt`: the
-/// stages an engine built, by name (or index), each an exported filesystem tar that
+/// stages an engine built, by name (or index), each as the layer tars of its filesystem that
 /// `COPY --from` reads.
 pub async fn assemble(
     asm: &Assembler,
@@ -103,7 +103,7 @@ pub async fn assemble(
     platform: &Platform,
     scratch: &Path,
     sink: &LineSink,
-    prebuilt: &HashMap<String, PathBuf>,
+    prebuilt: &super::Prebuilt,
 ) -> Result<StageResult, BuildError> {
     let file =
         spec.dockerfile.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "Dockerfile".into());
@@ -322,9 +322,10 @@ impl<'a> Interp<'a> {
             }
             let from_line = self.nodes[self.decls[i].from].start_line;
             let label = self.decls[i].name.clone().unwrap_or_else(|| i.to_string());
-            if let Some(tar) = self.prebuilt.get(&label) {
+            if let Some(tars) = self.prebuilt.get(&label) {
                 // Built by an engine: only its files matter (the target copies from it).
-                let layers = vec![(tar.clone(), "application/vnd.oci.image.layer.v1.tar".to_string())];
+                let layers: Vec<(PathBuf, String)> =
+                    tars.iter().map(|t| (t.clone(), "application/vnd.oci.image.layer.v1.tar".to_string())).collect();
                 let tree = tokio::task::spawn_blocking(move || base::index(&layers))
                     .await
                     .map_err(|e| self.err(from_line, e.to_string()))?

@@ -64,6 +64,10 @@ impl Default for AssembleOptions {
 type Made = Arc<tokio::sync::OnceCell<(Blob, PathBuf)>>;
 
 /// The `assembled` builder.
+/// The stages an engine built for a hybrid build, by stage name: each one's filesystem as
+/// layer tars, in order.
+pub type Prebuilt = HashMap<String, Vec<PathBuf>>;
+
 pub struct Assembler {
     client: Arc<Client>,
     options: AssembleOptions,
@@ -223,7 +227,7 @@ impl Assembler {
         platform: &Platform,
         layout: &Path,
         sink: LineSink,
-        prebuilt: &HashMap<String, PathBuf>,
+        prebuilt: &Prebuilt,
     ) -> Result<Built, BuildError> {
         let started = Instant::now();
         let fail = |detail: String| BuildError::Result { platform: platform.clone(), detail };
