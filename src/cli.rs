@@ -173,6 +173,12 @@ pub struct BuildArgs {
     /// tried)
     #[arg(long = "cache-from", value_name = "REF")]
     pub cache_from: Vec<String>,
+
+    /// What to show while building, as buildx's `--progress`: `auto` (a live view on a
+    /// terminal outside CI, else `plain`), `tty`, `plain`, `quiet` (only the result on stdout)
+    /// or `rawjson` (the builders' JSON events, each with its `platform`)
+    #[arg(long, value_name = "MODE")]
+    pub progress: Option<String>,
 }
 
 #[derive(Debug, Args)]

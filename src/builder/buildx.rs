@@ -26,6 +26,8 @@ pub struct Buildx {
     pub credentials: Option<std::sync::Arc<super::credentials::CredentialBridge>>,
     /// Build on this remote engine instead of the local one.
     pub remote: Option<RemoteEngine>,
+    /// Ask buildx for `--progress rawjson` instead of `plain` (archway's `--progress rawjson`).
+    pub rawjson: bool,
 }
 
 /// A remote Docker engine buildx builds on, through `DOCKER_HOST` for this one invocation.
@@ -217,7 +219,12 @@ impl Buildx {
             detail: format!("no temporary directory: {e}"),
         })?;
         let meta_path = meta_dir.path().join("metadata.json");
-        let args = Self::args(spec, platforms, layout, &meta_path);
+        let mut args = Self::args(spec, platforms, layout, &meta_path);
+        if self.rawjson
+            && let Some(i) = args.iter().position(|a| a == "--progress")
+        {
+            args[i + 1] = "rawjson".into();
+        }
         let command_line = format!("{program} {}", args.join(" "));
         tracing::debug!(%command_line, "running");
         let mut cmd = Command::new(&self.docker);

@@ -23,7 +23,7 @@ use crate::plan::{Handler, LocalBuilder, Plan, Planned, Strategy};
 use crate::platform::Platform;
 use crate::publish;
 use crate::registry::Client;
-use crate::report::{self, Log};
+use crate::report::Log;
 
 /// The `tracing` target of the lines that say how long each phase took, per platform
 /// (`ARCHWAY_LOG=archway::timings=debug`).
@@ -48,7 +48,7 @@ pub async fn run(
     access: Access,
 ) -> anyhow::Result<Builds> {
     let planned: Vec<Planned> = plan.planned().into_iter().cloned().collect();
-    let builders = choose(req, &planned, client).await?;
+    let builders = choose(req, &planned, client, log.builders_json()).await?;
     register_qemu(&planned, &req.runner.docker, log).await?;
     let staging = Staging::new(&req.output)?;
     let built = build_all(req, &builders, together, client, staging.path(), log, access).await?;
@@ -97,6 +97,7 @@ async fn choose(
     req: &BuildRequest,
     planned: &[Planned],
     client: &Arc<Client>,
+    rawjson: bool,
 ) -> anyhow::Result<Vec<(Planned, Chosen)>> {
     // buildx pulls base images with the Docker config's credentials; archway's own reach it
     // through a credential helper, never through a file. Only when buildx builds something.
@@ -152,7 +153,12 @@ async fn choose(
             Strategy::Native { builder: LocalBuilder::EngineApi } => {
                 Chosen::Engine(connect_engine(req, &p.platform.to_string()).await?)
             }
-            _ => Chosen::Buildx(Buildx { docker: req.runner.docker.clone(), credentials: bridge.clone(), remote }),
+            _ => Chosen::Buildx(Buildx {
+                docker: req.runner.docker.clone(),
+                credentials: bridge.clone(),
+                remote,
+                rawjson,
+            }),
         };
         out.push((p.clone(), b));
     }
@@ -319,7 +325,11 @@ async fn build_together(
         Ok(b) => b,
         Err(errors) => {
             for p in &platforms {
-                log.failed(p, t.elapsed());
+                if errors.iter().any(|e| e.platform() == p) {
+                    log.failed(p, t.elapsed());
+                } else {
+                    log.stopped(p, t.elapsed());
+                }
             }
             return errors.into_iter().map(|e| Err((e.platform().clone(), "build", e.into()))).collect();
         }
@@ -339,14 +349,9 @@ async fn push(req: &BuildRequest, b: Built, client: &Client, log: &Log, t: Insta
             return Err((p, "push", anyhow::anyhow!("the push access check did not finish")));
         }
         let pushing = Instant::now();
-        match publish::push_by_digest(client, repo, &b.layout, &b.descriptor, &b.mounts).await {
-            Ok(s) => log.line(&format!(
-                "==> {p}: pushed by digest to {} ({} of {} blobs uploaded, {})",
-                repo.name(),
-                s.uploaded,
-                s.blobs,
-                report::human_size(s.bytes_uploaded)
-            )),
+        let on_bytes = |done, total| log.transfer(&p, done, total);
+        match publish::push_by_digest(client, repo, &b.layout, &b.descriptor, &b.mounts, &on_bytes).await {
+            Ok(s) => log.pushed(&p, &repo.name(), &s, pushing.elapsed()),
             Err(e) => {
                 log.failed(&p, t.elapsed());
                 return Err((p, "push", e.into()));
@@ -508,6 +513,7 @@ mod tests {
             docker: "docker".into(),
             credentials: None,
             remote: remote.map(|e| RemoteEngine { endpoint: e.into(), cert_dir: None }),
+            rawjson: false,
         })
     }
 

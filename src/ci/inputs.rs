@@ -74,6 +74,7 @@ pub struct CiInputs {
     pub metadata_file: Option<PathBuf>,
     #[serde(skip)]
     pub dry_run: Option<bool>,
+    pub progress: Option<String>,
 }
 
 impl CiInputs {

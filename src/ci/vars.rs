@@ -294,6 +294,9 @@ inputs! {
     DRY_RUN: "dry-run", "INPUT_DRY-RUN", "DRY_RUN", "ARCHWAY_DRY_RUN", Bool,
         "Print the plan and stop",
         default Value("false");
+    PROGRESS: "progress", "INPUT_PROGRESS", "PROGRESS", "ARCHWAY_PROGRESS", Text,
+        "What to show while building, as buildx's `--progress`: `auto`, `tty`, `plain`, `quiet` or `rawjson`",
+        default Value("auto");
 }
 
 #[cfg(test)]
@@ -316,7 +319,7 @@ mod tests {
         }
         assert_eq!(USERNAME.archway, crate::env::REGISTRY_USERNAME);
         assert_eq!(PASSWORD.archway, crate::env::REGISTRY_PASSWORD);
-        assert_eq!(INPUTS.len(), 22);
+        assert_eq!(INPUTS.len(), 23);
     }
 
     /// A secret is never a component input (inputs are part of the pipeline configuration) and

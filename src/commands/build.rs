@@ -15,6 +15,7 @@ use crate::{planning, publish};
 
 pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::Result<String> {
     let req = inv.build(args)?;
+    log.set_progress(inv.progress(args.progress.as_deref())?);
     let client = Arc::new(req.registry.client());
     // A dry run pushes nothing, so it asks the registry nothing either.
     let checking = req.repository().filter(|_| !req.dry_run).map(|repo| {
