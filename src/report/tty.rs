@@ -45,7 +45,6 @@ struct State {
 struct Row {
     bar: ProgressBar,
     strategy: String,
-    started: Instant,
     /// buildx's step titles by number, the current step and its last output.
     titles: HashMap<u64, String>,
     current: Option<u64>,
@@ -101,7 +100,6 @@ impl Tty {
             Row {
                 bar: bar.clone(),
                 strategy: strategy.to_string(),
-                started: Instant::now(),
                 titles: HashMap::new(),
                 current: None,
                 step: "starting".into(),
@@ -209,7 +207,6 @@ impl Tty {
         let mut st = self.state.lock().unwrap();
         let w = st.order.iter().map(|p| p.to_string().chars().count()).max().unwrap_or(0);
         let Some(row) = st.rows.get_mut(platform) else { return };
-        let _ = row.started;
         let mark = if ok { self.paint("32", "✔") } else { self.paint("31", "✘") };
         let pushed = row.pushed.as_deref().map(|p| format!("  {p}")).unwrap_or_default();
         let line =
@@ -274,9 +271,9 @@ fn observe(row: &mut Row, line: &str) -> bool {
     if let Some((n, body)) = line.strip_prefix('#').and_then(|r| r.split_once(' '))
         && let Ok(n) = n.parse::<u64>()
     {
-        if !row.titles.contains_key(&n) {
+        if let std::collections::hash_map::Entry::Vacant(e) = row.titles.entry(n) {
             let title = without_platform(body);
-            row.titles.insert(n, title.clone());
+            e.insert(title.clone());
             row.current = Some(n);
             row.step = title;
             row.detail.clear();
@@ -323,7 +320,6 @@ mod tests {
         Row {
             bar: ProgressBar::hidden(),
             strategy: "native".into(),
-            started: Instant::now(),
             titles: HashMap::new(),
             current: None,
             step: String::new(),
