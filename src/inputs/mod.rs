@@ -212,7 +212,7 @@ impl Invocation {
         use crate::report::Progress;
         let input = self.ci.inputs(&self.env)?.progress;
         let (name, value) = match (flag, input.as_deref()) {
-            (Some(f), _) => ("--progress".to_string(), f.to_string()),
+            (Some(f), _) => ("`--progress`".to_string(), f.to_string()),
             (None, Some(i)) => (format!("`{}`", self.var(&ci::vars::PROGRESS)), i.to_string()),
             (None, None) => (String::new(), "auto".into()),
         };
@@ -666,6 +666,30 @@ mod tests {
     /// What `plan` and `build --dry-run` agree on, as text.
     fn planned(s: &BuildSource, st: &StrategyInput) -> String {
         format!("{:?} {:?} {:?} {:?} {:?} {:?}", s.platforms, s.build_args, s.target, s.dockerfile, st.policy, st.nodes)
+    }
+
+    #[test]
+    fn progress_is_the_live_view_only_on_a_terminal_outside_ci() {
+        use crate::report::Progress;
+        let on_terminal = |vars: &[(&str, &str)]| Invocation { terminal: true, ..inv(vars) };
+        let live = Progress::Tty { color: true };
+        assert_eq!(on_terminal(&[]).progress(None).unwrap(), live);
+        assert_eq!(on_terminal(&[("NO_COLOR", "1")]).progress(None).unwrap(), Progress::Tty { color: false });
+        assert_eq!(on_terminal(&[("CI", "true")]).progress(None).unwrap(), Progress::Plain);
+        assert_eq!(on_terminal(&[("GITHUB_ACTIONS", "true")]).progress(None).unwrap(), Progress::Plain);
+        assert_eq!(on_terminal(&[("CI", "true")]).progress(Some("tty")).unwrap(), live, "asked for");
+        assert_eq!(inv(&[]).progress(None).unwrap(), Progress::Plain, "not a terminal");
+        assert_eq!(inv(&[]).progress(Some("tty")).unwrap(), Progress::Plain, "never drawn off a terminal");
+        assert_eq!(inv(&[("ARCHWAY_PROGRESS", "quiet")]).progress(None).unwrap(), Progress::Quiet);
+        assert_eq!(inv(&[("ARCHWAY_PROGRESS", "quiet")]).progress(Some("rawjson")).unwrap(), Progress::RawJson);
+        assert_eq!(
+            inv(&[("GITHUB_ACTIONS", "true"), ("INPUT_PROGRESS", "quiet")]).progress(None).unwrap(),
+            Progress::Quiet
+        );
+        let e = inv(&[("ARCHWAY_PROGRESS", "fancy")]).progress(None).unwrap_err().to_string();
+        assert!(e.starts_with("`ARCHWAY_PROGRESS` is `fancy`"), "{e}");
+        let e = inv(&[]).progress(Some("json")).unwrap_err().to_string();
+        assert!(e.starts_with("`--progress` is `json`"), "{e}");
     }
 
     #[test]
