@@ -73,6 +73,11 @@ impl Log {
         let _ = self.view.set(view);
     }
 
+    /// The live terminal view is shown.
+    pub fn live(&self) -> bool {
+        matches!(self.view.get(), Some(View::Tty(_)))
+    }
+
     /// Builders should write JSON events (buildx's `--progress rawjson`).
     pub fn builders_json(&self) -> bool {
         matches!(self.view.get(), Some(View::Json(_)))

@@ -142,6 +142,10 @@ fn a_failing_platform_shows_its_builder_lines_between_dividers() {
     );
     assert!(!text.contains("── linux/amd64"), "no lines for the platform that did not fail:\n{text}");
     assert!(text.contains("error: "), "the error follows:\n{text}");
+    assert!(
+        text.contains("hint: the builder's lines between the dividers above show the cause for linux/arm64"),
+        "{text}"
+    );
     assert!(tag_digest(&repo, "1").is_none(), "no tag moved");
 }
 

@@ -254,7 +254,7 @@ async fn build_all(
     let order = |p: &Platform| req.source.platforms.iter().position(|x| x == p);
     if !failed.is_empty() {
         failed.sort_by_key(|(p, _, _)| order(p));
-        return Err(failure(req, &failed).into());
+        return Err(failure(req, &failed, log.live()).into());
     }
     built.sort_by_key(|b| order(&b.platform));
     Ok(built)
@@ -365,7 +365,7 @@ async fn push(req: &BuildRequest, b: Built, client: &Client, log: &Log, t: Insta
 }
 
 /// The error for failed platforms: each named with its step, the causes below, nothing moved.
-fn failure(req: &BuildRequest, failed: &[(Platform, &'static str, anyhow::Error)]) -> UserError {
+fn failure(req: &BuildRequest, failed: &[(Platform, &'static str, anyhow::Error)], live: bool) -> UserError {
     let names: Vec<String> = failed.iter().map(|(p, step, _)| format!("{p} at the {step} step")).collect();
     let what = match &req.output {
         Output::Registry { .. } | Output::Digest { .. } => "no tag was moved",
@@ -379,7 +379,11 @@ fn failure(req: &BuildRequest, failed: &[(Platform, &'static str, anyhow::Error)
         names.join(", "),
         details.join("\n\n")
     ))
-    .hint(format!("the lines prefixed `[{}]` above show the cause", failed[0].0))
+    .hint(if live {
+        format!("the builder's lines between the dividers above show the cause for {}", failed[0].0)
+    } else {
+        format!("the lines prefixed `[{}]` above show the cause", failed[0].0)
+    })
 }
 
 /// Where platforms are exported before being pushed or merged; removed when dropped.
