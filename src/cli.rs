@@ -248,6 +248,12 @@ pub struct BuildxArgs {
     /// Shorthand for `--call check`
     #[arg(long, conflicts_with = "call")]
     pub check: bool,
+
+    /// What to show while building, as buildx's `--progress`: `auto` (a live view on a
+    /// terminal outside CI, else `plain`), `tty`, `plain`, `quiet` (only the result on stdout)
+    /// or `rawjson` (the builders' JSON events, each with its `platform`)
+    #[arg(long, value_name = "MODE")]
+    pub progress: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,10 @@ pub const HOME: &str = "HOME";
 pub const SSH_AUTH_SOCK: &str = "SSH_AUTH_SOCK";
 /// Where buildx children find programs; archway puts its credential helper first.
 pub const PATH: &str = "PATH";
+/// Set (non-empty): no colours in the terminal view (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+/// Set by most CI services (`true`): `--progress auto` then writes plain lines.
+pub const CI: &str = "CI";
 
 /// The variables above that a user sets, with their descriptions, for `--help`.
 pub const DOCUMENTED: &[(&str, &str)] = &[

@@ -316,6 +316,26 @@ pub struct PushStats {
     pub bytes_uploaded: u64,
 }
 
+/// Reports a push's progress: bytes of blobs done (uploaded, mounted or found) and the total
+/// known so far, after each blob.
+pub type OnBytes<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+/// Counts a push's bytes for [`OnBytes`].
+struct Counter<'a> {
+    done: std::sync::atomic::AtomicU64,
+    total: std::sync::atomic::AtomicU64,
+    report: OnBytes<'a>,
+}
+
+impl Counter<'_> {
+    fn add(&self, done: u64, total: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let t = self.total.fetch_add(total, SeqCst) + total;
+        let d = self.done.fetch_add(done, SeqCst) + done;
+        (self.report)(d, t);
+    }
+}
+
 /// Blob uploads in flight at once for one image.
 const BLOB_UPLOADS: usize = 4;
 
@@ -328,16 +348,21 @@ async fn push_image(
     d: &Descriptor,
     mounts: &[(Digest, Reference)],
     stats: &mut PushStats,
+    counter: &Counter<'_>,
 ) -> Result<(), PublishError> {
     let bytes = read_layout_blob(layout, &d.digest)?;
     let m: ImageManifest = serde_json::from_slice(&bytes).map_err(malformed(&d.digest, "an image manifest"))?;
     let blobs: Vec<&Descriptor> = std::iter::once(&m.config).chain(&m.layers).collect();
+    counter.add(0, blobs.iter().map(|b| b.size).sum());
     let results: Vec<Result<(bool, u64), PublishError>> = futures_util::stream::iter(blobs)
         .map(|b| async move {
             let path = layout.join("blobs/sha256").join(b.digest.hex());
             let from = mounts.iter().find(|(d, _)| *d == b.digest).map(|(_, r)| r);
             match client.blob_put_from(repo, &b.digest, Body::File { path, len: b.size }, from).await {
-                Ok(pushed) => Ok((pushed == crate::registry::BlobPush::Uploaded, b.size)),
+                Ok(pushed) => {
+                    counter.add(b.size, 0);
+                    Ok((pushed == crate::registry::BlobPush::Uploaded, b.size))
+                }
                 Err(source) => Err(push_error("blob", repo, &b.digest, source)),
             }
         })
@@ -385,15 +410,18 @@ pub async fn push_by_digest(
     layout: &Path,
     top: &Descriptor,
     mounts: &[(Digest, Reference)],
+    on_bytes: OnBytes<'_>,
 ) -> Result<PushStats, PublishError> {
     let mut stats = PushStats::default();
+    let counter = Counter { done: 0.into(), total: 0.into(), report: on_bytes };
+    let counter = &counter;
     if oci::is_index(&top.media_type) {
         let bytes = read_layout_blob(layout, &top.digest)?;
         let idx: Index = serde_json::from_slice(&bytes).map_err(malformed(&top.digest, "an index"))?;
         // The image and its attestations share nothing but the index that names them.
         let children = idx.manifests.iter().map(|child| async move {
             let mut stats = PushStats::default();
-            push_image(client, repo, layout, child, mounts, &mut stats).await.map(|()| stats)
+            push_image(client, repo, layout, child, mounts, &mut stats, counter).await.map(|()| stats)
         });
         for s in futures_util::future::try_join_all(children).await? {
             stats.blobs += s.blobs;
@@ -402,7 +430,7 @@ pub async fn push_by_digest(
         }
         put_manifest(client, repo, &top.digest, &bytes, &top.media_type, "index").await?;
     } else {
-        push_image(client, repo, layout, top, mounts, &mut stats).await?;
+        push_image(client, repo, layout, top, mounts, &mut stats, counter).await?;
     }
     Ok(stats)
 }

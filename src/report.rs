@@ -3,7 +3,7 @@
 //! (the published reference) goes to stdout.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -13,8 +13,31 @@ use crate::ci::Reporter;
 use crate::platform::Platform;
 use crate::publish::{Entries, Published};
 
+mod json;
 mod outcome;
+pub mod tty;
 pub use outcome::{Metadata, PlatformMetadata, build_done, merged, metadata, plan, plan_output};
+
+/// What is shown while building (`--progress`), as resolved by
+/// [`crate::inputs::Invocation::progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The CI dialect's lines (the default in CI and where stderr is not a terminal).
+    Plain,
+    /// The live terminal view ([`tty`]), with or without colours (`NO_COLOR`).
+    Tty { color: bool },
+    /// Nothing but errors on stderr; the result on stdout.
+    Quiet,
+    /// JSON events, one a line, each with its `platform`.
+    RawJson,
+}
+
+/// How a [`Log`] shows a build other than as plain lines.
+enum View {
+    Tty(tty::Tty),
+    Quiet,
+    Json(json::Json),
+}
 
 /// The log of one run, in the dialect of the CI it runs in (`crate::ci::Reporter`): phases
 /// and platforms as collapsible groups where the CI has them, every known secret redacted.
@@ -30,11 +53,34 @@ pub struct Log {
     /// More than one platform builds at once.
     parallel: std::sync::atomic::AtomicBool,
     held: Mutex<HashMap<Platform, (String, Vec<String>)>>,
+    /// Set by `--progress` other than `plain`.
+    view: OnceLock<View>,
 }
 
 impl Log {
     pub fn new(reporter: Box<dyn Reporter>, groups: bool) -> Self {
-        Log { reporter, groups, parallel: Default::default(), held: Mutex::default() }
+        Log { reporter, groups, parallel: Default::default(), held: Mutex::default(), view: OnceLock::new() }
+    }
+
+    /// Shows the rest of the run as `progress` says (once; plain lines until then).
+    pub fn set_progress(&self, progress: Progress) {
+        let view = match progress {
+            Progress::Plain => return,
+            Progress::Tty { color } => View::Tty(tty::Tty::new(color)),
+            Progress::Quiet => View::Quiet,
+            Progress::RawJson => View::Json(json::Json::default()),
+        };
+        let _ = self.view.set(view);
+    }
+
+    /// The live terminal view is shown.
+    pub fn live(&self) -> bool {
+        matches!(self.view.get(), Some(View::Tty(_)))
+    }
+
+    /// Builders should write JSON events (buildx's `--progress rawjson`).
+    pub fn builders_json(&self) -> bool {
+        matches!(self.view.get(), Some(View::Json(_)))
     }
 
     pub fn reporter(&self) -> &dyn Reporter {
@@ -51,6 +97,14 @@ impl Log {
     }
 
     pub fn line(&self, text: &str) {
+        match self.view.get() {
+            None => self.plain_line(text),
+            Some(View::Tty(t)) => t.suspend(|| self.plain_line(text)),
+            Some(View::Quiet | View::Json(_)) => {}
+        }
+    }
+
+    fn plain_line(&self, text: &str) {
         for l in text.lines() {
             self.reporter.info(l);
         }
@@ -61,6 +115,9 @@ impl Log {
 
     /// A collapsible group (a phase of the run) in CIs that have them; a heading elsewhere.
     pub fn group(&self, title: &str) {
+        if self.view.get().is_some() {
+            return;
+        }
         if self.groups {
             self.reporter.group_start(title);
         } else {
@@ -69,13 +126,19 @@ impl Log {
     }
 
     pub fn end_group(&self) {
-        if self.groups {
+        if self.groups && self.view.get().is_none() {
             self.reporter.group_end();
         }
     }
 
     /// A line of a builder's own output.
     pub fn build_output(&self, platform: &Platform, text: &str) {
+        match self.view.get() {
+            None => {}
+            Some(View::Tty(t)) => return t.output(&*self.reporter, platform, text),
+            Some(View::Quiet) => return,
+            Some(View::Json(j)) => return j.output(&*self.reporter, platform, text),
+        }
         if self.holding()
             && let Some((_, lines)) = self.held.lock().unwrap().get_mut(platform)
         {
@@ -92,6 +155,17 @@ impl Log {
     /// A line of a builder's output that belongs to every platform it builds at once, not one.
     /// Printed as it comes, outside the platforms' groups.
     pub fn shared_output(&self, platforms: &[Platform], text: &str) {
+        match self.view.get() {
+            None => {}
+            Some(View::Tty(t)) => {
+                for p in platforms {
+                    t.output(&*self.reporter, p, text);
+                }
+                return;
+            }
+            Some(View::Quiet) => return,
+            Some(View::Json(j)) => return j.shared(&*self.reporter, platforms, text),
+        }
         if self.groups {
             self.reporter.line(text);
         } else {
@@ -100,7 +174,18 @@ impl Log {
         }
     }
 
+    /// A platform starts building; `how` begins with its strategy (`assembled with archway (…)`).
     pub fn started(&self, platform: &Platform, how: &str) {
+        let strategy = how.split(' ').next().unwrap_or("");
+        match self.view.get() {
+            None => {}
+            Some(View::Tty(t)) => return t.started(platform, strategy),
+            Some(View::Quiet) => return,
+            Some(View::Json(j)) => {
+                let fields = serde_json::json!({ "strategy": strategy, "message": format!("building {how}") });
+                return j.event(&*self.reporter, &platform.to_string(), "started", fields);
+            }
+        }
         let title = format!("{platform}: building {how}");
         if self.holding() {
             self.held.lock().unwrap().insert(platform.clone(), (title.clone(), Vec::new()));
@@ -128,24 +213,102 @@ impl Log {
         }
     }
 
+    /// A platform's push by digest to `repo` is done.
+    pub fn pushed(&self, platform: &Platform, repo: &str, s: &crate::publish::PushStats, took: Duration) {
+        let rate = s.bytes_uploaded as f64 / took.as_secs_f64().max(0.001);
+        match self.view.get() {
+            None => {}
+            Some(View::Tty(t)) => return t.pushed(platform, s.bytes_uploaded, took),
+            Some(View::Quiet) => return,
+            Some(View::Json(j)) => {
+                let fields = serde_json::json!({
+                    "repository": repo, "blobs": s.blobs, "uploaded": s.uploaded,
+                    "bytes": s.bytes_uploaded, "seconds": took.as_secs_f64(), "bytesPerSecond": rate.round(),
+                });
+                return j.event(&*self.reporter, &platform.to_string(), "pushed", fields);
+            }
+        }
+        let at = if s.bytes_uploaded > 0 { format!(" at {}/s", human_size(rate as u64)) } else { String::new() };
+        self.line(&format!(
+            "==> {platform}: pushed by digest to {repo} ({} of {} blobs uploaded, {}{at})",
+            s.uploaded,
+            s.blobs,
+            human_size(s.bytes_uploaded)
+        ));
+    }
+
+    /// Bytes of a platform's push sent so far, of `total` (shown live on a terminal).
+    pub fn transfer(&self, platform: &Platform, done: u64, total: u64) {
+        match self.view.get() {
+            Some(View::Tty(t)) => t.transfer(platform, done, total),
+            Some(View::Json(j)) => j.event(
+                &*self.reporter,
+                &platform.to_string(),
+                "upload",
+                serde_json::json!({ "bytes": done, "total": total }),
+            ),
+            None | Some(View::Quiet) => {}
+        }
+    }
+
     pub fn finished(&self, b: &Built) {
+        match self.view.get() {
+            None => {}
+            Some(View::Tty(t)) => {
+                return t.finished(&*self.reporter, &b.platform, b.duration, &b.descriptor.digest.to_string());
+            }
+            Some(View::Quiet) => return,
+            Some(View::Json(j)) => {
+                let fields = serde_json::json!({ "digest": b.descriptor.digest, "seconds": b.duration.as_secs_f64() });
+                return j.event(&*self.reporter, &b.platform.to_string(), "done", fields);
+            }
+        }
         self.close(&b.platform);
         self.reporter.info(&format!("==> {}: done in {} → {}", b.platform, secs(b.duration), b.descriptor.digest));
     }
 
     pub fn failed(&self, platform: &Platform, took: Duration) {
+        match self.view.get() {
+            None => {}
+            Some(View::Tty(t)) => return t.failed(&*self.reporter, platform, took),
+            Some(View::Quiet) => return,
+            Some(View::Json(j)) => {
+                let fields = serde_json::json!({ "seconds": took.as_secs_f64() });
+                return j.event(&*self.reporter, &platform.to_string(), "failed", fields);
+            }
+        }
         self.close(platform);
         self.reporter.info(&format!("==> {platform}: FAILED after {}", secs(took)));
     }
 
+    /// A platform built with others in one invocation that failed, not by its own fault.
+    pub fn stopped(&self, platform: &Platform, took: Duration) {
+        match self.view.get() {
+            Some(View::Tty(t)) => t.stopped(&*self.reporter, platform, took),
+            Some(View::Json(j)) => {
+                let fields = serde_json::json!({ "seconds": took.as_secs_f64(), "cause": "another platform failed" });
+                j.event(&*self.reporter, &platform.to_string(), "failed", fields);
+            }
+            None | Some(View::Quiet) => self.failed(platform, took),
+        }
+    }
+
     /// The last line of a successful run.
     pub fn success(&self, text: &str) {
+        match self.view.get() {
+            None => {}
+            Some(View::Tty(t)) => t.close(),
+            Some(View::Quiet | View::Json(_)) => return,
+        }
         self.reporter.success(text);
     }
 
     /// A failed run: the error as `crate::error::render` wrote it, once, its `error:` line
     /// spelled as the CI marks a failure (GitHub `::error::`, Bitbucket `✖`).
     pub fn failure(&self, rendered: &str) {
+        if let Some(View::Tty(t)) = self.view.get() {
+            t.close();
+        }
         self.reporter.failure(rendered);
     }
 }

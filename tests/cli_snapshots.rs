@@ -340,6 +340,7 @@ snapshots! {
     build_output_is_a_file: build(&[".", "--output", "app"]);
     build_output_is_not_a_layout: build(&[".", "--output", "out"]).file("out/notes.txt", "mine");
     build_bad_provenance: build(&[".", "--provenance", "maybe"]);
+    build_bad_progress: build(&[".", "--progress", "fancy"]);
     build_bad_sbom: build(&[".", "--sbom", "generator"]);
     build_insecure_registry_with_scheme: build(&[".", "--insecure-registry", "http://reg.internal:5000"]);
     build_bad_binfmt: build(&[".", "--binfmt", "always"]);

@@ -27,6 +27,8 @@ pub struct Buildx {
     pub credentials: Option<std::sync::Arc<super::credentials::CredentialBridge>>,
     /// Build on this remote engine instead of the local one.
     pub remote: Option<RemoteEngine>,
+    /// Ask buildx for `--progress rawjson` instead of `plain` (archway's `--progress rawjson`).
+    pub rawjson: bool,
     /// How the result leaves buildx.
     pub export: Export,
 }
@@ -271,6 +273,11 @@ impl Buildx {
         let program = self.docker.display().to_string();
         // A remote node builds with its own engine's builder, never the `builder` input's.
         let mut args = args.to_vec();
+        if self.rawjson
+            && let Some(i) = args.iter().position(|a| a == "--progress")
+        {
+            args[i + 1] = "rawjson".into();
+        }
         if self.remote.is_some()
             && let Some(at) = args.iter().position(|a| a == "--builder")
         {

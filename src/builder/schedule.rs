@@ -25,7 +25,7 @@ use crate::probe::Capabilities;
 use crate::probe::engine::EngineEndpoint;
 use crate::publish;
 use crate::registry::Client;
-use crate::report::{self, Log};
+use crate::report::Log;
 
 /// The `tracing` target of the lines that say how long each phase took, per platform
 /// (`ARCHWAY_LOG=archway::timings=debug`).
@@ -52,7 +52,7 @@ pub async fn run(
 ) -> anyhow::Result<Builds> {
     let planned: Vec<Planned> = plan.planned().into_iter().cloned().collect();
     let together = caps.buildx_multi_platform();
-    let builders = choose(req, &planned, caps, client).await?;
+    let builders = choose(req, &planned, caps, client, log.builders_json()).await?;
     register_qemu(&planned, &req.runner.docker, log).await?;
     let staging = Staging::new(&req.output)?;
     // A cache scoped per platform needs an invocation per platform.
@@ -123,6 +123,7 @@ async fn choose(
     planned: &[Planned],
     caps: &Capabilities,
     client: &Arc<Client>,
+    rawjson: bool,
 ) -> anyhow::Result<Vec<(Planned, Chosen)>> {
     // buildx pulls base images with the Docker config's credentials; archway's own reach it
     // through a credential helper, never through a file. Only when buildx builds something.
@@ -185,6 +186,7 @@ async fn choose(
                     credentials: bridge.clone(),
                     remote,
                     export,
+                    rawjson,
                 })
             }
         };
@@ -318,7 +320,7 @@ async fn build_all(
     let order = |p: &Platform| req.source.platforms.iter().position(|x| x == p);
     if !failed.is_empty() {
         failed.sort_by_key(|(p, _, _)| order(p));
-        return Err(failure(req, &failed).into());
+        return Err(failure(req, &failed, log.live()).into());
     }
     built.sort_by_key(|b| order(&b.platform));
     Ok(built)
@@ -389,7 +391,11 @@ async fn build_together(
         Ok(b) => b,
         Err(errors) => {
             for p in &platforms {
-                log.failed(p, t.elapsed());
+                if errors.iter().any(|e| e.platform() == p) {
+                    log.failed(p, t.elapsed());
+                } else {
+                    log.stopped(p, t.elapsed());
+                }
             }
             return errors.into_iter().map(|e| Err((e.platform().clone(), "build", e.into()))).collect();
         }
@@ -409,14 +415,9 @@ async fn push(req: &BuildRequest, b: Built, client: &Client, log: &Log, t: Insta
             return Err((p, "push", anyhow::anyhow!("the push access check did not finish")));
         }
         let pushing = Instant::now();
-        match publish::push_by_digest(client, repo, &b.layout, &b.descriptor, &b.mounts).await {
-            Ok(s) => log.line(&format!(
-                "==> {p}: pushed by digest to {} ({} of {} blobs uploaded, {})",
-                repo.name(),
-                s.uploaded,
-                s.blobs,
-                report::human_size(s.bytes_uploaded)
-            )),
+        let on_bytes = |done, total| log.transfer(&p, done, total);
+        match publish::push_by_digest(client, repo, &b.layout, &b.descriptor, &b.mounts, &on_bytes).await {
+            Ok(s) => log.pushed(&p, &repo.name(), &s, pushing.elapsed()),
             Err(e) => {
                 log.failed(&p, t.elapsed());
                 return Err((p, "push", e.into()));
@@ -430,7 +431,7 @@ async fn push(req: &BuildRequest, b: Built, client: &Client, log: &Log, t: Insta
 }
 
 /// The error for failed platforms: each named with its step, the causes below, nothing moved.
-fn failure(req: &BuildRequest, failed: &[(Platform, &'static str, anyhow::Error)]) -> UserError {
+fn failure(req: &BuildRequest, failed: &[(Platform, &'static str, anyhow::Error)], live: bool) -> UserError {
     let names: Vec<String> = failed.iter().map(|(p, step, _)| format!("{p} at the {step} step")).collect();
     let what = match &req.output {
         Output::Registry { .. } | Output::Digest { .. } => "no tag was moved",
@@ -444,7 +445,11 @@ fn failure(req: &BuildRequest, failed: &[(Platform, &'static str, anyhow::Error)
         names.join(", "),
         details.join("\n\n")
     ))
-    .hint(format!("the lines prefixed `[{}]` above show the cause", failed[0].0))
+    .hint(if live {
+        format!("the builder's lines between the dividers above show the cause for {}", failed[0].0)
+    } else {
+        format!("the lines prefixed `[{}]` above show the cause", failed[0].0)
+    })
 }
 
 /// Where platforms are exported before being pushed or merged; removed when dropped.
@@ -580,6 +585,7 @@ mod tests {
             credentials: None,
             remote: remote.map(|e| RemoteEngine { endpoint: e.into(), cert_dir: None }),
             export: Export::Oci,
+            rawjson: false,
         })
     }
 

@@ -112,6 +112,7 @@ pub struct CiInputs {
     pub allow: Vec<String>,
     pub builder: Option<String>,
     pub call: Option<String>,
+    pub progress: Option<String>,
 }
 
 impl CiInputs {

@@ -37,6 +37,11 @@ pub trait Reporter: Send + Sync {
     /// `error:` line as its CI marks a failure (GitHub `::error::`, Bitbucket `✖`); a missing
     /// `error: ` prefix is taken as said.
     fn failure(&self, error: &str);
+    /// `text` with every registered secret replaced, for what is shown without being written
+    /// through the reporter (the terminal view's live lines).
+    fn redact(&self, text: &str) -> String {
+        text.to_string()
+    }
 }
 
 /// The kind of a message line.
@@ -196,6 +201,10 @@ impl<D: Dialect> Reporter for CiLog<D> {
 
     fn success(&self, final_line: &str) {
         self.finish(|d, r| d.success(&r.redact(final_line)));
+    }
+
+    fn redact(&self, text: &str) -> String {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).redactor.redact(text).into_owned()
     }
 
     fn failure(&self, error: &str) {

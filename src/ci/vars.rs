@@ -353,6 +353,9 @@ inputs! {
     CALL: "call", "INPUT_CALL", "CALL", "ARCHWAY_CALL", Text,
         "Run a build method instead of building, e.g. `check` (buildx 0.14 or newer)",
         default Computed("`build`");
+    PROGRESS: "progress", "INPUT_PROGRESS", "PROGRESS", "ARCHWAY_PROGRESS", Text,
+        "What to show while building, as buildx's `--progress`: `auto`, `tty`, `plain`, `quiet` or `rawjson`",
+        default Value("auto");
 }
 
 #[cfg(test)]
@@ -375,7 +378,7 @@ mod tests {
         }
         assert_eq!(USERNAME.archway, crate::env::REGISTRY_USERNAME);
         assert_eq!(PASSWORD.archway, crate::env::REGISTRY_PASSWORD);
-        assert_eq!(INPUTS.len(), 41);
+        assert_eq!(INPUTS.len(), 42);
     }
 
     /// A secret is never a component input (inputs are part of the pipeline configuration) and

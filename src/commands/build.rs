@@ -21,6 +21,7 @@ pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
     if req.options.call.is_some() {
         return schedule::call(&req, &log).await;
     }
+    log.set_progress(inv.progress(args.buildx.progress.as_deref())?);
     let client = Arc::new(req.registry.client());
     // A dry run pushes nothing, so it asks the registry nothing either.
     let checking = req.repository().filter(|_| !req.dry_run).map(|repo| {

@@ -55,6 +55,12 @@ impl Runner {
     }
 }
 
+/// Whether archway's stderr is a terminal (a live progress view may be drawn there).
+pub fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal()
+}
+
 /// archway's own executable.
 pub fn own_executable() -> Option<PathBuf> {
     std::env::current_exe().ok()

@@ -206,6 +206,8 @@ pub struct Invocation {
     pub runner: Runner,
     /// Seconds since the epoch, for the `created` label.
     pub now_unix: i64,
+    /// archway's stderr is a terminal.
+    pub terminal: bool,
 }
 
 impl Invocation {
@@ -213,14 +215,43 @@ impl Invocation {
     pub fn capture() -> Invocation {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        Invocation::new(environment::snapshot(), environment::own_executable(), now)
+        let inv = Invocation::new(environment::snapshot(), environment::own_executable(), now);
+        Invocation { terminal: environment::stderr_is_terminal(), ..inv }
     }
 
     /// An invocation from a given snapshot (tests).
     pub fn new(env: Env, exe: Option<PathBuf>, now_unix: i64) -> Invocation {
         let ci = ci::for_provider(ci::detect(&env));
         let runner = Runner::from_env(&env, exe);
-        Invocation { env, ci, runner, now_unix }
+        Invocation { env, ci, runner, now_unix, terminal: false }
+    }
+
+    /// What is shown while building (`--progress`, else the CI's `progress` input, else
+    /// `auto`): `auto` is the live view on a terminal when no CI is detected, else plain lines.
+    /// The live view is never drawn where stderr is not a terminal, even when asked for.
+    pub fn progress(&self, flag: Option<&str>) -> Result<crate::report::Progress, UserError> {
+        use crate::report::Progress;
+        let input = self.ci.inputs(&self.env)?.progress;
+        let (name, value) = match (flag, input.as_deref()) {
+            (Some(f), _) => ("`--progress`".to_string(), f.to_string()),
+            (None, Some(i)) => (format!("`{}`", self.var(&ci::vars::PROGRESS)), i.to_string()),
+            (None, None) => (String::new(), "auto".into()),
+        };
+        let in_ci = self.ci.provider() != ci::Provider::Local
+            || ci::get(&self.env, crate::env::CI).is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"));
+        let color = ci::get(&self.env, crate::env::NO_COLOR).is_none();
+        let live = Progress::Tty { color };
+        Ok(match value.trim() {
+            "auto" if self.terminal && !in_ci => live,
+            "tty" if self.terminal => live,
+            "auto" | "tty" | "plain" => Progress::Plain,
+            "quiet" => Progress::Quiet,
+            "rawjson" => Progress::RawJson,
+            other => {
+                return Err(UserError::input(format!("{name} is `{other}`; expected a progress mode"))
+                    .hint("use `auto`, `tty`, `plain`, `quiet` or `rawjson`"));
+            }
+        })
     }
 
     /// The CI's inputs and commit metadata, its defaults applied.
@@ -892,6 +923,30 @@ mod tests {
     /// What `plan` and `build --dry-run` agree on, as text.
     fn planned(s: &BuildSource, st: &StrategyInput) -> String {
         format!("{:?} {:?} {:?} {:?} {:?} {:?}", s.platforms, s.build_args, s.target, s.dockerfile, st.policy, st.nodes)
+    }
+
+    #[test]
+    fn progress_is_the_live_view_only_on_a_terminal_outside_ci() {
+        use crate::report::Progress;
+        let on_terminal = |vars: &[(&str, &str)]| Invocation { terminal: true, ..inv(vars) };
+        let live = Progress::Tty { color: true };
+        assert_eq!(on_terminal(&[]).progress(None).unwrap(), live);
+        assert_eq!(on_terminal(&[("NO_COLOR", "1")]).progress(None).unwrap(), Progress::Tty { color: false });
+        assert_eq!(on_terminal(&[("CI", "true")]).progress(None).unwrap(), Progress::Plain);
+        assert_eq!(on_terminal(&[("GITHUB_ACTIONS", "true")]).progress(None).unwrap(), Progress::Plain);
+        assert_eq!(on_terminal(&[("CI", "true")]).progress(Some("tty")).unwrap(), live, "asked for");
+        assert_eq!(inv(&[]).progress(None).unwrap(), Progress::Plain, "not a terminal");
+        assert_eq!(inv(&[]).progress(Some("tty")).unwrap(), Progress::Plain, "never drawn off a terminal");
+        assert_eq!(inv(&[("ARCHWAY_PROGRESS", "quiet")]).progress(None).unwrap(), Progress::Quiet);
+        assert_eq!(inv(&[("ARCHWAY_PROGRESS", "quiet")]).progress(Some("rawjson")).unwrap(), Progress::RawJson);
+        assert_eq!(
+            inv(&[("GITHUB_ACTIONS", "true"), ("INPUT_PROGRESS", "quiet")]).progress(None).unwrap(),
+            Progress::Quiet
+        );
+        let e = inv(&[("ARCHWAY_PROGRESS", "fancy")]).progress(None).unwrap_err().to_string();
+        assert!(e.starts_with("`ARCHWAY_PROGRESS` is `fancy`"), "{e}");
+        let e = inv(&[]).progress(Some("json")).unwrap_err().to_string();
+        assert!(e.starts_with("`--progress` is `json`"), "{e}");
     }
 
     #[test]

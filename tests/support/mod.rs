@@ -18,6 +18,8 @@ pub mod machine;
 pub mod node;
 #[cfg(feature = "lab")]
 pub mod proxy;
+#[cfg(feature = "lab")]
+pub mod pty;
 pub mod reqresp;
 #[cfg(feature = "lab")]
 pub mod rootfs;
