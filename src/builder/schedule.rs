@@ -155,9 +155,16 @@ async fn choose(
                     StageBuilder::Classic(connect_engine(req, "the hybrid build's stages").await?)
                 }
             };
-            Some(Arc::new(EngineStages::new(builder, h.platform.clone()).map_err(|e| {
+            let stages = EngineStages::new(builder, h.platform.clone()).map_err(|e| {
                 UserError::failure("no temporary directory for the stages the engine builds").caused_by(e)
-            })?))
+            })?;
+            // One solve for every platform's stages where buildx can build several at once
+            // (a cache is scoped per platform, so then each builds alone).
+            let hybrid: Vec<Platform> =
+                planned.iter().filter(|p| p.hybrid.is_some()).map(|p| p.platform.clone()).collect();
+            let cached = !req.options.cache_from.is_empty() || !req.options.cache_to.is_empty();
+            let together = if caps.buildx_multi_platform() && !cached { hybrid } else { Vec::new() };
+            Some(Arc::new(stages.together(together)))
         }
     };
     let mut out = Vec::new();

@@ -40,6 +40,10 @@ struct Failure {
 pub struct EngineStages {
     builder: StageBuilder,
     build_platform: Platform,
+    /// The platforms whose per-platform stages buildx builds in one invocation (one solve,
+    /// one export split by platform): set when the engine can build several at once and
+    /// there are several; empty otherwise.
+    together: Vec<Platform>,
     dir: tempfile::TempDir,
     cells: std::sync::Mutex<HashMap<String, Cell>>,
 }
@@ -50,7 +54,16 @@ type Cell = Arc<OnceCell<Result<Vec<PathBuf>, Failure>>>;
 impl EngineStages {
     pub fn new(builder: StageBuilder, build_platform: Platform) -> std::io::Result<EngineStages> {
         let dir = tempfile::Builder::new().prefix("archway-stages-").tempdir()?;
-        Ok(EngineStages { builder, build_platform, dir, cells: Default::default() })
+        Ok(EngineStages { builder, build_platform, together: Vec::new(), dir, cells: Default::default() })
+    }
+
+    /// Builds the per-platform stages of `platforms` in one buildx invocation (with buildx
+    /// only, and only for two or more platforms).
+    pub fn together(mut self, platforms: Vec<Platform>) -> Self {
+        if matches!(self.builder, StageBuilder::Buildx { .. }) && platforms.len() > 1 {
+            self.together = platforms;
+        }
+        self
     }
 
     pub fn builder_name(&self) -> &'static str {
@@ -71,12 +84,23 @@ impl EngineStages {
     ) -> Result<crate::builder::assemble::Prebuilt, BuildError> {
         let mut out = HashMap::new();
         for s in stages {
-            let key = if s.per_target { format!("{}@{}", s.name, target.slug()) } else { s.name.clone() };
+            // Built with the others in one invocation: the export holds every platform's files.
+            let at = self.together.iter().position(|p| p == target).filter(|_| s.per_target);
+            let key = match at {
+                Some(_) => format!("{}@together", s.name),
+                None if s.per_target => format!("{}@{}", s.name, target.slug()),
+                None => s.name.clone(),
+            };
             let cell = self.cells.lock().unwrap().entry(key.clone()).or_default().clone();
             let got = cell
                 .get_or_init(|| async {
                     let dest = self.dir.path().join(key.replace(['/', '@'], "-"));
-                    let which = if s.per_target { format!("for {target}") } else { "once for all platforms".into() };
+                    let names = self.together.iter().map(Platform::to_string).collect::<Vec<_>>().join(", ");
+                    let which = match at {
+                        Some(_) => format!("for {names} in one invocation"),
+                        None if s.per_target => format!("for {target}"),
+                        None => "once for all platforms".into(),
+                    };
                     sink(
                         target,
                         &format!(
@@ -86,12 +110,19 @@ impl EngineStages {
                             self.builder_name()
                         ),
                     );
-                    self.build(spec, s, target, &dest, sink).await
+                    match at {
+                        Some(_) => self.build_together(spec, s, target, &dest, sink).await,
+                        None => self.build(spec, s, target, &dest, sink).await,
+                    }
                 })
                 .await;
             match got {
                 Ok(layers) => {
-                    out.insert(s.name.clone(), layers.clone());
+                    let mine = match at {
+                        Some(i) => vec![layers[i].clone()],
+                        None => layers.clone(),
+                    };
+                    out.insert(s.name.clone(), mine);
                 }
                 Err(f) => {
                     return Err(BuildError::Failed {
@@ -104,6 +135,33 @@ impl EngineStages {
             }
         }
         Ok(out)
+    }
+
+    /// Builds `stage` for every platform of `together` in one buildx invocation and splits
+    /// the export by platform; returns one tar per platform, in `together`'s order.
+    async fn build_together(
+        &self,
+        spec: &BuildSpec,
+        stage: &EngineStage,
+        target: &Platform,
+        dest: &Path,
+        sink: &LineSink,
+    ) -> Result<Vec<PathBuf>, Failure> {
+        let StageBuilder::Buildx { docker, credentials } = &self.builder else {
+            unreachable!("`together` is set for buildx only")
+        };
+        let tar = dest.with_extension("tar");
+        buildx(docker, credentials.as_deref(), spec, stage, &self.together, target, &tar, sink).await?;
+        let (platforms, dir) = (self.together.clone(), dest.to_path_buf());
+        tokio::task::spawn_blocking(move || split_by_platform(&tar, &platforms, &dir))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|detail| Failure {
+                command: "splitting buildx's export by platform".into(),
+                status: "an error".into(),
+                tail: format!("  │ {detail}"),
+            })
     }
 
     /// Builds `stage` for `target` and exports its files under `dest` (a tar, or the image's
@@ -119,7 +177,10 @@ impl EngineStages {
         match &self.builder {
             StageBuilder::Buildx { docker, credentials } => {
                 let tar = dest.with_extension("tar");
-                buildx(docker, credentials.as_deref(), spec, stage, target, &tar, sink).await.map(|()| vec![tar])
+                let platforms = if stage.per_target { std::slice::from_ref(target) } else { &[] };
+                buildx(docker, credentials.as_deref(), spec, stage, platforms, target, &tar, sink)
+                    .await
+                    .map(|()| vec![tar])
             }
             StageBuilder::Classic(engine) => {
                 classic(engine, spec, stage, &self.build_platform, target, dest, sink).await
@@ -144,20 +205,24 @@ pub fn platform_args(build: &Platform, target: &Platform) -> Vec<(String, String
     ]
 }
 
-/// `docker buildx build --target STAGE --output type=tar`: BuildKit sets the platform ARGs
+/// `docker buildx build --target STAGE --output type=tar` for `platforms` (none: the build
+/// platform's own, for a stage that reads no TARGET ARG): BuildKit sets the platform ARGs
 /// itself from `--platform` (the stage is pinned to `$BUILDPLATFORM`, so it runs natively).
+/// With several platforms the tar holds one directory per platform (`linux_arm64/…`).
+#[allow(clippy::too_many_arguments)]
 async fn buildx(
     docker: &Path,
     credentials: Option<&CredentialBridge>,
     spec: &BuildSpec,
     stage: &EngineStage,
+    platforms: &[Platform],
     target: &Platform,
     dest: &Path,
     sink: &LineSink,
 ) -> Result<(), Failure> {
     let mut args: Vec<String> = vec!["buildx".into(), "build".into(), "--progress".into(), "plain".into()];
-    if stage.per_target {
-        args.extend(["--platform".into(), target.to_string()]);
+    if !platforms.is_empty() {
+        args.extend(["--platform".into(), platforms.iter().map(Platform::to_string).collect::<Vec<_>>().join(",")]);
     }
     args.extend(["--file".into(), spec.dockerfile.display().to_string(), "--target".into(), stage.name.clone()]);
     for (k, v) in &spec.build_args {
@@ -178,6 +243,55 @@ async fn buildx(
         c.apply(&mut cmd);
     }
     run(cmd, &format!("{} {}", docker.display(), args.join(" ")), target, sink).await
+}
+
+/// Splits a multi-platform tar export (`linux_amd64/…`, `linux_arm_v7/…`) into one tar per
+/// platform, paths (and hard-link targets) without the platform's directory, in `platforms`'
+/// order.
+fn split_by_platform(tar: &Path, platforms: &[Platform], dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    use std::path::Component;
+    std::fs::create_dir_all(dir)?;
+    let names: Vec<String> = platforms.iter().map(|p| p.to_string().replace('/', "_")).collect();
+    let paths: Vec<PathBuf> = platforms.iter().map(|p| dir.join(format!("{}.tar", p.slug()))).collect();
+    let mut outs = paths
+        .iter()
+        .map(|p| Ok(tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(p)?))))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    // The platform's directory, and the path below it.
+    let split = |p: &Path| -> Option<(usize, PathBuf)> {
+        let mut c = p.components();
+        let first = loop {
+            match c.next()? {
+                Component::CurDir | Component::RootDir => continue,
+                other => break other.as_os_str().to_str()?.to_string(),
+            }
+        };
+        Some((names.iter().position(|n| *n == first)?, c.as_path().to_path_buf()))
+    };
+    let mut archive = tar::Archive::new(std::io::BufReader::new(std::fs::File::open(tar)?));
+    for entry in archive.entries()? {
+        let mut e = entry?;
+        let Some((i, rest)) = split(&e.path()?) else { continue };
+        if rest.as_os_str().is_empty() {
+            continue;
+        }
+        let mut h = e.header().clone();
+        let kind = h.entry_type();
+        if kind.is_hard_link() || kind.is_symlink() {
+            let target = e.link_name()?.map(|l| l.into_owned()).unwrap_or_default();
+            let target = match kind.is_hard_link() {
+                true => split(&target).map(|(_, t)| t).unwrap_or(target),
+                false => target,
+            };
+            outs[i].append_link(&mut h, &rest, &target)?;
+        } else {
+            outs[i].append_data(&mut h, &rest, &mut e)?;
+        }
+    }
+    for o in outs {
+        o.into_inner()?.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    }
+    Ok(paths)
 }
 
 /// Runs a builder process, its output lines to `sink` (as the target platform's).
@@ -338,6 +452,55 @@ mod tests {
             "# syntax=docker/dockerfile:1\nFROM golang:1.22 AS build\nARG TARGETARCH\nRUN echo --platform=x\n\
              from  busybox\nFROM scratch\n"
         );
+    }
+
+    #[test]
+    fn a_multi_platform_export_splits_by_platform() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar_path = dir.path().join("all.tar");
+        let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+        let mut add = |path: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            h.set_uid(1000);
+            match link {
+                Some(l) => b.append_link(&mut h, path, l).unwrap(),
+                None => b.append_data(&mut h, path, data).unwrap(),
+            }
+        };
+        for p in ["linux_amd64", "linux_arm_v7"] {
+            add(&format!("{p}/"), tar::EntryType::Directory, b"", None);
+            add(&format!("{p}/out/app"), tar::EntryType::Regular, p.as_bytes(), None);
+            add(&format!("{p}/out/same"), tar::EntryType::Link, b"", Some(&format!("{p}/out/app")));
+            add(&format!("{p}/out/sym"), tar::EntryType::Symlink, b"", Some("app"));
+        }
+        b.finish().unwrap();
+        drop(b);
+        let platforms: Vec<Platform> = vec!["linux/amd64".parse().unwrap(), "linux/arm/v7".parse().unwrap()];
+        let out = split_by_platform(&tar_path, &platforms, &dir.path().join("split")).unwrap();
+        for (path, want) in out.iter().zip(["linux_amd64", "linux_arm_v7"]) {
+            let mut a = tar::Archive::new(std::fs::File::open(path).unwrap());
+            let mut seen = Vec::new();
+            for e in a.entries().unwrap() {
+                let mut e = e.unwrap();
+                let name = e.path().unwrap().display().to_string();
+                let link = e.link_name().unwrap().map(|l| l.display().to_string());
+                let mut body = String::new();
+                std::io::Read::read_to_string(&mut e, &mut body).unwrap();
+                assert_eq!(e.header().uid().unwrap(), 1000);
+                seen.push((name, link, body));
+            }
+            assert_eq!(
+                seen,
+                [
+                    ("out/app".to_string(), None, want.to_string()),
+                    ("out/same".to_string(), Some("out/app".to_string()), String::new()),
+                    ("out/sym".to_string(), Some("app".to_string()), String::new()),
+                ]
+            );
+        }
     }
 
     #[test]
