@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/cross.sh: a cross-compiling Dockerfile — a `FROM --platform=$BUILDPLATFORM` stage that
-# does real work for each `TARGETARCH` (compresses 24 MiB of generated data, so the result
-# differs per platform and per run), a final stage that copies the result onto the lab base —
+# does real work for each `TARGETARCH` (hashes 64 MiB, then writes a 20 MB "binary", half
+# random and half text like a real one, that differs per platform and per run), a final stage
+# that copies the result onto the lab base —
 # for linux/amd64 and linux/arm64, pushed to the lab registry: archway (the hybrid
 # `assembled` strategy: the engine builds the build stage natively, archway assembles the
 # rest) against plain `docker buildx build --platform linux/amd64,linux/arm64 --push`.
@@ -25,10 +26,11 @@ write_dockerfile() { # NONCE: a new value makes every RUN really execute
     cat > "$ctx/Dockerfile" <<DOCKERFILE
 FROM --platform=\$BUILDPLATFORM $base AS build
 ARG TARGETARCH
-RUN mkdir /out && for i in \$(seq 1 3); do yes "\$TARGETARCH $1 \$i" | head -c 8388608; done | gzip -6 > /out/app.gz
+RUN mkdir /out && head -c 67108864 /dev/zero | sha256sum > /out/work && \\
+    { head -c 10485760 /dev/urandom; yes "\$TARGETARCH $1" | head -c 10485760; } > /out/app
 FROM $base
-COPY --from=build /out/app.gz /usr/share/app.gz
-CMD ["ls", "-l", "/usr/share/app.gz"]
+COPY --from=build /out/app /usr/local/bin/app
+CMD ["ls", "-l", "/usr/local/bin/app"]
 DOCKERFILE
 }
 
@@ -43,6 +45,7 @@ run_archway() {
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
+write_dockerfile plan
 "$archway" plan "$ctx" --platform linux/amd64,linux/arm64 2>&1 | sed -n '1,3p' || true
 declare -a ta tb ratios
 echo "$pairs pairs after a warm-up pair, 2 platforms, pushed to $registry"

@@ -102,6 +102,10 @@ fn probe_options(strategy: &StrategyInput, runner: &Runner) -> ProbeOptions {
             .collect(),
         engine: runner.engine.clone(),
         container_var: runner.container_var.clone(),
+        default_builder: probe::buildx::default_builder_selected(
+            &runner.docker_config,
+            runner.buildx_builder.as_deref(),
+        ),
         platforms: Vec::new(),
     }
 }

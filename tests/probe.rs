@@ -257,10 +257,25 @@ async fn an_engine_that_is_not_there() {
     assert_eq!(e.to_string(), format!("connection refused at {host}"));
 }
 
+#[test]
+fn the_default_builder_is_known_from_buildx_state() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(buildx::default_builder_selected(dir.path(), None), "no state: default");
+    assert!(!buildx::default_builder_selected(dir.path(), Some("ci")), "BUILDX_BUILDER names another");
+    std::fs::create_dir_all(dir.path().join("buildx")).unwrap();
+    let current = dir.path().join("buildx/current");
+    std::fs::write(&current, r#"{"Key":"unix:///var/run/docker.sock","Name":"","Global":false}"#).unwrap();
+    assert!(buildx::default_builder_selected(dir.path(), None), "`docker buildx use default`");
+    std::fs::write(&current, r#"{"Key":"unix:///var/run/docker.sock","Name":"multi","Global":false}"#).unwrap();
+    assert!(!buildx::default_builder_selected(dir.path(), None), "`docker buildx use multi`");
+    std::fs::write(&current, "not json").unwrap();
+    assert!(!buildx::default_builder_selected(dir.path(), None), "unreadable: ask buildx");
+}
+
 #[tokio::test]
 async fn the_lab_buildx() {
     let _machine = support::machine::lock();
-    let b = buildx::probe_buildx(Path::new("docker")).await.unwrap();
+    let b = buildx::probe_buildx(Path::new("docker"), false).await.unwrap();
     assert!(b.version.contains("0.13"), "{b:?}");
     assert_eq!(b.driver, "docker");
     assert_eq!(b.builder, "default");
@@ -268,7 +283,14 @@ async fn the_lab_buildx() {
         assert!(b.platforms.contains(&p(want)), "{want} missing: {b:?}");
     }
     assert_eq!(b.refused, None);
-    let e = buildx::probe_buildx(Path::new("/nonexistent/docker")).await.unwrap_err();
+    // With the default builder known to be in use, `inspect` is not run; what matters for
+    // planning (builder, driver, not refused) is the same.
+    let quick = buildx::probe_buildx(Path::new("docker"), true).await.unwrap();
+    assert_eq!(
+        (&quick.version, &quick.builder, &quick.driver, &quick.refused),
+        (&b.version, &b.builder, &b.driver, &b.refused)
+    );
+    let e = buildx::probe_buildx(Path::new("/nonexistent/docker"), false).await.unwrap_err();
     assert_eq!(e.to_string(), "`/nonexistent/docker` is not installed (not found)");
 }
 
@@ -352,6 +374,7 @@ async fn everything_at_once_on_the_lab() {
         }],
         engine: lab_engine(),
         container_var: None,
+        default_builder: false,
         platforms: vec![],
     };
     let caps = probe::probe(&opts).await;

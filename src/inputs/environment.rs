@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::ci::{self, Env};
-use crate::env::{DOCKER_BIN, DOCKER_CERT_PATH, DOCKER_CONFIG, DOCKER_HOST, DOCKER_TLS_VERIFY, HOME, PATH};
+use crate::env::{
+    BUILDX_BUILDER, DOCKER_BIN, DOCKER_CERT_PATH, DOCKER_CONFIG, DOCKER_HOST, DOCKER_TLS_VERIFY, HOME, PATH,
+};
 use crate::probe::engine::EngineEndpoint;
 
 /// Set by podman, systemd-nspawn and LXC (`container=podman`, …) in a container's environment.
@@ -30,6 +32,8 @@ pub struct Runner {
     pub container_var: Option<String>,
     /// The Docker CLI configuration directory (`DOCKER_CONFIG`, default `~/.docker`).
     pub docker_config: PathBuf,
+    /// The buildx builder chosen by `BUILDX_BUILDER`, if any.
+    pub buildx_builder: Option<String>,
     /// `PATH`, extended for buildx children (the credential helper goes first).
     pub path: String,
     /// archway's own executable, which buildx runs as its credential helper.
@@ -49,6 +53,7 @@ impl Runner {
                 .map(PathBuf::from)
                 .or_else(|| home.map(|h| Path::new(h).join(".docker")))
                 .unwrap_or_else(|| PathBuf::from("/root/.docker")),
+            buildx_builder: get(BUILDX_BUILDER).filter(|b| !b.is_empty()).map(String::from),
             path: env.get(PATH).cloned().unwrap_or_default(),
             exe,
         }

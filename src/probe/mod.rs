@@ -186,6 +186,10 @@ pub struct ProbeOptions {
     pub engine: engine::EngineEndpoint,
     /// The `container` variable, a hint that archway runs in a container.
     pub container_var: Option<String>,
+    /// buildx's default builder (the `docker` driver on the current engine) is the one in use:
+    /// no `BUILDX_BUILDER`, no other builder selected with `docker buildx use`. Then
+    /// `docker buildx inspect` tells nothing the engine probe does not, and is not run.
+    pub default_builder: bool,
     /// The platforms to be built. What a privileged helper container needs from the engine
     /// (its images, whether it accepts privileged containers) is only asked when one of them
     /// may need QEMU registered: it has no handler and is not this machine's own. Empty: always.
@@ -225,7 +229,10 @@ pub async fn probe(opts: &ProbeOptions) -> Capabilities {
     };
     let buildx = async {
         let t = std::time::Instant::now();
-        let b = buildx::probe_buildx(&opts.docker).await.inspect_err(|why| tracing::info!("no buildx: {why}")).ok();
+        let b = buildx::probe_buildx(&opts.docker, opts.default_builder)
+            .await
+            .inspect_err(|why| tracing::info!("no buildx: {why}"))
+            .ok();
         timed("buildx", t);
         b
     };
