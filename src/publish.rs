@@ -445,10 +445,11 @@ pub async fn build_result(
         let e = entries_for(&ImageSource::Layout(&b.layout), &b).await?;
         platforms.push((b, e));
     }
-    // Annotations go on each platform's manifest (the builders put them there, as buildx's
-    // `--annotation` does) and on the index, where registries such as ghcr.io read a
-    // multi-platform image's description.
-    let annotations = req.annotations.iter().cloned().collect();
+    // Manifest annotations are on each platform's manifest already (the builders put them there,
+    // as buildx's `--annotation` does); the index gets its own (`index:`, and the computed
+    // `org.opencontainers.image.*`, where registries such as ghcr.io read a multi-platform
+    // image's description).
+    let annotations = req.index_annotations.iter().cloned().collect();
     let index = index_of(platforms.iter().map(|(_, e)| e.descriptors.clone()).collect(), annotations)?;
     let published = match &req.output {
         // A matrix leg with one platform: its own result, as pushed, is what `merge` takes.

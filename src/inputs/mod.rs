@@ -9,6 +9,7 @@
 //! [`Invocation::strategy`], so they agree on every input by construction.
 
 pub mod environment;
+pub mod gitrefs;
 pub mod lists;
 
 use std::path::{Path, PathBuf};
@@ -95,9 +96,14 @@ pub struct BuildRequest {
     pub strategy: StrategyInput,
     pub runner: Runner,
     pub dry_run: bool,
-    /// `--label` and `--annotation` pairs (with the CI's computed ones first).
+    /// `--label` pairs and the manifests' annotations (`--annotation K=V`,
+    /// `manifest:K=V`), with the CI's computed ones first.
     pub labels: Vec<(String, String)>,
     pub annotations: Vec<(String, String)>,
+    /// The index's annotations (`index:K=V`), with the CI's computed ones first.
+    pub index_annotations: Vec<(String, String)>,
+    /// What tag computation decided that the log should say (`latest` kept back).
+    pub notes: Vec<String>,
     /// `--provenance` and `--sbom` values for buildx, when given.
     pub provenance: Option<String>,
     pub sbom: Option<String>,
@@ -223,10 +229,13 @@ impl Invocation {
         Invocation { env, ci, runner, now_unix }
     }
 
-    /// The CI's inputs and commit metadata, its defaults applied.
+    /// The CI's inputs and commit metadata, its defaults applied (the checkout's git tags read
+    /// for `latest=auto`).
     fn ci_run(&self) -> Result<ci::Resolved, UserError> {
         let event = self.ci.read_event(&self.env);
-        Ok(ci::resolve(&*self.ci, &self.env, event.as_deref(), self.now_unix)?)
+        let checkout = self.ci.default_context(&self.env).unwrap_or_else(|| PathBuf::from("."));
+        let repo_tags = gitrefs::tags(&checkout);
+        Ok(ci::resolve_with(&*self.ci, &self.env, event.as_deref(), self.now_unix, repo_tags)?)
     }
 
     fn var(&self, input: &ci::vars::InputVar) -> &'static str {
@@ -297,15 +306,28 @@ impl Invocation {
             }
         }
 
-        // The CI's computed labels and annotations go first, so a flag can replace one.
+        // The CI's computed labels and annotations go first, so a flag can replace one. Computed
+        // annotations go on the manifests and the index; given ones where their prefix says.
         let from_ci = run.provider != ci::Provider::Local || !i.labels.is_empty() || !i.annotations.is_empty();
         let mut labels = if from_ci { run.labels.clone() } else { Vec::new() };
         for (k, v) in lists::pairs("--label", &a.labels)? {
             lists::set(&mut labels, k, v);
         }
-        let mut annotations = if from_ci { run.annotations.clone() } else { Vec::new() };
-        for (k, v) in lists::pairs("--annotation", &a.annotations)? {
-            lists::set(&mut annotations, k, v);
+        let computed = if from_ci { run.annotations.clone() } else { Vec::new() };
+        let (mut annotations, mut index_annotations) = (computed.clone(), computed);
+        let given = i
+            .annotations
+            .iter()
+            .map(|x| (self.var(&ci::vars::ANNOTATIONS), x))
+            .chain(a.annotations.iter().map(|x| ("--annotation", x)));
+        for (flag, item) in given {
+            let (levels, k, v) = lists::annotation(flag, item)?;
+            if levels.manifest {
+                lists::set(&mut annotations, k.clone(), v.clone());
+            }
+            if levels.index {
+                lists::set(&mut index_annotations, k, v);
+            }
         }
         let registry = RegistryAccess {
             explicit: self.credential(
@@ -330,6 +352,8 @@ impl Invocation {
             dry_run: a.dry_run || i.dry_run == Some(true),
             labels,
             annotations,
+            index_annotations,
+            notes: run.notes.clone(),
             provenance: attestation_value("--provenance", a.provenance.as_deref().or(i.provenance.as_deref()))?,
             sbom: attestation_value("--sbom", a.sbom.as_deref().or(i.sbom.as_deref()))?,
             output,
