@@ -123,8 +123,9 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "K=V")]
     pub labels: Vec<String>,
 
-    /// Annotation on each platform's manifest and on the index, `KEY=VALUE` (repeatable)
-    #[arg(long = "annotation", value_name = "K=V")]
+    /// Annotation, as buildx: `KEY=VALUE` or `manifest:KEY=VALUE` on each platform's manifest,
+    /// `index:KEY=VALUE` on the index, `index,manifest:KEY=VALUE` on both (repeatable)
+    #[arg(long = "annotation", value_name = "[index:]K=V")]
     pub annotations: Vec<String>,
 
     /// Push each platform by digest, then the index, then the tags

@@ -46,15 +46,19 @@ impl GitMeta {
 /// The longest tag a registry accepts.
 pub const MAX_TAG: usize = 128;
 
-/// A branch or other ref as a tag: lower case, every character outside `[a-z0-9._-]` becomes
-/// `-`, leading and trailing `-` and `.` dropped, at most 128 characters.
-/// `feature/Login_2` → `feature-login_2`.
+/// A branch or other ref as a tag, as docker/metadata-action sanitizes one: every run of
+/// characters outside `[A-Za-z0-9._-]` becomes one `-` (case is kept: tags may hold capitals),
+/// leading and trailing `-` and `.` dropped, at most 128 characters.
+/// `feature/Login_2` → `feature-Login_2`.
 pub fn slug(name: &str) -> String {
-    let mapped: String = name
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') { c } else { '-' })
-        .collect();
+    let mut mapped = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            mapped.push(c);
+        } else if !mapped.ends_with('-') {
+            mapped.push('-');
+        }
+    }
     let trimmed = mapped.trim_matches(['-', '.']);
     trimmed[..trimmed.len().min(MAX_TAG)].trim_end_matches(['-', '.']).to_string()
 }
@@ -324,7 +328,9 @@ pub fn parse_rule(line: &str) -> Result<Rule, String> {
         "schedule" => {
             let pattern = get("pattern").unwrap_or_else(|| "nightly".into());
             if pattern.contains("{{") {
-                return Err(format!("`pattern={pattern}`: archway writes no dates; give the tag itself, e.g. `nightly`"));
+                return Err(format!(
+                    "`pattern={pattern}`: archway writes no dates; give the tag itself, e.g. `nightly`"
+                ));
             }
             RuleKind::Schedule { pattern }
         }
@@ -456,7 +462,9 @@ pub fn compute(rules: &[Rule], flavor: &Flavor, meta: &GitMeta) -> Computed {
     let mut tag_rule_fired = false;
     for r in rules.iter().filter(|r| r.enable) {
         let value = match &r.kind {
-            RuleKind::Schedule { pattern } => meta.event.as_deref().filter(|e| *e == "schedule").map(|_| pattern.clone()),
+            RuleKind::Schedule { pattern } => {
+                meta.event.as_deref().filter(|e| *e == "schedule").map(|_| pattern.clone())
+            }
             RuleKind::Semver { pattern, value } => {
                 let raw = value.clone().or_else(|| meta.tag.clone().filter(|_| meta.pr.is_none()));
                 raw.and_then(|raw| {
@@ -499,7 +507,12 @@ pub fn compute(rules: &[Rule], flavor: &Flavor, meta: &GitMeta) -> Computed {
         Latest::False => false,
         Latest::True => true,
         Latest::Auto => {
-            let stable = meta.tag.as_deref().filter(|_| meta.pr.is_none()).and_then(release_version).filter(|v| v.pre.is_empty());
+            let stable = meta
+                .tag
+                .as_deref()
+                .filter(|_| meta.pr.is_none())
+                .and_then(release_version)
+                .filter(|v| v.pre.is_empty());
             match stable {
                 Some(v) if tag_rule_fired => match highest_stable(&meta.repo_tags).filter(|h| *h > v) {
                     Some(h) => {
@@ -612,7 +625,8 @@ mod tests {
 
     #[test]
     fn slugs() {
-        assert_eq!(slug("feature/Login_2"), "feature-login_2");
+        assert_eq!(slug("feature/Login_2"), "feature-Login_2");
+        assert_eq!(slug("a//b"), "a-b");
         assert_eq!(slug("-.release/1.x.-"), "release-1.x");
         assert_eq!(slug("ünïcode"), "n-code");
         assert_eq!(slug(&"a".repeat(200)).len(), 128);
@@ -680,7 +694,7 @@ mod tests {
     #[test]
     fn other_tags_branches_and_requests() {
         let m = GitMeta { tag: Some("Nightly/2024".into()), ..meta() };
-        assert_eq!(tag_names(&m), ["nightly-2024", "sha-0123456"]);
+        assert_eq!(tag_names(&m), ["Nightly-2024", "sha-0123456"]);
         let m = GitMeta { branch: Some("main".into()), default_branch: Some("main".into()), ..meta() };
         assert_eq!(tag_names(&m), ["edge", "main", "sha-0123456"]);
         let m = GitMeta { branch: Some("feature/x".into()), default_branch: Some("main".into()), ..meta() };
@@ -699,20 +713,41 @@ mod tests {
     #[test]
     fn rules_flavor_prefix_suffix_and_templates() {
         let m = GitMeta { tag: Some("v1.2.3".into()), ..meta() };
-        let f = parse_flavor(&["latest=auto".into(), "prefix=app-,onlatest=true".into(), "suffix=-alpine".into()]).unwrap();
-        let c = compute(&rules(&["type=semver,pattern={{major}}.{{minor}}", "type=sha,format=long", "type=raw,value=x-{{sha}}"]), &f, &m);
+        let f =
+            parse_flavor(&["latest=auto".into(), "prefix=app-,onlatest=true".into(), "suffix=-alpine".into()]).unwrap();
+        let c = compute(
+            &rules(&["type=semver,pattern={{major}}.{{minor}}", "type=sha,format=long", "type=raw,value=x-{{sha}}"]),
+            &f,
+            &m,
+        );
         assert_eq!(
             c.names,
-            ["app-1.2-alpine", "app-x-0123456-alpine", "sha-0123456789abcdef0123456789abcdef01234567-alpine", "app-latest"]
+            [
+                "app-1.2-alpine",
+                "app-x-0123456-alpine",
+                "sha-0123456789abcdef0123456789abcdef01234567-alpine",
+                "app-latest"
+            ]
         );
         // A rule's own prefix replaces the flavor's; `latest=false` drops latest; `enable=false`.
         let f = parse_flavor(&["latest=false,prefix=p-".into()]).unwrap();
-        let c = compute(&rules(&["type=semver,pattern={{version}},prefix=", "type=raw,foo,enable=false", "type=raw,bar,priority=950"]), &f, &m);
+        let c = compute(
+            &rules(&[
+                "type=semver,pattern={{version}},prefix=",
+                "type=raw,foo,enable=false",
+                "type=raw,bar,priority=950",
+            ]),
+            &f,
+            &m,
+        );
         assert_eq!(c.names, ["p-bar", "1.2.3"]);
         // `latest=true` on a branch; `type=edge,branch=dev`.
         let m = GitMeta { branch: Some("dev".into()), default_branch: Some("main".into()), ..meta() };
         let f = parse_flavor(&["latest=true".into()]).unwrap();
-        assert_eq!(compute(&rules(&["type=edge,branch=dev", "type=semver,pattern={{version}}"]), &f, &m).names, ["edge", "latest"]);
+        assert_eq!(
+            compute(&rules(&["type=edge,branch=dev", "type=semver,pattern={{version}}"]), &f, &m).names,
+            ["edge", "latest"]
+        );
         // A semver rule with `value=` reads that value, not the git tag (and moves no latest).
         let c = compute(&rules(&["type=semver,pattern={{major}},value=v4.5.6"]), &Flavor::default(), &m);
         assert_eq!(c.names, ["4"]);
@@ -743,10 +778,17 @@ mod tests {
     fn tag_items_split_names_on_blanks_and_commas_but_keep_rules_whole() {
         assert_eq!(tag_items("latest 1.0"), ["latest", "1.0"]);
         assert_eq!(tag_items("latest,1.0\n ghcr.io/a/b:x \n"), ["latest", "1.0", "ghcr.io/a/b:x"]);
-        assert_eq!(tag_items("type=semver,pattern={{version}}\ntype=computed"), ["type=semver,pattern={{version}}", "type=computed"]);
+        assert_eq!(
+            tag_items("type=semver,pattern={{version}}\ntype=computed"),
+            ["type=semver,pattern={{version}}", "type=computed"]
+        );
         assert_eq!(parse_tag_item("ghcr.io/a/b:1").unwrap(), TagItem::Reference("ghcr.io/a/b:1".into()));
-        assert!(matches!(parse_tag_item("type=computed").unwrap(), TagItem::Rules(r) if r.len() == DEFAULT_RULES.len()));
-        assert!(matches!(parse_tag_item("1.0").unwrap(), TagItem::Rules(r) if r[0].kind == RuleKind::Raw("1.0".into())));
+        assert!(
+            matches!(parse_tag_item("type=computed").unwrap(), TagItem::Rules(r) if r.len() == DEFAULT_RULES.len())
+        );
+        assert!(
+            matches!(parse_tag_item("1.0").unwrap(), TagItem::Rules(r) if r[0].kind == RuleKind::Raw("1.0".into()))
+        );
         assert!(parse_tag_item("-x").unwrap_err().contains("is not a tag name"));
     }
 

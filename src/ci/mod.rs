@@ -259,7 +259,9 @@ impl InputError {
                 "set `{image_var}` to the image name (e.g. `docker.io/acme/app`), or give full references such as `docker.io/acme/app:1.0`"
             ),
             InputError::BadFlavor { var, .. } => {
-                format!("write `{var}` as docker/metadata-action's flavor: `latest=auto`, `prefix=…`, `suffix=…`, one a line")
+                format!(
+                    "write `{var}` as docker/metadata-action's flavor: `latest=auto`, `prefix=…`, `suffix=…`, one a line"
+                )
             }
             InputError::Unreadable(_) => "check the CI variables archway reads (see `archway::ci::vars`)".into(),
         }
@@ -370,7 +372,8 @@ pub fn resolve_with(
             image_var: spelling.var(&vars::IMAGE).into(),
         });
     }
-    let computed = if rules.is_empty() { metadata::Computed::default() } else { metadata::compute(&rules, &flavor, &meta) };
+    let computed =
+        if rules.is_empty() { metadata::Computed::default() } else { metadata::compute(&rules, &flavor, &meta) };
     let mut tags: Vec<String> = match &image {
         Some(image) => computed.names.iter().map(|t| format!("{image}:{t}")).collect(),
         None => Vec::new(),

@@ -255,7 +255,7 @@ inputs! {
         "Image labels, `KEY=VALUE`, added to the computed `org.opencontainers.image.*` ones",
         default InputDefault::None;
     ANNOTATIONS: "annotations", "INPUT_ANNOTATIONS", "ANNOTATIONS", "ARCHWAY_ANNOTATIONS", KeyValues,
-        "Annotations, `KEY=VALUE`, on each platform's manifest and on the index, added to the computed `org.opencontainers.image.*` ones",
+        "Annotations, `KEY=VALUE` on each platform's manifest (as buildx) or `index:KEY=VALUE` on the index, added to the computed `org.opencontainers.image.*` ones, which go on both",
         default InputDefault::None;
     TARGET: "target", "INPUT_TARGET", "TARGET", "ARCHWAY_TARGET", Text,
         "Stage to build",

@@ -93,8 +93,8 @@ pub fn annotation(flag: &str, item: &str) -> Result<(Levels, String, String), Us
         }
         _ => (Levels { manifest: true, index: false }, item),
     };
-    let (k, v) = split_pair(kv)
-        .ok_or_else(|| UserError::input(format!("`{flag} {item}` is not `KEY=VALUE`")).hint(hint))?;
+    let (k, v) =
+        split_pair(kv).ok_or_else(|| UserError::input(format!("`{flag} {item}` is not `KEY=VALUE`")).hint(hint))?;
     Ok((levels, k, v))
 }
 
@@ -170,7 +170,10 @@ mod tests {
         assert_eq!(annotation("-a", "a=b").unwrap(), (m, "a".into(), "b".into()));
         assert_eq!(annotation("-a", "a=http://x").unwrap(), (m, "a".into(), "http://x".into()));
         assert_eq!(annotation("-a", "manifest:a=b").unwrap().0, m);
-        assert_eq!(annotation("-a", "index:org.opencontainers.image.description=x: y").unwrap(), (i, "org.opencontainers.image.description".into(), "x: y".into()));
+        assert_eq!(
+            annotation("-a", "index:org.opencontainers.image.description=x: y").unwrap(),
+            (i, "org.opencontainers.image.description".into(), "x: y".into())
+        );
         assert_eq!(annotation("-a", "index,manifest:a=b").unwrap().0, b);
         let e = annotation("--annotation", "manifest-descriptor:a=b").unwrap_err();
         assert!(e.message.contains("does not write `manifest-descriptor`"), "{}", e.message);
