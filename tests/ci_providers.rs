@@ -700,10 +700,10 @@ fn gitlab_dotenv_report() {
         assert!(!v.contains('\r'), "{k}");
     }
     let vars: HashMap<&str, &str> = vars.into_iter().collect();
-    assert_eq!(vars["ARCHWAY_DIGEST"], result().digest);
-    assert_eq!(vars["ARCHWAY_IMAGE_REF"], format!("ghcr.io/acme-corp/hello-world@{}", result().digest));
-    assert_eq!(vars["ARCHWAY_TAGS"], "ghcr.io/acme-corp/hello-world:main,ghcr.io/acme-corp/hello-world:latest");
-    assert_eq!(vars["ARCHWAY_PLATFORMS"], "linux/amd64,linux/arm64");
+    assert_eq!(vars["ARCHWAY_RESULT_DIGEST"], result().digest);
+    assert_eq!(vars["ARCHWAY_RESULT_IMAGE_REF"], format!("ghcr.io/acme-corp/hello-world@{}", result().digest));
+    assert_eq!(vars["ARCHWAY_RESULT_TAGS"], "ghcr.io/acme-corp/hello-world:main,ghcr.io/acme-corp/hello-world:latest");
+    assert_eq!(vars["ARCHWAY_RESULT_PLATFORMS"], "linux/amd64,linux/arm64");
 
     // ARCHWAY_DOTENV names another file.
     let other = dir.path().join("build.env");
@@ -714,7 +714,7 @@ fn gitlab_dotenv_report() {
     let mut bad = result();
     bad.tags.push("x\ny".into());
     let e = ci::for_provider(Provider::GitLab).write_outputs(&env, &bad).unwrap_err();
-    assert!(e.to_string().contains("`ARCHWAY_TAGS` has a line break"), "{e}");
+    assert!(e.to_string().contains("`ARCHWAY_RESULT_TAGS` has a line break"), "{e}");
 }
 
 #[test]
@@ -738,7 +738,7 @@ fn bitbucket_output_variables_and_result_file() {
     let json_path = dir.path().join("archway-result.json");
     assert_eq!(written, [vars_path.clone(), json_path.clone()]);
     let vars = std::fs::read_to_string(&vars_path).unwrap();
-    assert!(vars.contains("ARCHWAY_DIGEST=sha256:aaaa"), "{vars}");
+    assert!(vars.contains("ARCHWAY_RESULT_DIGEST=sha256:aaaa"), "{vars}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     assert_eq!(v["digest"], result().digest);
     assert_eq!(v["platforms"][1]["strategy"], "emulated");

@@ -167,15 +167,15 @@ fn gitlab_job_with_zero_configuration_writes_a_dotenv_report() {
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("section_start:") && stderr.contains("section_end:"), "collapsible sections: {stderr}");
-    let index = json(&manifest(&repo, "feature-login_page").expect("branch slug tag").1);
+    let index = json(&manifest(&repo, "Feature-Login_Page").expect("branch slug tag").1);
     assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64"], "the default platforms");
     assert!(tag_digest(&repo, "sha-89abcde").is_some());
     assert!(tag_digest(&repo, "latest").is_none(), "not the default branch");
     let dotenv = std::fs::read_to_string(ws.path().join("src/archway.env")).unwrap();
     let vars: HashMap<&str, &str> = dotenv.lines().filter_map(|l| l.split_once('=')).collect();
     assert!(vars.len() <= 20, "{dotenv}");
-    assert_eq!(vars["ARCHWAY_DIGEST"], tag_digest(&repo, "feature-login_page").unwrap());
-    assert_eq!(vars["ARCHWAY_IMAGE"], repo);
+    assert_eq!(vars["ARCHWAY_RESULT_DIGEST"], tag_digest(&repo, "Feature-Login_Page").unwrap());
+    assert_eq!(vars["ARCHWAY_RESULT_IMAGE"], repo);
     assert!(vars.keys().all(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')));
     assert_no_leak("gitlab", &out, ws.path());
 }
