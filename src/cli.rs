@@ -295,8 +295,9 @@ pub struct RegistryArgs {
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Image reference to publish (repeatable; one repository)
-    #[arg(short = 't', long = "tag", value_name = "REF", required = true)]
+    /// Image reference to publish (repeatable; one repository). In CI, default the tags computed
+    /// from the commit, as `build` computes them (`image`, `tags`, `flavor`)
+    #[arg(short = 't', long = "tag", value_name = "REF")]
     pub tags: Vec<String>,
 
     /// What to merge: `REPO@sha256:…`, a digest file a leg wrote (`sha256:…` or
