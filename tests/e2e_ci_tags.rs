@@ -176,3 +176,48 @@ fn merge_as_a_gitlab_job_writes_the_dotenv_report() {
     assert!(vars["ARCHWAY_RESULT_TAGS"].split(',').any(|t| t == format!("{repo}:main")), "{dotenv}");
     assert!(!vars.contains_key("ARCHWAY_TAGS") && !vars.contains_key("ARCHWAY_IMAGE"), "{dotenv}");
 }
+
+/// `--annotation` as buildx spells it: unprefixed and `manifest:` on each platform's manifest,
+/// `index:` on the index only, `index,manifest:` on both.
+#[test]
+fn annotations_go_where_their_prefix_says() {
+    let ws = workspace();
+    let repo = unique_repo("annot");
+    let tag = format!("{repo}:1");
+    let out = archway(
+        &ws.path().join("src"),
+        &[
+            "build",
+            ".",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &tag,
+            "--push",
+            "--annotation",
+            "plain=m",
+            "--annotation",
+            "manifest:only.manifest=m",
+            "--annotation",
+            "index:org.opencontainers.image.description=for the index",
+            "--annotation",
+            "index,manifest:both=b",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let index = json(&manifest(&repo, "1").unwrap().1);
+    let a = &index["annotations"];
+    assert_eq!(a["org.opencontainers.image.description"], "for the index");
+    assert_eq!(a["both"], "b");
+    assert!(a.get("plain").is_none() && a.get("only.manifest").is_none(), "{a}");
+    for (platform, digest) in platform_manifests(&index) {
+        let m = json(&manifest(&repo, &digest).unwrap().1);
+        let a = &m["annotations"];
+        assert_eq!(
+            (a["plain"].as_str(), a["only.manifest"].as_str(), a["both"].as_str()),
+            (Some("m"), Some("m"), Some("b")),
+            "{platform}: {a}"
+        );
+        assert!(a.get("org.opencontainers.image.description").is_none(), "{platform}: {a}");
+    }
+}
