@@ -123,8 +123,9 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "K=V")]
     pub labels: Vec<String>,
 
-    /// Annotation on each platform's manifest and on the index, `KEY=VALUE` (repeatable)
-    #[arg(long = "annotation", value_name = "K=V")]
+    /// Annotation, as buildx: `KEY=VALUE` or `manifest:KEY=VALUE` on each platform's manifest,
+    /// `index:KEY=VALUE` on the index, `index,manifest:KEY=VALUE` on both (repeatable)
+    #[arg(long = "annotation", value_name = "[index:]K=V")]
     pub annotations: Vec<String>,
 
     /// Push each platform by digest, then the index, then the tags
@@ -300,8 +301,9 @@ pub struct RegistryArgs {
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Image reference to publish (repeatable; one repository)
-    #[arg(short = 't', long = "tag", value_name = "REF", required = true)]
+    /// Image reference to publish (repeatable; one repository). In CI, default the tags computed
+    /// from the commit, as `build` computes them (`image`, `tags`, `flavor`)
+    #[arg(short = 't', long = "tag", value_name = "REF")]
     pub tags: Vec<String>,
 
     /// What to merge: `REPO@sha256:…`, a digest file a leg wrote (`sha256:…` or

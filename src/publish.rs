@@ -442,7 +442,11 @@ pub struct Published {
     pub index: Descriptor,
     /// Where it went: `registry/repo@digest`, or the layout directory.
     pub location: String,
+    /// The tags a registry now holds for it; never a layout's names.
     pub tags: Vec<String>,
+    /// The names a layout's `index.json` gives it (`org.opencontainers.image.ref.name`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
 }
 
 /// Fails before anything is built when `repo` cannot be pushed to (an upload is opened and
@@ -473,16 +477,22 @@ pub async fn build_result(
         let e = entries_for(&ImageSource::Layout(&b.layout), &b).await?;
         platforms.push((b, e));
     }
-    // Annotations go on each platform's manifest (the builders put them there, as buildx's
-    // `--annotation` does) and on the index, where registries such as ghcr.io read a
-    // multi-platform image's description.
-    let annotations = req.annotations.iter().cloned().collect();
+    // Manifest annotations are on each platform's manifest already (the builders put them there,
+    // as buildx's `--annotation` does); the index gets its own (`index:`, and the computed
+    // `org.opencontainers.image.*`, where registries such as ghcr.io read a multi-platform
+    // image's description).
+    let annotations = req.index_annotations.iter().cloned().collect();
     let index = index_of(platforms.iter().map(|(_, e)| e.descriptors.clone()).collect(), annotations)?;
     let published = match &req.output {
         // A matrix leg with one platform: its own result, as pushed, is what `merge` takes.
         Output::Digest { repo, .. } if platforms.len() == 1 => {
             let top = platforms[0].0.descriptor.bare();
-            Published { location: repo.with_digest(top.digest.clone()).to_string(), index: top, tags: vec![] }
+            Published {
+                location: repo.with_digest(top.digest.clone()).to_string(),
+                index: top,
+                tags: vec![],
+                names: vec![],
+            }
         }
         Output::Digest { repo, .. } => {
             log.line("==> pushing the multi-platform index by digest (no tag)");
@@ -522,7 +532,7 @@ pub async fn to_registry(
         }
         moved.push(t.to_string());
     }
-    Ok(Published { location: repo.with_digest(top.digest.clone()).to_string(), index: top, tags: moved })
+    Ok(Published { location: repo.with_digest(top.digest.clone()).to_string(), index: top, tags: moved, names: vec![] })
 }
 
 /// Writes the index into an OCI image layout at `out`, moving every platform's blobs from its
@@ -566,7 +576,7 @@ pub fn to_layout(out: &Path, staging: &[PathBuf], index: &Index, tags: &[String]
     std::fs::write(&tmp, top.to_bytes()).map_err(write(&tmp))?;
     let index_json = out.join("index.json");
     std::fs::rename(&tmp, &index_json).map_err(write(&index_json))?;
-    Ok(Published { index: desc, location: out.display().to_string(), tags: tags.to_vec() })
+    Ok(Published { index: desc, location: out.display().to_string(), tags: vec![], names: tags.to_vec() })
 }
 
 #[cfg(test)]

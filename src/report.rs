@@ -344,7 +344,14 @@ pub fn summary(built: &[(Built, Entries)], published: &Published) -> String {
     }
     out.push_str(&format!("index {} ({})\n", published.index.digest, published.index.media_type));
     if published.tags.is_empty() {
-        out.push_str(&format!("written to {}\n", published.location));
+        match published.names.as_slice() {
+            [] => out.push_str(&format!("written to {}\n", published.location)),
+            names => out.push_str(&format!(
+                "written to {} (named {} in its index.json; no registry holds it)\n",
+                published.location,
+                names.join(", ")
+            )),
+        }
     }
     for t in &published.tags {
         out.push_str(&format!("tagged {t}\n"));

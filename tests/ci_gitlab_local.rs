@@ -58,12 +58,12 @@ fn component_pipeline_pushes_and_downstream_job_reads_dotenv() {
     assert!(all.contains("linux/arm64  emulated"), "the plan is in the job's log:\n{all}");
 
     // What the downstream job got from the dotenv report.
-    let digest = downstream(&all, "ARCHWAY_DIGEST");
-    assert!(digest.starts_with("sha256:") && digest.len() == 71, "ARCHWAY_DIGEST={digest}");
-    assert_eq!(downstream(&all, "ARCHWAY_IMAGE"), repo);
-    assert_eq!(downstream(&all, "ARCHWAY_IMAGE_REF"), format!("{repo}@{digest}"));
-    assert_eq!(downstream(&all, "ARCHWAY_PLATFORMS"), "linux/amd64,linux/arm64");
-    let tags = downstream(&all, "ARCHWAY_TAGS");
+    let digest = downstream(&all, "ARCHWAY_RESULT_DIGEST");
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "ARCHWAY_RESULT_DIGEST={digest}");
+    assert_eq!(downstream(&all, "ARCHWAY_RESULT_IMAGE"), repo);
+    assert_eq!(downstream(&all, "ARCHWAY_RESULT_IMAGE_REF"), format!("{repo}@{digest}"));
+    assert_eq!(downstream(&all, "ARCHWAY_RESULT_PLATFORMS"), "linux/amd64,linux/arm64");
+    let tags = downstream(&all, "ARCHWAY_RESULT_TAGS");
     assert!(tags.split(',').any(|t| t == format!("{repo}:main")), "the branch is a tag: {tags}");
 
     // The registry has that digest: an index of both platforms, and the branch tag on it.

@@ -125,10 +125,11 @@ fn github_push_to_main() {
     assert_eq!(
         r.tags,
         [
+            "ghcr.io/acme-corp/hello-world:edge",
             "ghcr.io/acme-corp/hello-world:main",
-            "ghcr.io/acme-corp/hello-world:latest",
             "ghcr.io/acme-corp/hello-world:sha-3f78685"
-        ]
+        ],
+        "the default branch gets `edge`, never `latest`"
     );
     assert_eq!(
         r.labels,
@@ -137,7 +138,10 @@ fn github_push_to_main() {
             ("org.opencontainers.image.revision".into(), SHA.into()),
             ("org.opencontainers.image.source".into(), "https://github.com/Acme-Corp/Hello-World".into()),
             ("org.opencontainers.image.title".into(), "Hello-World".into()),
-            ("org.opencontainers.image.version".into(), "main".into()),
+            ("org.opencontainers.image.version".into(), "edge".into()),
+            ("org.opencontainers.image.description".into(), "Hello, world: the example repository".into()),
+            ("org.opencontainers.image.url".into(), "https://github.com/Acme-Corp/Hello-World".into()),
+            ("org.opencontainers.image.licenses".into(), "MIT".into()),
         ]
     );
     assert_eq!(r.annotations, r.labels);
@@ -157,7 +161,7 @@ fn github_without_event_payload_has_no_default_branch() {
     let gh = ci::for_provider(Provider::GitHub);
     let r = ci::resolve(&*gh, &env, None, NOW).unwrap();
     assert_eq!(r.meta.default_branch, None);
-    assert!(!r.tags.iter().any(|t| t.ends_with(":latest")), "{:?}", r.tags);
+    assert!(!r.tags.iter().any(|t| t.ends_with(":latest") || t.ends_with(":edge")), "{:?}", r.tags);
 }
 
 #[test]
@@ -172,8 +176,9 @@ fn github_release_tag() {
             "docker.io/acme/hello:1.2.3",
             "docker.io/acme/hello:1.2",
             "docker.io/acme/hello:1",
-            "docker.io/acme/hello:latest",
+            "docker.io/acme/hello:v1.2.3",
             "docker.io/acme/hello:sha-3f78685",
+            "docker.io/acme/hello:latest",
         ])
     );
     assert_eq!(label(&r, "org.opencontainers.image.version"), Some("1.2.3"));
@@ -229,8 +234,8 @@ fn gitlab_branch_pipeline() {
     assert_eq!(
         r.tags,
         [
+            "registry.gitlab.com/acme/hello-world:edge",
             "registry.gitlab.com/acme/hello-world:main",
-            "registry.gitlab.com/acme/hello-world:latest",
             "registry.gitlab.com/acme/hello-world:sha-3f78685"
         ]
     );
@@ -260,14 +265,15 @@ fn gitlab_tag_pipeline_with_a_pre_release() {
     let r = resolve("gitlab-tag");
     assert_eq!(
         r.tags,
-        ["registry.gitlab.com/acme/hello-world:2.0.0-rc.1", "registry.gitlab.com/acme/hello-world:sha-3f78685"],
+        [
+            "registry.gitlab.com/acme/hello-world:2.0.0-rc.1",
+            "registry.gitlab.com/acme/hello-world:v2.0.0-rc.1",
+            "registry.gitlab.com/acme/hello-world:sha-3f78685"
+        ],
         "a pre-release moves neither `2.0`, `2` nor `latest`"
     );
     assert_eq!(label(&r, "org.opencontainers.image.version"), Some("2.0.0-rc.1"));
-    assert_eq!(
-        r.annotations.last(),
-        Some(&("org.opencontainers.image.licenses".to_string(), "Apache-2.0".to_string()))
-    );
+    assert_eq!(r.inputs.annotations, ["org.opencontainers.image.licenses=Apache-2.0"]);
 }
 
 #[test]
@@ -295,8 +301,8 @@ fn bitbucket_branch_build_as_a_pipe() {
     assert_eq!(
         r.tags,
         [
+            "docker.io/acme/hello-world:edge",
             "docker.io/acme/hello-world:master",
-            "docker.io/acme/hello-world:latest",
             "docker.io/acme/hello-world:sha-3f78685"
         ],
         "master counts as the default branch"
@@ -308,15 +314,15 @@ fn bitbucket_branch_build_as_a_pipe() {
     let c = bb.credentials(&env, &r.inputs, "docker.io").unwrap();
     assert_eq!((c.username.as_str(), c.password.expose()), ("acmebot", "dckr_pat_2b3e36beb5df4c5c8b8d"));
 
-    // DEFAULT_BRANCH names another default: no `latest` for master.
+    // DEFAULT_BRANCH names another default: no `edge` for master.
     let mut env = env;
     env.insert("DEFAULT_BRANCH".into(), "develop".into());
     let r = ci::resolve(&*bb, &env, None, NOW).unwrap();
-    assert!(!r.tags.iter().any(|t| t.ends_with(":latest")), "{:?}", r.tags);
+    assert!(!r.tags.iter().any(|t| t.ends_with(":latest") || t.ends_with(":edge")), "{:?}", r.tags);
 }
 
-/// README promises a pipe pushes by default when it has tags; a script step and the other CIs
-/// push only when asked (the action and the component set `push: true` themselves).
+/// README promises every CI pushes by default whenever an image is named (the action and the
+/// component also say `push: true` themselves); a local run pushes only when asked.
 #[test]
 fn bitbucket_pipe_pushes_by_default_when_it_has_tags() {
     let mut env = fixture("bitbucket-pipe-branch");
@@ -335,7 +341,20 @@ fn bitbucket_pipe_pushes_by_default_when_it_has_tags() {
     let mut step = fixture("bitbucket-tag");
     step.remove("ARCHWAY_PUSH");
     let ci = ci::for_provider(ci::detect(&step));
-    assert!(!ci::resolve(&*ci, &step, None, NOW).unwrap().push(true), "a script step pushes only when asked");
+    assert!(ci::resolve(&*ci, &step, None, NOW).unwrap().push(true), "a script step with ARCHWAY_IMAGE pushes too");
+
+    // A GitLab job without the component: `$CI_REGISTRY_IMAGE` is the image, so it pushes.
+    let mut gl = fixture("gitlab-branch");
+    gl.retain(|k, _| !k.starts_with("ARCHWAY_"));
+    let ci = ci::for_provider(ci::detect(&gl));
+    let r = ci::resolve(&*ci, &gl, None, NOW).unwrap();
+    assert_eq!(r.image.as_deref(), Some("registry.gitlab.com/acme/hello-world"));
+    assert!(r.push(!r.tags.is_empty()));
+
+    let local: Env =
+        [("ARCHWAY_IMAGE", "localhost:5000/a")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let ci = ci::for_provider(ci::detect(&local));
+    assert!(!ci::resolve(&*ci, &local, None, NOW).unwrap().push(true), "a local run pushes only when asked");
 }
 
 #[test]
@@ -362,8 +381,9 @@ fn bitbucket_tag_build_in_a_script_step() {
             "docker.io/acme/hello-world:1.2.3",
             "docker.io/acme/hello-world:1.2",
             "docker.io/acme/hello-world:1",
-            "docker.io/acme/hello-world:latest",
+            "docker.io/acme/hello-world:v1.2.3",
             "docker.io/acme/hello-world:sha-3f78685",
+            "docker.io/acme/hello-world:latest",
         ])
     );
     let env = fixture("bitbucket-tag");
@@ -680,10 +700,10 @@ fn gitlab_dotenv_report() {
         assert!(!v.contains('\r'), "{k}");
     }
     let vars: HashMap<&str, &str> = vars.into_iter().collect();
-    assert_eq!(vars["ARCHWAY_DIGEST"], result().digest);
-    assert_eq!(vars["ARCHWAY_IMAGE_REF"], format!("ghcr.io/acme-corp/hello-world@{}", result().digest));
-    assert_eq!(vars["ARCHWAY_TAGS"], "ghcr.io/acme-corp/hello-world:main,ghcr.io/acme-corp/hello-world:latest");
-    assert_eq!(vars["ARCHWAY_PLATFORMS"], "linux/amd64,linux/arm64");
+    assert_eq!(vars["ARCHWAY_RESULT_DIGEST"], result().digest);
+    assert_eq!(vars["ARCHWAY_RESULT_IMAGE_REF"], format!("ghcr.io/acme-corp/hello-world@{}", result().digest));
+    assert_eq!(vars["ARCHWAY_RESULT_TAGS"], "ghcr.io/acme-corp/hello-world:main,ghcr.io/acme-corp/hello-world:latest");
+    assert_eq!(vars["ARCHWAY_RESULT_PLATFORMS"], "linux/amd64,linux/arm64");
 
     // ARCHWAY_DOTENV names another file.
     let other = dir.path().join("build.env");
@@ -694,7 +714,7 @@ fn gitlab_dotenv_report() {
     let mut bad = result();
     bad.tags.push("x\ny".into());
     let e = ci::for_provider(Provider::GitLab).write_outputs(&env, &bad).unwrap_err();
-    assert!(e.to_string().contains("`ARCHWAY_TAGS` has a line break"), "{e}");
+    assert!(e.to_string().contains("`ARCHWAY_RESULT_TAGS` has a line break"), "{e}");
 }
 
 #[test]
@@ -718,7 +738,7 @@ fn bitbucket_output_variables_and_result_file() {
     let json_path = dir.path().join("archway-result.json");
     assert_eq!(written, [vars_path.clone(), json_path.clone()]);
     let vars = std::fs::read_to_string(&vars_path).unwrap();
-    assert!(vars.contains("ARCHWAY_DIGEST=sha256:aaaa"), "{vars}");
+    assert!(vars.contains("ARCHWAY_RESULT_DIGEST=sha256:aaaa"), "{vars}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     assert_eq!(v["digest"], result().digest);
     assert_eq!(v["platforms"][1]["strategy"], "emulated");

@@ -113,11 +113,12 @@ fn github_action_inputs_outputs_and_summary() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.starts_with("::add-mask::"), "the mask comes first: {stderr}");
     assert!(stderr.contains("::group::Plan") && stderr.contains("::endgroup::"), "{stderr}");
-    // Tags from the commit: default branch → latest, branch slug, short sha.
-    for tag in ["latest", "main", "sha-0123456"] {
+    // Tags from the commit: default branch → edge (never latest), branch, short sha.
+    for tag in ["edge", "main", "sha-0123456"] {
         assert!(tag_digest(&repo, tag).is_some(), "tag {tag}: {stderr}");
     }
-    let digest = tag_digest(&repo, "latest").unwrap();
+    assert!(tag_digest(&repo, "latest").is_none(), "a branch push never moves latest");
+    let digest = tag_digest(&repo, "edge").unwrap();
     assert!(stdout.contains(&digest));
     let outputs = std::fs::read_to_string(&out_file).unwrap();
     assert!(outputs.contains(&format!("digest={digest}\n")), "{outputs}");
@@ -135,7 +136,7 @@ fn github_action_inputs_outputs_and_summary() {
     assert_eq!(tags_block.len(), 3, "{outputs}");
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.contains("| linux/arm64 | emulated |"), "{md}");
-    let labels = config_labels(&repo, "latest");
+    let labels = config_labels(&repo, "edge");
     assert_eq!(labels["org.opencontainers.image.revision"], "0123456789abcdef0123456789abcdef01234567");
     assert_eq!(labels["org.opencontainers.image.source"], "https://github.com/Acme/Widget");
     assert_no_leak("github", &out, ws.path());
@@ -167,15 +168,15 @@ fn gitlab_job_with_zero_configuration_writes_a_dotenv_report() {
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("section_start:") && stderr.contains("section_end:"), "collapsible sections: {stderr}");
-    let index = json(&manifest(&repo, "feature-login_page").expect("branch slug tag").1);
+    let index = json(&manifest(&repo, "Feature-Login_Page").expect("branch slug tag").1);
     assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64"], "the default platforms");
     assert!(tag_digest(&repo, "sha-89abcde").is_some());
     assert!(tag_digest(&repo, "latest").is_none(), "not the default branch");
     let dotenv = std::fs::read_to_string(ws.path().join("src/archway.env")).unwrap();
     let vars: HashMap<&str, &str> = dotenv.lines().filter_map(|l| l.split_once('=')).collect();
     assert!(vars.len() <= 20, "{dotenv}");
-    assert_eq!(vars["ARCHWAY_DIGEST"], tag_digest(&repo, "feature-login_page").unwrap());
-    assert_eq!(vars["ARCHWAY_IMAGE"], repo);
+    assert_eq!(vars["ARCHWAY_RESULT_DIGEST"], tag_digest(&repo, "Feature-Login_Page").unwrap());
+    assert_eq!(vars["ARCHWAY_RESULT_IMAGE"], repo);
     assert!(vars.keys().all(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')));
     assert_no_leak("gitlab", &out, ws.path());
 }

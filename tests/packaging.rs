@@ -312,12 +312,12 @@ fn gitlab_component_header_and_rendered_job_pass_the_schema_and_map_every_input(
     let archway_vars: BTreeSet<String> = variables.keys().filter(|k| k.starts_with("ARCHWAY_")).cloned().collect();
     let mut expected: BTreeSet<String> = vars::INPUTS
         .iter()
-        .filter(|i| !matches!(i.name, "username" | "password")) // secrets: CI/CD variables, not inputs
+        .filter(|i| i.gitlab_default != vars::InputDefault::NotListed) // secrets: CI/CD variables, not inputs
         .map(|i| i.archway.to_string())
         .collect();
     expected.insert(vars::ARCHWAY_DOTENV.to_string());
     assert_eq!(archway_vars, expected, "the component's ARCHWAY_* variables");
-    for i in vars::INPUTS.iter().filter(|i| !matches!(i.name, "username" | "password")) {
+    for i in vars::INPUTS.iter().filter(|i| i.gitlab_default != vars::InputDefault::NotListed) {
         assert!(inputs.contains_key(i.name), "the component has no input `{}`", i.name);
         let raw = &body["$[[ inputs.job-name ]]"]["variables"][i.archway];
         assert_eq!(raw, &Value::String(format!("$[[ inputs.{} ]]", i.name)), "{} maps input `{}`", i.archway, i.name);

@@ -90,6 +90,10 @@ pub fn meta(env: &Env, default_branch: Option<&str>) -> GitMeta {
     } else {
         "push"
     };
+    let repo_url = get(env, vars::BITBUCKET_GIT_HTTP_ORIGIN).map(|u| match u.strip_prefix("http://bitbucket.org/") {
+        Some(rest) => format!("https://bitbucket.org/{rest}"),
+        None => u.to_string(),
+    });
     GitMeta {
         event: Some(event.into()),
         branch,
@@ -98,11 +102,12 @@ pub fn meta(env: &Env, default_branch: Option<&str>) -> GitMeta {
         pr,
         default_branch,
         // Bitbucket gives `http://bitbucket.org/…`; the same page is served over https.
-        repo_url: get(env, vars::BITBUCKET_GIT_HTTP_ORIGIN).map(|u| match u.strip_prefix("http://bitbucket.org/") {
-            Some(rest) => format!("https://bitbucket.org/{rest}"),
-            None => u.to_string(),
-        }),
+        url: repo_url.clone(),
+        repo_url,
         repo_name: s(vars::BITBUCKET_REPO_SLUG),
+        description: None,
+        licenses: None,
+        repo_tags: Vec::new(),
     }
 }
 

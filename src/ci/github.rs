@@ -128,6 +128,9 @@ pub fn meta(env: &Env, event_json: Option<&str>) -> GitMeta {
             .map(String::from)
             .or_else(|| ref_name.filter(|_| ref_type == Some("branch")).map(String::from))
     };
+    let text = |pointer: &str| {
+        event.as_ref()?.pointer(pointer)?.as_str().map(str::trim).filter(|t| !t.is_empty()).map(String::from)
+    };
     let repository = get(env, vars::GITHUB_REPOSITORY);
     let server = get(env, vars::GITHUB_SERVER_URL).unwrap_or("https://github.com").trim_end_matches('/');
     GitMeta {
@@ -141,6 +144,11 @@ pub fn meta(env: &Env, event_json: Option<&str>) -> GitMeta {
             .and_then(|e| e.pointer("/repository/default_branch")?.as_str().map(String::from)),
         repo_url: repository.map(|r| format!("{server}/{r}")),
         repo_name: repository.and_then(|r| r.rsplit('/').next()).map(String::from),
+        description: text("/repository/description"),
+        url: text("/repository/html_url").or_else(|| repository.map(|r| format!("{server}/{r}"))),
+        // GitHub says `NOASSERTION` for a licence it cannot name.
+        licenses: text("/repository/license/spdx_id").filter(|l| l != "NOASSERTION"),
+        repo_tags: Vec::new(),
     }
 }
 

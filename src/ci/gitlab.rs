@@ -106,6 +106,10 @@ pub fn meta(env: &Env) -> GitMeta {
         default_branch: s(vars::CI_DEFAULT_BRANCH),
         repo_url: s(vars::CI_PROJECT_URL),
         repo_name: s(vars::CI_PROJECT_NAME),
+        description: s(vars::CI_PROJECT_DESCRIPTION),
+        url: s(vars::CI_PROJECT_URL),
+        licenses: None,
+        repo_tags: Vec::new(),
     }
 }
 

@@ -40,8 +40,12 @@ pub struct CiInputs {
     pub file: Option<PathBuf>,
     #[serde(deserialize_with = "lists::de_items")]
     pub platforms: Vec<String>,
-    #[serde(deserialize_with = "lists::de_items")]
+    /// References, tag names and docker/metadata-action rules ([`super::metadata::tag_items`]).
+    #[serde(deserialize_with = "lists::de_tag_items")]
     pub tags: Vec<String>,
+    /// docker/metadata-action's `flavor`, one item a line.
+    #[serde(deserialize_with = "lists::de_lines")]
+    pub flavor: Vec<String>,
     /// Image name without tag (`ghcr.io/acme/app`).
     pub image: Option<String>,
     /// `KEY=VALUE` or `KEY`, as `--build-arg`.

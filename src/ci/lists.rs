@@ -41,6 +41,11 @@ pub fn de_items<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error
     Ok(items(&String::deserialize(d)?))
 }
 
+/// serde: the `tags` input, split by [`super::metadata::tag_items`].
+pub fn de_tag_items<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(super::metadata::tag_items(&String::deserialize(d)?))
+}
+
 /// serde: a list field filled with [`key_values`].
 pub fn de_key_values<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(key_values(&String::deserialize(d)?))

@@ -228,6 +228,12 @@ pub enum InputError {
     NotKeyValue { var: String, item: String },
     #[error("pushing needs tags, and neither `{tags_var}` nor `{image_var}` is set")]
     NoTags { tags_var: String, image_var: String },
+    #[error("`{var}`: {why}")]
+    BadTag { var: String, why: String },
+    #[error("`{var}` names the tag `{item}`, and there is no image to apply it to (`{image_var}` is not set)")]
+    TagWithoutImage { var: String, item: String, image_var: String },
+    #[error("`{var}`: {why}")]
+    BadFlavor { var: String, why: String },
     #[error("the CI inputs cannot be read: {0}")]
     Unreadable(String),
 }
@@ -244,6 +250,17 @@ impl InputError {
             InputError::NoTags { tags_var, image_var } => {
                 format!(
                     "set `{image_var}` (e.g. `registry.example.com/team/app`) to tag from the commit, or list `{tags_var}`"
+                )
+            }
+            InputError::BadTag { var, .. } => format!(
+                "list in `{var}` image references (`ghcr.io/acme/app:1.0`), tag names for the image (`latest 1.0`) or docker/metadata-action rules (`type=semver,pattern={{{{version}}}}`), one rule a line"
+            ),
+            InputError::TagWithoutImage { image_var, .. } => format!(
+                "set `{image_var}` to the image name (e.g. `docker.io/acme/app`), or give full references such as `docker.io/acme/app:1.0`"
+            ),
+            InputError::BadFlavor { var, .. } => {
+                format!(
+                    "write `{var}` as docker/metadata-action's flavor: `latest=auto`, `prefix=…`, `suffix=…`, one a line"
                 )
             }
             InputError::Unreadable(_) => "check the CI variables archway reads (see `archway::ci::vars`)".into(),
@@ -269,12 +286,16 @@ pub struct Resolved {
     pub context: Option<PathBuf>,
     /// The `image` input; else, when no tags are given, the CI's default image.
     pub image: Option<String>,
-    /// The `tags` input; else the tags the commit implies for `image` ([`tags_for`]).
+    /// The full references the `tags` input gives (its references, and `image:NAME` for its
+    /// tag names and the tags its rules compute); without a `tags` input, the tags
+    /// [`metadata::DEFAULT_RULES`] compute for `image`.
     pub tags: Vec<String>,
+    /// What tag computation decided that the user should hear (`latest` kept back).
+    pub notes: Vec<String>,
     /// [`oci_labels`], then the `labels` input (which wins for a key it repeats).
     pub labels: Vec<(String, String)>,
-    /// [`oci_labels`], then the `annotations` input (which wins for a key it repeats); put on
-    /// each platform's manifest and on the index.
+    /// [`oci_labels`]: the computed annotations, put on each platform's manifest and on the
+    /// index (the `annotations` input is scoped by `inputs`, as buildx's `--annotation`).
     pub annotations: Vec<(String, String)>,
 }
 
@@ -291,31 +312,89 @@ impl Resolved {
         Ok(())
     }
 
-    /// Whether the CI asks to push: the `push` input; left out, a Bitbucket pipe pushes when it
-    /// has tags (what README promises; the action and the GitLab component give `push` a
-    /// default of `true` themselves), any other CI does not.
+    /// Whether the CI asks to push: the `push` input; left out, every CI pushes when there is
+    /// an image to push to (named by `image`, `tags`, `-t` or the CI's own default image: what
+    /// README, action.yml, pipe.yml and the component say). A local run does not.
     pub fn push(&self, has_tags: bool) -> bool {
-        self.inputs.push.unwrap_or(self.provider == Provider::Bitbucket { pipe: true } && has_tags)
+        self.inputs.push.unwrap_or(self.provider != Provider::Local && has_tags)
     }
 }
 
 /// Reads the inputs and the commit metadata and applies the CI's defaults. Pure given its
 /// arguments: `event_json` from [`Ci::read_event`], `now_unix` for the `created` label.
 pub fn resolve(ci: &dyn Ci, env: &Env, event_json: Option<&str>, now_unix: i64) -> Result<Resolved, InputError> {
+    resolve_with(ci, env, event_json, now_unix, Vec::new())
+}
+
+/// [`resolve`], knowing the repository's git tags (read from the checkout), so `latest=auto`
+/// can keep `latest` on a higher release.
+pub fn resolve_with(
+    ci: &dyn Ci,
+    env: &Env,
+    event_json: Option<&str>,
+    now_unix: i64,
+    repo_tags: Vec<String>,
+) -> Result<Resolved, InputError> {
+    use metadata::TagItem;
     let spelling = ci.spelling();
     let inputs = ci.inputs(env)?;
-    let meta = ci.git_meta(env, event_json);
-    let image = inputs.image.clone().or_else(|| if inputs.tags.is_empty() { ci.default_image(env) } else { None });
-    let tags = if inputs.tags.is_empty() {
-        image.as_deref().map(|i| tags_for(i, &meta)).unwrap_or_default()
+    let mut meta = ci.git_meta(env, event_json);
+    meta.repo_tags = repo_tags;
+    let tags_var = spelling.var(&vars::TAGS);
+    let flavor = metadata::parse_flavor(&inputs.flavor)
+        .map_err(|why| InputError::BadFlavor { var: spelling.var(&vars::FLAVOR).into(), why })?;
+    let items = if inputs.tags.is_empty() {
+        vec![TagItem::Rules(metadata::default_rules())]
     } else {
-        inputs.tags.clone()
+        let mut items = Vec::new();
+        for item in &inputs.tags {
+            items.push(metadata::parse_tag_item(item).map_err(|why| InputError::BadTag { var: tags_var.into(), why })?);
+        }
+        items
     };
-    let computed = oci_labels(&meta, &tags, now_unix);
-    let labels = merge_pairs(&computed, &inputs.labels, spelling.var(&vars::LABELS))?;
-    let annotations = merge_pairs(&computed, &inputs.annotations, spelling.var(&vars::ANNOTATIONS))?;
+    let mut references = Vec::new();
+    let mut rules = Vec::new();
+    let mut first_name = None;
+    for (item, text) in items.into_iter().zip(inputs.tags.iter().map(Some).chain(std::iter::repeat(None))) {
+        match item {
+            TagItem::Reference(r) => references.push(r),
+            TagItem::Rules(r) => {
+                first_name = first_name.or(text.cloned());
+                rules.extend(r);
+            }
+        }
+    }
+    let image = inputs.image.clone().or_else(|| if rules.is_empty() { None } else { ci.default_image(env) });
+    if let (None, Some(item)) = (&image, &first_name) {
+        return Err(InputError::TagWithoutImage {
+            var: tags_var.into(),
+            item: item.clone(),
+            image_var: spelling.var(&vars::IMAGE).into(),
+        });
+    }
+    let computed =
+        if rules.is_empty() { metadata::Computed::default() } else { metadata::compute(&rules, &flavor, &meta) };
+    let mut tags: Vec<String> = match &image {
+        Some(image) => computed.names.iter().map(|t| format!("{image}:{t}")).collect(),
+        None => Vec::new(),
+    };
+    tags.extend(references);
+    let labels_computed = oci_labels(&meta, &tags, now_unix);
+    let labels = merge_pairs(&labels_computed, &inputs.labels, spelling.var(&vars::LABELS))?;
+    let annotations = labels_computed;
     let context = inputs.context.clone().or_else(|| ci.default_context(env));
-    Ok(Resolved { provider: ci.provider(), spelling, inputs, meta, context, image, tags, labels, annotations })
+    Ok(Resolved {
+        provider: ci.provider(),
+        spelling,
+        inputs,
+        meta,
+        context,
+        image,
+        tags,
+        notes: computed.notes,
+        labels,
+        annotations,
+    })
 }
 
 /// `base`, then each `KEY=VALUE` of `given`, a repeated key replacing the earlier value in place

@@ -55,15 +55,27 @@ impl CiResult {
     }
 }
 
-/// The variables archway exports where a CI passes variables to later steps or jobs (GitLab's
-/// dotenv report, Bitbucket's output variables). Every value is one line.
+/// The names of the variables archway exports where a CI passes variables to later steps or
+/// jobs (GitLab's dotenv report, Bitbucket's output variables). `ARCHWAY_RESULT_*`, so they never
+/// collide with an input (`ARCHWAY_IMAGE`, `ARCHWAY_TAGS`, …): a dotenv variable reaches every
+/// later job, and a second archway job there must not take the first one's result as its input.
+pub const RESULT_VARS: [&str; 5] = [
+    "ARCHWAY_RESULT_DIGEST",
+    "ARCHWAY_RESULT_IMAGE",
+    "ARCHWAY_RESULT_IMAGE_REF",
+    "ARCHWAY_RESULT_TAGS",
+    "ARCHWAY_RESULT_PLATFORMS",
+];
+
+/// The variables archway exports ([`RESULT_VARS`]). Every value is one line.
 pub fn result_vars(r: &CiResult) -> Vec<(String, String)> {
+    let [digest, image, image_ref, tags, platforms] = RESULT_VARS;
     [
-        ("ARCHWAY_DIGEST", r.digest.clone()),
-        ("ARCHWAY_IMAGE", r.image.clone()),
-        ("ARCHWAY_IMAGE_REF", r.image_ref()),
-        ("ARCHWAY_TAGS", r.tags.join(",")),
-        ("ARCHWAY_PLATFORMS", r.platform_list()),
+        (digest, r.digest.clone()),
+        (image, r.image.clone()),
+        (image_ref, r.image_ref()),
+        (tags, r.tags.join(",")),
+        (platforms, r.platform_list()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -167,6 +179,18 @@ mod tests {
         assert_eq!(dotenv(&[("A".into(), "x\ny".into())]), Err(DotenvError::MultiLine("A".into())));
         assert_eq!(dotenv(&[("A".into(), "x\r".into())]), Err(DotenvError::MultiLine("A".into())));
         assert!(matches!(dotenv(&[("A".into(), "x".repeat(6000))]), Err(DotenvError::TooLarge(_))));
+    }
+
+    /// No result variable is an input on any CI, and they fit in one dotenv report.
+    #[test]
+    fn result_names_never_collide_with_inputs() {
+        for name in RESULT_VARS {
+            for i in super::super::vars::INPUTS {
+                assert!(![i.archway, i.pipe, i.github].contains(&name), "{name} is input `{}`", i.name);
+            }
+        }
+        assert!(RESULT_VARS.len() <= DOTENV_MAX_VARIABLES);
+        assert_eq!(result_vars(&CiResult::default()).len(), RESULT_VARS.len());
     }
 
     #[test]

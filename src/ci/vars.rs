@@ -56,6 +56,8 @@ pub const CI_PROJECT_DIR: &str = "CI_PROJECT_DIR";
 pub const CI_PROJECT_URL: &str = "CI_PROJECT_URL";
 /// The project's name; the title label.
 pub const CI_PROJECT_NAME: &str = "CI_PROJECT_NAME";
+/// The project's description; the description label.
+pub const CI_PROJECT_DESCRIPTION: &str = "CI_PROJECT_DESCRIPTION";
 /// The branch of a branch pipeline; unset in tag and merge request pipelines.
 pub const CI_COMMIT_BRANCH: &str = "CI_COMMIT_BRANCH";
 /// The tag of a tag pipeline.
@@ -237,8 +239,11 @@ inputs! {
         "Target platforms, comma- or newline-separated",
         default Value("linux/amd64,linux/arm64");
     TAGS: "tags", "INPUT_TAGS", "TAGS", "ARCHWAY_TAGS", List,
-        "Image references to publish, all in one repository",
+        "Tags to publish, all in one repository: image references, tag names for `image`, or docker/metadata-action rules",
         default Computed("computed from `image` and the commit"), pipe Computed("computed from `IMAGE` and the commit");
+    FLAVOR: "flavor", "INPUT_FLAVOR", "FLAVOR", "ARCHWAY_FLAVOR", Lines,
+        "How computed tags are written, as docker/metadata-action's `flavor`: `latest=auto|true|false`, `prefix=…`, `suffix=…`",
+        default Computed("`latest=auto`");
     IMAGE: "image", "INPUT_IMAGE", "IMAGE", "ARCHWAY_IMAGE", Text,
         "Image name without tag, to compute tags for",
         default Computed("`ghcr.io/OWNER/REPO`"), pipe InputDefault::None, gitlab Value("$CI_REGISTRY_IMAGE"),
@@ -250,14 +255,15 @@ inputs! {
         "Image labels, `KEY=VALUE`, added to the computed `org.opencontainers.image.*` ones",
         default InputDefault::None;
     ANNOTATIONS: "annotations", "INPUT_ANNOTATIONS", "ANNOTATIONS", "ARCHWAY_ANNOTATIONS", KeyValues,
-        "Annotations, `KEY=VALUE`, on each platform's manifest and on the index, added to the computed `org.opencontainers.image.*` ones",
+        "Annotations, `KEY=VALUE` on each platform's manifest (as buildx) or `index:KEY=VALUE` on the index, added to the computed `org.opencontainers.image.*` ones, which go on both",
         default InputDefault::None;
     TARGET: "target", "INPUT_TARGET", "TARGET", "ARCHWAY_TARGET", Text,
         "Stage to build",
         default Computed("the last stage");
     PUSH: "push", "INPUT_PUSH", "PUSH", "ARCHWAY_PUSH", Bool,
         "Push every platform by digest, then the index, then the tags",
-        default Value("true"), pipe Computed("`true` when there are tags"), local Value("false");
+        default Value("true"), pipe Computed("`true` whenever an image is named"),
+        local Computed("`true` in CI whenever an image is named, else `false`");
     NODES: "nodes", "INPUT_NODES", "NODES", "ARCHWAY_NODES", List,
         "Remote Docker engines that build a platform natively, `PLATFORM=ENDPOINT`",
         default InputDefault::None;

@@ -30,6 +30,9 @@ pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
     });
 
     log.group("Plan");
+    for n in &req.notes {
+        log.line(&format!("note: {n}"));
+    }
     let t = Instant::now();
     let planning = planning::make(&req.source, &req.strategy, &req.runner, &req.registry, None, Probe::Needed).await;
     tracing::debug!(target: TIMINGS, phase = "plan", secs = t.elapsed().as_secs_f64(), "timing");

@@ -63,6 +63,41 @@ pub fn pairs(flag: &str, given: &[String]) -> Result<Vec<(String, String)>, User
     Ok(out)
 }
 
+/// Where an annotation goes, as buildx's `--annotation [TYPE[,TYPE…]:]KEY=VALUE` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Levels {
+    pub manifest: bool,
+    pub index: bool,
+}
+
+/// One annotation typed as `flag`: `KEY=VALUE` (each platform's manifest, as buildx),
+/// `manifest:KEY=VALUE`, `index:KEY=VALUE` or `index,manifest:KEY=VALUE`.
+pub fn annotation(flag: &str, item: &str) -> Result<(Levels, String, String), UserError> {
+    let hint = "write it as buildx does: `KEY=VALUE` or `manifest:KEY=VALUE` (each platform's manifest), `index:KEY=VALUE` (the index), `index,manifest:KEY=VALUE` (both)";
+    let (levels, kv) = match item.split_once(':') {
+        Some((types, kv)) if !types.contains('=') => {
+            let mut l = Levels { manifest: false, index: false };
+            for t in types.split(',').map(str::trim) {
+                match t {
+                    "manifest" => l.manifest = true,
+                    "index" => l.index = true,
+                    other => {
+                        return Err(UserError::input(format!(
+                            "`{flag} {item}`: archway does not write `{other}` annotations"
+                        ))
+                        .hint(hint));
+                    }
+                }
+            }
+            (l, kv)
+        }
+        _ => (Levels { manifest: true, index: false }, item),
+    };
+    let (k, v) =
+        split_pair(kv).ok_or_else(|| UserError::input(format!("`{flag} {item}` is not `KEY=VALUE`")).hint(hint))?;
+    Ok((levels, k, v))
+}
+
 /// `KEY=VALUE` → (`KEY`, `VALUE`), the key trimmed and non-empty; `None` otherwise.
 pub fn split_pair(item: &str) -> Option<(String, String)> {
     let (k, v) = item.split_once('=')?;
@@ -125,6 +160,24 @@ mod tests {
         assert_eq!(p, [("a".to_string(), "3=4".to_string()), ("b".into(), "2".into())]);
         assert!(pairs("--label", &s(&["=x"])).is_err());
         assert!(pairs("--label", &s(&["novalue"])).is_err());
+    }
+
+    #[test]
+    fn annotations_are_scoped_as_buildx_scopes_them() {
+        let m = Levels { manifest: true, index: false };
+        let i = Levels { manifest: false, index: true };
+        let b = Levels { manifest: true, index: true };
+        assert_eq!(annotation("-a", "a=b").unwrap(), (m, "a".into(), "b".into()));
+        assert_eq!(annotation("-a", "a=http://x").unwrap(), (m, "a".into(), "http://x".into()));
+        assert_eq!(annotation("-a", "manifest:a=b").unwrap().0, m);
+        assert_eq!(
+            annotation("-a", "index:org.opencontainers.image.description=x: y").unwrap(),
+            (i, "org.opencontainers.image.description".into(), "x: y".into())
+        );
+        assert_eq!(annotation("-a", "index,manifest:a=b").unwrap().0, b);
+        let e = annotation("--annotation", "manifest-descriptor:a=b").unwrap_err();
+        assert!(e.message.contains("does not write `manifest-descriptor`"), "{}", e.message);
+        assert!(annotation("-a", "index:novalue").unwrap_err().message.contains("is not `KEY=VALUE`"));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! [`Invocation::strategy`], so they agree on every input by construction.
 
 pub mod environment;
+pub mod gitrefs;
 pub mod lists;
 
 use std::path::{Path, PathBuf};
@@ -95,9 +96,14 @@ pub struct BuildRequest {
     pub strategy: StrategyInput,
     pub runner: Runner,
     pub dry_run: bool,
-    /// `--label` and `--annotation` pairs (with the CI's computed ones first).
+    /// `--label` pairs and the manifests' annotations (`--annotation K=V`,
+    /// `manifest:K=V`), with the CI's computed ones first.
     pub labels: Vec<(String, String)>,
     pub annotations: Vec<(String, String)>,
+    /// The index's annotations (`index:K=V`), with the CI's computed ones first.
+    pub index_annotations: Vec<(String, String)>,
+    /// What tag computation decided that the log should say (`latest` kept back).
+    pub notes: Vec<String>,
     /// `--provenance` and `--sbom` values for buildx, when given.
     pub provenance: Option<String>,
     pub sbom: Option<String>,
@@ -177,6 +183,8 @@ pub struct MergeRequest {
     pub annotations: std::collections::BTreeMap<String, String>,
     pub metadata_file: Option<PathBuf>,
     pub registry: RegistryAccess,
+    /// What tag computation decided that the log should say.
+    pub notes: Vec<String>,
 }
 
 /// `archway promote`.
@@ -254,10 +262,13 @@ impl Invocation {
         })
     }
 
-    /// The CI's inputs and commit metadata, its defaults applied.
+    /// The CI's inputs and commit metadata, its defaults applied (the checkout's git tags read
+    /// for `latest=auto`).
     fn ci_run(&self) -> Result<ci::Resolved, UserError> {
         let event = self.ci.read_event(&self.env);
-        Ok(ci::resolve(&*self.ci, &self.env, event.as_deref(), self.now_unix)?)
+        let checkout = self.ci.default_context(&self.env).unwrap_or_else(|| PathBuf::from("."));
+        let repo_tags = gitrefs::tags(&checkout);
+        Ok(ci::resolve_with(&*self.ci, &self.env, event.as_deref(), self.now_unix, repo_tags)?)
     }
 
     fn var(&self, input: &ci::vars::InputVar) -> &'static str {
@@ -328,15 +339,28 @@ impl Invocation {
             }
         }
 
-        // The CI's computed labels and annotations go first, so a flag can replace one.
+        // The CI's computed labels and annotations go first, so a flag can replace one. Computed
+        // annotations go on the manifests and the index; given ones where their prefix says.
         let from_ci = run.provider != ci::Provider::Local || !i.labels.is_empty() || !i.annotations.is_empty();
         let mut labels = if from_ci { run.labels.clone() } else { Vec::new() };
         for (k, v) in lists::pairs("--label", &a.labels)? {
             lists::set(&mut labels, k, v);
         }
-        let mut annotations = if from_ci { run.annotations.clone() } else { Vec::new() };
-        for (k, v) in lists::pairs("--annotation", &a.annotations)? {
-            lists::set(&mut annotations, k, v);
+        let computed = if from_ci { run.annotations.clone() } else { Vec::new() };
+        let (mut annotations, mut index_annotations) = (computed.clone(), computed);
+        let given = i
+            .annotations
+            .iter()
+            .map(|x| (self.var(&ci::vars::ANNOTATIONS), x))
+            .chain(a.annotations.iter().map(|x| ("--annotation", x)));
+        for (flag, item) in given {
+            let (levels, k, v) = lists::annotation(flag, item)?;
+            if levels.manifest {
+                lists::set(&mut annotations, k.clone(), v.clone());
+            }
+            if levels.index {
+                lists::set(&mut index_annotations, k, v);
+            }
         }
         let registry = RegistryAccess {
             explicit: self.credential(
@@ -361,6 +385,8 @@ impl Invocation {
             dry_run: a.dry_run || i.dry_run == Some(true),
             labels,
             annotations,
+            index_annotations,
+            notes: run.notes.clone(),
             provenance: attestation_value("--provenance", a.provenance.as_deref().or(i.provenance.as_deref()))?,
             sbom: attestation_value("--sbom", a.sbom.as_deref().or(i.sbom.as_deref()))?,
             output,
@@ -586,25 +612,46 @@ impl Invocation {
         Ok(AssembleSettings { compression, compression_level: a.compression_level, cache_from, epoch })
     }
 
+    /// `archway merge`: `-t`, else (in CI) the tags `build` would compute for this commit;
+    /// the CI's credentials, computed index annotations and metadata file, as for `build`.
     pub fn merge(&self, a: &MergeArgs) -> Result<MergeRequest, UserError> {
-        let tags = lists::tags("-t", &a.tags)?;
+        let run = self.ci_run()?;
+        let given = if a.tags.is_empty() { run.tags.clone() } else { a.tags.clone() };
+        let tags = lists::tags("-t", &given)?;
         let Some(first) = tags.first() else {
-            return Err(UserError::input("`-t` names no tag; merge publishes the index under at least one tag")
-                .hint("add `-t registry/repository:tag`, e.g. `-t ghcr.io/acme/app:1.2`"));
+            let hint = if run.provider == ci::Provider::Local {
+                "add `-t registry/repository:tag`, e.g. `-t ghcr.io/acme/app:1.2`".to_string()
+            } else {
+                format!(
+                    "add `-t registry/repository:tag`, or set `{}` to merge under the tags computed from the commit",
+                    self.var(&ci::vars::IMAGE)
+                )
+            };
+            return Err(
+                UserError::input("`-t` names no tag; merge publishes the index under at least one tag").hint(hint)
+            );
         };
         if let Some(t) = tags.iter().find(|t| t.tag.is_none()) {
             return Err(UserError::input(format!("`-t {t}` must name a tag")).hint("e.g. `-t ghcr.io/acme/app:1.2`"));
         }
         lists::one_repository(&tags, "merge into one repository, then `archway promote` to the other")?;
         let repo = first.repository_only();
-        let inputs = self.ci.inputs(&self.env)?;
+        // In CI the index gets the computed `org.opencontainers.image.*` annotations, as a build's
+        // index does; `--annotation` adds to them or replaces one.
+        let mut annotations: std::collections::BTreeMap<String, String> = if run.provider == ci::Provider::Local {
+            Default::default()
+        } else {
+            run.annotations.iter().cloned().collect()
+        };
+        annotations.extend(index_annotations(&a.annotations)?);
         Ok(MergeRequest {
             expected: lists::platforms("--platform", &a.platforms, None)?,
-            annotations: index_annotations(&a.annotations)?,
+            annotations,
             sources: a.sources.clone(),
             allow_partial: a.allow_partial,
-            metadata_file: a.metadata_file.clone(),
-            registry: self.registry(&a.registry, Some(&repo.registry), &inputs)?,
+            metadata_file: a.metadata_file.clone().or_else(|| run.inputs.metadata_file.clone()),
+            registry: self.registry(&a.registry, Some(&repo.registry), &run.inputs)?,
+            notes: if a.tags.is_empty() { run.notes.clone() } else { Vec::new() },
             tags,
             repo,
         })
@@ -1051,6 +1098,55 @@ mod tests {
         let ok = m(&["-t", "ghcr.io/a/b:1, ghcr.io/a/b:2"]).unwrap();
         assert_eq!(ok.tags.len(), 2);
         assert_eq!(ok.repo.to_string(), "ghcr.io/a/b");
+    }
+
+    #[test]
+    fn merge_in_ci_takes_the_computed_tags_credentials_and_annotations() {
+        let merge_args =
+            |t: &[&str]| match Cli::try_parse_from(["archway", "merge"].iter().chain(t).chain(&["digests/"]))
+                .unwrap()
+                .command
+            {
+                Command::Merge(a) => a,
+                _ => unreachable!(),
+            };
+        let i = inv(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_REPOSITORY", "Acme/App"),
+            ("GITHUB_REF", "refs/tags/v1.2.3"),
+            ("GITHUB_REF_NAME", "v1.2.3"),
+            ("GITHUB_REF_TYPE", "tag"),
+            ("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567"),
+            ("GITHUB_ACTOR", "octocat"),
+            ("GITHUB_TOKEN", "ghs_token"),
+        ]);
+        let m = i.merge(&merge_args(&[])).unwrap();
+        let tags: Vec<String> = m.tags.iter().map(|t| t.to_string()).collect();
+        assert_eq!(
+            tags,
+            [
+                "ghcr.io/acme/app:1.2.3",
+                "ghcr.io/acme/app:1.2",
+                "ghcr.io/acme/app:1",
+                "ghcr.io/acme/app:v1.2.3",
+                "ghcr.io/acme/app:sha-0123456",
+                "ghcr.io/acme/app:latest"
+            ]
+        );
+        assert_eq!(m.registry.explicit.as_ref().map(|(r, _)| r.as_str()), Some("ghcr.io"), "the workflow token");
+        assert_eq!(m.annotations.get("org.opencontainers.image.version").map(String::as_str), Some("1.2.3"));
+        assert_eq!(
+            m.annotations.get("org.opencontainers.image.revision").map(String::as_str),
+            Some("0123456789abcdef0123456789abcdef01234567")
+        );
+        // `-t` still wins, and `--annotation` adds to the computed ones.
+        let m = i.merge(&merge_args(&["-t", "ghcr.io/acme/app:x", "--annotation", "index:a=b"])).unwrap();
+        assert_eq!(m.tags.len(), 1);
+        assert_eq!(m.annotations.get("a").map(String::as_str), Some("b"));
+        assert!(m.annotations.contains_key("org.opencontainers.image.created"));
+        // Locally there is nothing to compute from.
+        let e = inv(&[]).merge(&merge_args(&[])).unwrap_err();
+        assert_eq!(e.message, "`-t` names no tag; merge publishes the index under at least one tag");
     }
 
     #[test]

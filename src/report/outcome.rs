@@ -193,11 +193,7 @@ pub fn build_done(
             .collect(),
         metadata_json,
     };
-    for w in ci.write_outputs(env, &result).map_err(|e| {
-        UserError::failure("cannot write the CI's output files").caused_by(e).hint("the image itself was published")
-    })? {
-        tracing::debug!(path = %w.display(), "wrote CI outputs");
-    }
+    write_ci_outputs(ci, env, &result)?;
     // A Bitbucket pipe's log is stdout and stderr merged: the reference would land after the
     // final ✔, so there it is only in the summary and the result file.
     if ci.provider() != (ci::Provider::Bitbucket { pipe: true }) {
@@ -211,8 +207,16 @@ pub fn build_done(
 }
 
 /// After a merge: what came from where, the index, the tags, what is missing; the metadata
-/// file; the reference on stdout. Returns the last line.
-pub fn merged(req: &MergeRequest, gathered: &Gathered, published: &Published, log: &Log) -> anyhow::Result<String> {
+/// file; the CI's output files (as after a build); the reference on stdout. Returns the last
+/// line.
+pub fn merged(
+    req: &MergeRequest,
+    gathered: &Gathered,
+    published: &Published,
+    ci: &dyn Ci,
+    env: &ci::Env,
+    log: &Log,
+) -> anyhow::Result<String> {
     let mut out = String::new();
     for (label, i) in &gathered.found {
         out.push_str(&format!(
@@ -234,26 +238,58 @@ pub fn merged(req: &MergeRequest, gathered: &Gathered, published: &Published, lo
     }
     log.line("");
     log.line(out.trim_end());
+    let mut m = published_metadata(
+        published,
+        gathered
+            .found
+            .iter()
+            .map(|(label, i)| PlatformMetadata {
+                platform: i.platform.to_string(),
+                digest: i.descriptor.digest.to_string(),
+                media_type: i.descriptor.media_type.clone(),
+                image_size: i.image_size,
+                duration_seconds: None,
+                attestations: i.attestations.iter().map(|d| d.digest.to_string()).collect(),
+                source: Some(label.clone()),
+            })
+            .collect(),
+    );
+    m.missing = gathered.missing.iter().map(|(s, w)| Missing { source: s.clone(), why: w.clone() }).collect();
+    let metadata_json = serde_json::to_string_pretty(&m)?;
     if let Some(path) = &req.metadata_file {
-        let mut m = published_metadata(
-            published,
-            gathered
-                .found
-                .iter()
-                .map(|(label, i)| PlatformMetadata {
-                    platform: i.platform.to_string(),
-                    digest: i.descriptor.digest.to_string(),
-                    media_type: i.descriptor.media_type.clone(),
-                    image_size: i.image_size,
-                    duration_seconds: None,
-                    attestations: i.attestations.iter().map(|d| d.digest.to_string()).collect(),
-                    source: Some(label.clone()),
-                })
-                .collect(),
-        );
-        m.missing = gathered.missing.iter().map(|(s, w)| Missing { source: s.clone(), why: w.clone() }).collect();
-        write_file("--metadata-file", path, &serde_json::to_vec_pretty(&m)?)?;
+        write_file("--metadata-file", path, metadata_json.as_bytes())?;
     }
-    println!("{}", published.location);
+    let result = ci::CiResult {
+        digest: published.index.digest.to_string(),
+        image: req.repo.name(),
+        tags: published.tags.clone(),
+        platforms: gathered
+            .found
+            .iter()
+            .map(|(label, i)| ci::PlatformRow {
+                platform: i.platform.to_string(),
+                strategy: "merged".into(),
+                reason: format!("pushed by a matrix leg: {label}"),
+                digest: i.descriptor.digest.to_string(),
+                duration_secs: 0.0,
+            })
+            .collect(),
+        metadata_json,
+    };
+    write_ci_outputs(ci, env, &result)?;
+    if ci.provider() != (ci::Provider::Bitbucket { pipe: true }) {
+        println!("{}", published.location);
+    }
     Ok(format!("published {} as {}", published.location, published.tags.join(", ")))
+}
+
+/// The CI's output files (`$GITHUB_OUTPUT` and the step summary, the dotenv report, Bitbucket's
+/// variables), after the image itself was published.
+fn write_ci_outputs(ci: &dyn Ci, env: &ci::Env, result: &ci::CiResult) -> Result<(), UserError> {
+    for w in ci.write_outputs(env, result).map_err(|e| {
+        UserError::failure("cannot write the CI's output files").caused_by(e).hint("the image itself was published")
+    })? {
+        tracing::debug!(path = %w.display(), "wrote CI outputs");
+    }
+    Ok(())
 }
