@@ -384,7 +384,7 @@ mod tests {
         }
         assert_eq!(USERNAME.archway, crate::env::REGISTRY_USERNAME);
         assert_eq!(PASSWORD.archway, crate::env::REGISTRY_PASSWORD);
-        assert_eq!(INPUTS.len(), 42);
+        assert_eq!(INPUTS.len(), 43);
     }
 
     /// A secret is never a component input (inputs are part of the pipeline configuration) and
