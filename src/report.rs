@@ -313,6 +313,12 @@ impl Log {
     }
 }
 
+/// `42.0 MiB/s`: `bytes` moved in `took`.
+pub fn rate(bytes: u64, took: Duration) -> String {
+    let s = took.as_secs_f64().max(0.001);
+    format!("{}/s", human_size((bytes as f64 / s) as u64))
+}
+
 pub fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }

@@ -61,6 +61,10 @@ fn without_an_engine_a_no_run_dockerfile_builds_every_platform() {
         assert!(stderr.contains(&format!("{p:<13} assembled")), "{p} is assembled in the plan:\n{stderr}");
     }
     assert!(stdout.trim().starts_with(&format!("{repo}@sha256:")), "{stdout}");
+    assert!(
+        stderr.lines().any(|l| l.contains("downloaded ") && l.contains(" layer(s) of ") && l.ends_with("/s")),
+        "base layer downloads report bytes and rate: {stderr}"
+    );
     let (_, index) = manifest(&repo, "1").expect("the tag exists");
     assert_eq!(platforms_of(&json(&index)), ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
     assert_eq!(docker_run("linux/arm64", &format!("{repo}:1")), format!("hello from arm64 aarch64 {n}"));

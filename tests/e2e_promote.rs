@@ -110,6 +110,10 @@ fn promote_to_another_registry_streams_blobs() {
     let uploaded = proxy.body_bytes("PUT", Kind::Upload) + proxy.body_bytes("PATCH", Kind::Upload);
     assert_eq!(mounts, 0, "no mount across registries: {}", proxy.summary());
     assert!(uploaded > 0, "blobs were uploaded: {}", proxy.summary());
+    assert!(
+        stderr.lines().any(|l| l.contains("copied into") && l.contains(" at ") && l.contains("/s)")),
+        "the copy reports its bytes and rate: {stderr}"
+    );
     assert_eq!(skopeo_raw(&format!("{target}:release")), bytes, "the same index, by digest");
 }
 

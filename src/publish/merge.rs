@@ -150,6 +150,9 @@ pub async fn gather(client: &Client, req: &MergeRequest, legs: &[Leg], log: &Log
             found.push((leg.label.clone(), i));
         }
     }
+    if stats.manifests > 0 {
+        log.line(&stats.summary(&repo.name()));
+    }
     for p in &req.expected {
         if !found.iter().any(|(_, f)| &f.platform == p) {
             missing.push((p.to_string(), "no leg provided it".into()));

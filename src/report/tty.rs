@@ -250,11 +250,7 @@ impl Tty {
     }
 }
 
-/// `42.0 MiB/s`.
-fn rate(bytes: u64, took: Duration) -> String {
-    let s = took.as_secs_f64().max(0.001);
-    format!("{}/s", human_size((bytes as f64 / s) as u64))
-}
+use super::rate;
 
 /// Takes in one line of a builder's output; says whether the shown step changed.
 ///

@@ -120,18 +120,37 @@ pub async fn onbuild_triggers(client: &Client, image: &str, platform: &Platform)
 
 /// Streams every layer blob of `b` into `blobs` (an OCI layout's `blobs/sha256`), skipping
 /// those already there. Returns their paths, in order.
-pub async fn fetch_layers(client: &Client, b: &BaseImage, blobs: &Path) -> Result<Vec<PathBuf>, BaseError> {
+pub async fn fetch_layers(client: &Client, b: &BaseImage, blobs: &Path) -> Result<Fetched, BaseError> {
+    let began = std::time::Instant::now();
     let fetches = b.layers.iter().map(|l| async move {
         let path = blobs.join(l.digest.hex());
+        let mut bytes = 0;
         if !path.is_file() {
-            client
+            bytes = client
                 .blob_get_to_file(&b.reference, &l.digest, &path)
                 .await
                 .map_err(|source| BaseError::Registry { image: b.name.clone(), source })?;
         }
-        Ok::<_, BaseError>(path)
+        Ok::<_, BaseError>((path, bytes))
     });
-    futures_util::future::try_join_all(fetches).await
+    let got = futures_util::future::try_join_all(fetches).await?;
+    let downloaded = got.iter().filter(|(_, n)| *n > 0).count();
+    Ok(Fetched {
+        bytes: got.iter().map(|(_, n)| n).sum(),
+        downloaded,
+        took: began.elapsed(),
+        paths: got.into_iter().map(|(p, _)| p).collect(),
+    })
+}
+
+/// A base image's layers on disk, and what downloading them took.
+pub struct Fetched {
+    /// One per layer, in order.
+    pub paths: Vec<PathBuf>,
+    /// Layers downloaded now (the others were on disk already), their bytes, and the time.
+    pub downloaded: usize,
+    pub bytes: u64,
+    pub took: std::time::Duration,
 }
 
 /// An uncompressing reader for a layer blob, by its magic bytes.

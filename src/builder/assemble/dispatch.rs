@@ -280,8 +280,17 @@ impl<'a> Interp<'a> {
                 base::resolve(self.asm.client(), &name, &platform).await.map_err(|e| self.err(line, e.to_string()))?;
             let dir = self.scratch.join("base");
             std::fs::create_dir_all(&dir).map_err(|e| self.err(line, e.to_string()))?;
-            let paths =
+            let fetched =
                 base::fetch_layers(self.asm.client(), &b, &dir).await.map_err(|e| self.err(line, e.to_string()))?;
+            if fetched.downloaded > 0 {
+                let size = crate::report::human_size(fetched.bytes);
+                let rate = crate::report::rate(fetched.bytes, fetched.took);
+                (self.sink)(
+                    &self.target,
+                    &format!("downloaded {} layer(s) of {name}: {size} at {rate}", fetched.downloaded),
+                );
+            }
+            let paths = fetched.paths;
             let layers: Vec<(PathBuf, String)> =
                 paths.iter().cloned().zip(b.layers.iter().map(|l| l.media_type.clone())).collect();
             let tree = tokio::task::spawn_blocking(move || base::index(&layers))
