@@ -226,6 +226,14 @@ pub struct BuildxArgs {
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimits: Vec<String>,
 
+    /// An attestation to add, as buildx's (`type=sbom`, `type=provenance,mode=max`) (repeatable)
+    #[arg(long = "attest", value_name = "SPEC")]
+    pub attests: Vec<String>,
+
+    /// Parent cgroup of RUN steps
+    #[arg(long = "cgroup-parent", value_name = "CGROUP")]
+    pub cgroup_parent: Option<String>,
+
     /// An `/etc/hosts` entry of RUN steps, `HOST:IP` (repeatable)
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_hosts: Vec<String>,

@@ -216,6 +216,7 @@ impl Case {
 
     fn check(&self, name: &str) {
         let out = self.run();
+        errors_once(&out);
         insta::with_settings!({
             description => self.describe(),
             omit_expression => true,
@@ -223,6 +224,23 @@ impl Case {
         }, {
             insta::assert_snapshot!(name, out);
         });
+    }
+}
+
+/// The contract for every failure: its error message appears exactly once in what the user
+/// reads, whatever the CI dialect marks it with.
+fn errors_once(out: &str) {
+    let stderr = out.split("----- stderr -----\n").nth(1).unwrap_or_default();
+    let stderr = stderr.split("\n----- wrote ").next().unwrap_or_default();
+    for line in stderr.lines() {
+        let Some((_, message)) = line.split_once("error: ").or_else(|| line.split_once("::error::")) else {
+            continue;
+        };
+        let message = message.trim_end_matches("\u{1b}[0m").trim();
+        if message.len() < 12 {
+            continue;
+        }
+        assert_eq!(stderr.matches(message).count(), 1, "the error `{message}` is printed once:\n{stderr}");
     }
 }
 
@@ -914,5 +932,14 @@ fn no_test_spawns_archway_with_the_inherited_environment() {
         offenders.is_empty(),
         "these tests name the archway binary themselves; start it with `support::spawn::archway()` \
          (an empty environment) instead: {offenders:?}"
+    );
+}
+
+/// The once-only check catches a repeated message (it can fail).
+#[test]
+#[should_panic(expected = "is printed once")]
+fn a_repeated_error_is_caught() {
+    errors_once(
+        "exit: 2\n----- stdout -----\n----- stderr -----\nerror: the tag is not valid\n\nhint: fix it\nthe tag is not valid\n",
     );
 }

@@ -149,6 +149,37 @@ fn github_examples_pass_actionlint() {
     assert_ok("actionlint ci-examples/github/*.yml", &out);
 }
 
+/// A workflow written for docker/build-push-action, with only `uses:` changed to this action:
+/// actionlint (which reads `./action.yml` for `uses: ./` in a repository's workflow) reports
+/// no unknown input. And the same workflow with an input archway lacks is reported, naming it
+/// (proof the check can fail).
+#[test]
+fn a_build_push_action_workflow_with_only_uses_changed_passes_actionlint() {
+    let lint = |extra: &str| {
+        let repo = tempfile::tempdir().unwrap();
+        let workflows = repo.path().join(".github/workflows");
+        std::fs::create_dir_all(&workflows).unwrap();
+        std::fs::create_dir(repo.path().join(".git")).unwrap();
+        std::fs::copy(root().join("action.yml"), repo.path().join("action.yml")).unwrap();
+        let text = std::fs::read_to_string(root().join("tests/fixtures/github/build-push-action-swapped.yml")).unwrap();
+        let text = text
+            .replace("          ulimit: nofile=1024:1024\n", &format!("          ulimit: nofile=1024:1024\n{extra}"));
+        std::fs::write(workflows.join("build.yml"), text).unwrap();
+        let mut c = Command::new(tools().join("actionlint"));
+        c.args(["-no-color"]).current_dir(repo.path());
+        c.output().expect("actionlint runs")
+    };
+    let out = lint("");
+    assert_ok("actionlint on a build-push-action workflow using archway", &out);
+    let out = lint("          not-an-archway-input: x\n");
+    assert!(!out.status.success(), "an unknown input must be reported");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("input \"not-an-archway-input\" is not defined"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn action_inputs_are_archways_inputs_described_and_in_the_readme() {
     let action = yaml(&root().join("action.yml"));

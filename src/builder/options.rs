@@ -48,6 +48,9 @@ pub struct BuildOptions {
     pub build_contexts: Vec<(String, String)>,
     pub shm_size: Option<String>,
     pub ulimits: Vec<String>,
+    /// buildx `--attest` specs.
+    pub attests: Vec<String>,
+    pub cgroup_parent: Option<String>,
     pub add_hosts: Vec<String>,
     pub network: Option<String>,
     pub allow: Vec<String>,
@@ -76,6 +79,8 @@ impl BuildOptions {
         add(!self.build_contexts.is_empty(), "build-contexts");
         add(self.shm_size.is_some(), "shm-size");
         add(!self.ulimits.is_empty(), "ulimit");
+        add(!self.attests.is_empty(), "attests");
+        add(self.cgroup_parent.is_some(), "cgroup-parent");
         add(!self.add_hosts.is_empty(), "add-hosts");
         add(self.network.is_some(), "network");
         add(!self.allow.is_empty(), "allow");
@@ -91,9 +96,10 @@ impl BuildOptions {
         self.given().into_iter().filter(|n| !CLASSIC.contains(n)).map(String::from).collect()
     }
 
-    /// Inputs archway's assembler cannot honour: named contexts (`COPY --from=NAME`).
+    /// Inputs archway's assembler cannot honour: named contexts (`COPY --from=NAME`), and
+    /// attestations (it writes none).
     pub fn not_assemblable(&self) -> Vec<String> {
-        self.given().into_iter().filter(|n| *n == "build-contexts").map(String::from).collect()
+        self.given().into_iter().filter(|n| matches!(*n, "build-contexts" | "attests")).map(String::from).collect()
     }
 
     /// Inputs that reach only RUN steps and buildx's cache: an assembled platform (no RUN, no
@@ -107,6 +113,7 @@ impl BuildOptions {
             "ssh",
             "shm-size",
             "ulimit",
+            "cgroup-parent",
             "add-hosts",
             "network",
             "allow",
@@ -157,6 +164,12 @@ impl BuildOptions {
         }
         for u in &self.ulimits {
             push("--ulimit", u.clone());
+        }
+        for t in &self.attests {
+            push("--attest", t.clone());
+        }
+        if let Some(c) = &self.cgroup_parent {
+            push("--cgroup-parent", c.clone());
         }
         for h in &self.add_hosts {
             push("--add-host", h.clone());

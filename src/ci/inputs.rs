@@ -109,6 +109,9 @@ pub struct CiInputs {
     pub shm_size: Option<String>,
     #[serde(deserialize_with = "lists::de_lines")]
     pub ulimit: Vec<String>,
+    #[serde(deserialize_with = "lists::de_lines")]
+    pub attests: Vec<String>,
+    pub cgroup_parent: Option<String>,
     #[serde(deserialize_with = "lists::de_items")]
     pub add_hosts: Vec<String>,
     pub network: Option<String>,

@@ -327,7 +327,7 @@ inputs! {
         "Build secrets from files, `ID=PATH`, one a line",
         default InputDefault::None;
     SSH: "ssh", "INPUT_SSH", "SSH", "ARCHWAY_SSH", Lines,
-        "SSH agent sockets or keys to forward, as buildx's `--ssh` (`default` or `ID=PATH`)",
+        "Forward SSH agent sockets or keys, as buildx's `--ssh` (`default` or `ID=PATH`)",
         default InputDefault::None;
     BUILD_CONTEXTS: "build-contexts", "INPUT_BUILD-CONTEXTS", "BUILD_CONTEXTS", "ARCHWAY_BUILD_CONTEXTS", KeyValues,
         "Additional named build contexts, `NAME=PATH` (or an image or URL, as buildx's `--build-context`)",
@@ -359,6 +359,12 @@ inputs! {
     CALL: "call", "INPUT_CALL", "CALL", "ARCHWAY_CALL", Text,
         "Run a build method instead of building, e.g. `check` (buildx 0.14 or newer)",
         default Computed("`build`");
+    ATTESTS: "attests", "INPUT_ATTESTS", "ATTESTS", "ARCHWAY_ATTESTS", Lines,
+        "Attestations to add, as buildx's `--attest` (e.g. `type=sbom`), one a line",
+        default InputDefault::None;
+    CGROUP_PARENT: "cgroup-parent", "INPUT_CGROUP-PARENT", "CGROUP_PARENT", "ARCHWAY_CGROUP_PARENT", Text,
+        "Parent cgroup of RUN steps, as buildx's `--cgroup-parent`",
+        default InputDefault::None;
     PROGRESS: "progress", "INPUT_PROGRESS", "PROGRESS", "ARCHWAY_PROGRESS", Text,
         "What to show while building, as buildx's `--progress`: `auto`, `tty`, `plain`, `quiet` or `rawjson`",
         default Value("auto");
@@ -384,7 +390,7 @@ mod tests {
         }
         assert_eq!(USERNAME.archway, crate::env::REGISTRY_USERNAME);
         assert_eq!(PASSWORD.archway, crate::env::REGISTRY_PASSWORD);
-        assert_eq!(INPUTS.len(), 43);
+        assert_eq!(INPUTS.len(), 45);
     }
 
     /// A secret is never a component input (inputs are part of the pipeline configuration) and

@@ -463,6 +463,8 @@ impl Invocation {
             build_contexts,
             shm_size: a.shm_size.clone().or_else(|| i.shm_size.clone()),
             ulimits: pick(&a.ulimits, &i.ulimit),
+            attests: pick(&a.attests, &i.attests),
+            cgroup_parent: a.cgroup_parent.clone().or_else(|| i.cgroup_parent.clone()),
             add_hosts: pick(&a.add_hosts, &i.add_hosts),
             network: a.network.clone().or_else(|| i.network.clone()),
             allow: pick(&a.allow, &i.allow),
