@@ -7,7 +7,6 @@
 mod support;
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use support::lab::*;
 
