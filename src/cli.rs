@@ -106,7 +106,8 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub strategy: StrategyArgs,
 
-    /// Image reference to publish, e.g. `ghcr.io/acme/app:1.2` (repeatable; one repository)
+    /// Image reference to publish, e.g. `ghcr.io/acme/app:1.2` (repeatable; several repositories
+    /// and registries allowed: the index is copied by digest into each before any tag moves)
     #[arg(short = 't', long = "tag", value_name = "REF")]
     pub tags: Vec<String>,
 

@@ -451,6 +451,22 @@ pub struct Published {
 
 /// Fails before anything is built when `repo` cannot be pushed to (an upload is opened and
 /// cancelled): an unreachable registry or rejected credentials, with the fix.
+/// [`check_access`] for every repository, at once.
+pub async fn check_access_all(client: &Client, repos: &[Reference]) -> Result<(), UserError> {
+    futures_util::future::try_join_all(repos.iter().map(|r| check_access(client, r))).await.map(|_| ())
+}
+
+/// The distinct repositories of `tags`, in the order they first appear.
+pub fn repositories(tags: &[Reference]) -> Vec<Reference> {
+    let mut out: Vec<Reference> = Vec::new();
+    for t in tags {
+        if !out.iter().any(|r| r.same_repository(t)) {
+            out.push(t.repository_only());
+        }
+    }
+    out
+}
+
 pub async fn check_access(client: &Client, repo: &Reference) -> Result<(), UserError> {
     client.check_push(repo).await.map_err(|e| {
         let hint = e.hint().unwrap_or_else(|| "nothing was built; fix the registry access and run again".into());
@@ -498,15 +514,45 @@ pub async fn build_result(
             log.line("==> pushing the multi-platform index by digest (no tag)");
             to_registry(client, repo, &index, &[]).await.map_err(|e| failed(repo, e))?
         }
-        Output::Registry { tags } => {
-            to_registry(client, &tags[0], &index, tags).await.map_err(|e| failed(&tags[0], e))?
-        }
+        Output::Registry { tags } => to_registries(client, tags, &index, log).await?,
         Output::Layout { dir, names } => {
             let dirs: Vec<PathBuf> = platforms.iter().map(|(b, _)| b.layout.clone()).collect();
             to_layout(dir, &dirs, &index, names)?
         }
     };
     Ok(Outcome { platforms, published })
+}
+
+/// Publishes to every repository `tags` name: the index by digest in the first (where the
+/// platforms were pushed), copied by digest into each other one (blobs mounted on one
+/// registry, streamed across registries), and only then every tag. A failure anywhere before
+/// the tags moves none.
+async fn to_registries(client: &Client, tags: &[Reference], index: &Index, log: &Log) -> anyhow::Result<Published> {
+    let repos = repositories(tags);
+    let first = &repos[0];
+    if repos.len() == 1 {
+        return Ok(to_registry(client, first, index, tags).await.map_err(|e| failed(first, e))?);
+    }
+    let mut published = to_registry(client, first, index, &[]).await.map_err(|e| failed(first, e))?;
+    for other in &repos[1..] {
+        let mut stats = crate::copy::CopyStats::default();
+        crate::copy::copy_manifest(client, first, other, &published.index, &mut stats).await.map_err(|e| {
+            UserError::failure(format!("publishing to {} failed; no tag was moved", other.name()))
+                .caused_by(e)
+                .hint("check the credentials and access for that registry (`docker login` or the Docker config), then run again")
+        })?;
+        log.line(&stats.summary(&other.name()));
+    }
+    let bytes = Bytes::from(index.to_bytes());
+    let mut moved = Vec::new();
+    for t in tags {
+        if let Err(source) = client.manifest_put(t, &bytes, &index.media_type).await {
+            return Err(failed(t, PublishError::Tag { tag: t.to_string(), moved, source }).into());
+        }
+        moved.push(t.to_string());
+    }
+    published.tags = moved;
+    Ok(published)
 }
 
 /// A publish to `repo` that failed, its cause below (whose hint `error::render` shows).

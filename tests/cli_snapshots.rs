@@ -336,7 +336,10 @@ snapshots! {
     build_bad_tag: build(&[".", "-t", "ghcr.io/Acme/App:1.0"]);
     build_tag_with_space: build(&[".", "-t", "acme/app:not a tag"]);
     build_digest_as_tag: build(&[".", "--push", "-t", &format!("ghcr.io/acme/app@{DIGEST}")]);
-    build_two_repositories: build(&[".", "--push", "-t", "ghcr.io/acme/app:1", "-t", "docker.io/acme/app:1"]);
+    build_two_repositories_by_digest:
+        build(&[".", "--push-by-digest", "-t", "ghcr.io/acme/app:1", "-t", "docker.io/acme/app:1"]);
+    build_two_registries_dry_run:
+        build(&[".", "--push", "--dry-run", "-t", "ghcr.io/acme/app:1", "-t", "docker.io/acme/app:1"]);
     build_missing_context: build(&["no-such-dir"]);
     build_context_is_a_file: build(&["app"]);
     build_missing_default_dockerfile: Case::new(&["build", "src"]).dir("src");

@@ -239,7 +239,7 @@ inputs! {
         "Target platforms, comma- or newline-separated",
         default Value("linux/amd64,linux/arm64");
     TAGS: "tags", "INPUT_TAGS", "TAGS", "ARCHWAY_TAGS", List,
-        "Tags to publish, all in one repository: image references, tag names for `image`, or docker/metadata-action rules",
+        "Tags to publish (several repositories and registries allowed; every tag moves only once all are written): image references, tag names for `image`, or docker/metadata-action rules",
         default Computed("computed from `image` and the commit"), pipe Computed("computed from `IMAGE` and the commit");
     FLAVOR: "flavor", "INPUT_FLAVOR", "FLAVOR", "ARCHWAY_FLAVOR", Lines,
         "How computed tags are written, as docker/metadata-action's `flavor`: `latest=auto|true|false`, `prefix=…`, `suffix=…`",

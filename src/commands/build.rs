@@ -24,9 +24,9 @@ pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::R
     log.set_progress(inv.progress(args.buildx.progress.as_deref())?);
     let client = Arc::new(req.registry.client());
     // A dry run pushes nothing, so it asks the registry nothing either.
-    let checking = req.repository().filter(|_| !req.dry_run).map(|repo| {
-        let (client, repo) = (client.clone(), repo.clone());
-        tokio::spawn(async move { publish::check_access(&client, &repo).await })
+    let checking = req.repository().filter(|_| !req.dry_run).map(|_| {
+        let (client, repos) = (client.clone(), req.repositories());
+        tokio::spawn(async move { publish::check_access_all(&client, &repos).await })
     });
 
     log.group("Plan");

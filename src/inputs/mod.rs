@@ -167,6 +167,16 @@ impl BuildRequest {
             Output::Layout { .. } => None,
         }
     }
+
+    /// Every repository the run publishes to, the first one's first (the tags may name
+    /// several, on several registries).
+    pub fn repositories(&self) -> Vec<Reference> {
+        match &self.output {
+            Output::Registry { tags } => crate::publish::repositories(tags),
+            Output::Digest { repo, .. } => vec![repo.repository_only()],
+            Output::Layout { .. } => vec![],
+        }
+    }
 }
 
 /// `archway merge`.
@@ -305,7 +315,9 @@ impl Invocation {
             run.check_push()?;
         }
         let tags = lists::tags("-t", &given)?;
-        lists::one_repository(&tags, "give tags of one repository, and copy the result to the other afterwards")?;
+        if a.push_by_digest {
+            lists::one_repository(&tags, "a matrix leg pushes to one repository; `archway merge` can tag others")?;
+        }
 
         let given_tags = tags.clone();
         let push = a.push || run.push(!tags.is_empty());
@@ -721,7 +733,10 @@ impl Invocation {
                     .hint("set both, or neither"));
             }
         };
-        Ok(registry.map(|r| (r.to_string(), Credential::Basic { username: user, password: pass })))
+        // The `registry` input names the registry they are for; else the one pushed to.
+        let target =
+            i.registry.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(crate::reference::canonical_registry);
+        Ok(target.or(registry).map(|r| (r.to_string(), Credential::Basic { username: user, password: pass })))
     }
 
     /// What to build: flags, else the CI's inputs, else the defaults.

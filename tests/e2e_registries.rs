@@ -1,0 +1,94 @@
+//! Tags on two registries in one run: the lab registry and a second real registry behind
+//! htpasswd (`support::auth_registry`), the credential for it given as `REGISTRY`/`USERNAME`/
+//! `PASSWORD`. One build publishes the same index under both tags; when the second registry
+//! refuses, no tag moves on either.
+
+#![cfg(feature = "lab")]
+
+mod support;
+
+use std::process::Command;
+
+use support::auth_registry::AuthRegistry;
+use support::lab::*;
+
+const USER: &str = "ci-bot";
+const PASSWORD: &str = "s3cret-pa55";
+
+/// `GET` of a manifest on the auth registry: (status, body).
+fn auth_manifest(host: &str, path: &str, reference: &str, password: &str) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-u", &format!("{USER}:{password}"), "-w", "\n%{http_code}"])
+        .args(["-H", "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"])
+        .arg(format!("http://{host}/v2/{path}/manifests/{reference}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.as_bytes().to_vec())
+}
+
+fn prebuilt(nonce: &str) -> tempfile::TempDir {
+    let ctx = context(&format!("FROM {}\nARG TARGETARCH\nCOPY app-$TARGETARCH /app\n", lab().base));
+    for arch in ["amd64", "arm64"] {
+        std::fs::write(ctx.path().join(format!("app-{arch}")), format!("{nonce} {arch}\n")).unwrap();
+    }
+    ctx
+}
+
+#[test]
+fn one_build_publishes_to_two_registries_or_to_neither() {
+    let second = AuthRegistry::start(USER, PASSWORD);
+    let lab_repo = unique_repo("two-registries");
+    let other_path = format!("acme/two-registries-{}", nonce());
+    let other_repo = format!("{}/{other_path}", second.host);
+    let ctx = prebuilt(&nonce());
+    let args = ["build", ".", "--platform", "linux/amd64,linux/arm64", "-t", &format!("{lab_repo}:1"), "-t"];
+    let other_tag = format!("{other_repo}:1");
+    let run = |password: &str| {
+        archway_env(
+            ctx.path(),
+            &[&args[..], &[other_tag.as_str(), "--push"]].concat(),
+            &[
+                ("ARCHWAY_REGISTRY", second.host.as_str()),
+                ("ARCHWAY_REGISTRY_USERNAME", USER),
+                ("ARCHWAY_REGISTRY_PASSWORD", password),
+            ],
+        )
+    };
+
+    // A wrong password for the second registry: refused before anything is published.
+    let out = run("wrong");
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(&second.host), "the error names the registry: {stderr}");
+    assert!(!stderr.contains("wrong") || !stderr.contains("PASSWORD=wrong"), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(tag_digest(&lab_repo, "1").is_none(), "no tag moved on the first registry");
+    assert_eq!(auth_manifest(&second.host, &other_path, "1", PASSWORD).0, 404, "nor on the second");
+
+    // The right one: the same index under both tags, its images and blobs in both registries.
+    let out = run(PASSWORD);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(PASSWORD) && !stdout.contains(PASSWORD), "the password is never printed");
+    let (_, lab_index) = manifest(&lab_repo, "1").expect("tagged on the lab registry");
+    let (status, other_index) = auth_manifest(&second.host, &other_path, "1", PASSWORD);
+    assert_eq!(status, 200, "tagged on the second registry: {stderr}");
+    assert_eq!(lab_index, other_index, "the same index, byte for byte");
+    assert_eq!(platforms_of(&json(&other_index)), ["linux/amd64", "linux/arm64"]);
+    for (_, digest) in platform_manifests(&json(&other_index)) {
+        let (status, m) = auth_manifest(&second.host, &other_path, &digest, PASSWORD);
+        assert_eq!(status, 200, "{digest} is on the second registry");
+        for layer in json(&m)["layers"].as_array().unwrap() {
+            let d = layer["digest"].as_str().unwrap();
+            let code = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I", "-u", &format!("{USER}:{PASSWORD}")])
+                .arg(format!("http://{}/v2/{other_path}/blobs/{d}", second.host))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&code.stdout), "200", "blob {d} on the second registry");
+        }
+    }
+    assert!(stderr.contains(&format!("copied into {other_repo}")), "the copy is reported: {stderr}");
+}
