@@ -258,6 +258,8 @@ impl Dialect for Commands {
 pub fn output_values(r: &CiResult) -> Vec<(&'static str, String)> {
     vec![
         ("digest", r.digest.clone()),
+        // docker/build-push-action's name for it; for a multi-platform image, the index.
+        ("imageid", r.digest.clone()),
         ("image", r.image.clone()),
         ("tags", r.tags.join("\n")),
         ("platforms", r.platform_list()),

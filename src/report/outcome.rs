@@ -85,6 +85,15 @@ pub struct Metadata<'a> {
     /// What a partial merge went without (`--allow-partial`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<Missing>,
+    /// buildx's `--metadata-file` keys (what docker/build-push-action's `metadata` output
+    /// holds), for workflows that read them: the index digest, the tags comma-joined, the
+    /// index's descriptor.
+    #[serde(rename = "containerimage.digest")]
+    pub containerimage_digest: String,
+    #[serde(rename = "image.name")]
+    pub image_name: String,
+    #[serde(rename = "containerimage.descriptor")]
+    pub containerimage_descriptor: serde_json::Value,
 }
 
 #[derive(Serialize)]
@@ -118,6 +127,13 @@ fn published_metadata<'a>(published: &'a Published, platforms: Vec<PlatformMetad
         tags: &published.tags,
         platforms,
         missing: vec![],
+        containerimage_digest: published.index.digest.to_string(),
+        image_name: published.tags.join(","),
+        containerimage_descriptor: serde_json::json!({
+            "mediaType": published.index.media_type,
+            "digest": published.index.digest,
+            "size": published.index.size,
+        }),
     }
 }
 
