@@ -57,8 +57,17 @@ fn malformed_tag_is_exit_2_and_pushes_nothing() {
     let (code, err) = run_bad(&[".", "--platform", "linux/amd64", "--push"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`--push` needs an image"), "{err}");
-    let (code, err) =
-        run_bad(&[".", "--platform", "linux/amd64", "-t", "127.0.0.1:5000/a:1", "-t", "127.0.0.1:5000/b:1", "--push"]);
+    // A matrix leg pushes by digest to one repository (a build's tags may name several).
+    let (code, err) = run_bad(&[
+        ".",
+        "--platform",
+        "linux/amd64",
+        "-t",
+        "127.0.0.1:5000/a:1",
+        "-t",
+        "127.0.0.1:5000/b:1",
+        "--push-by-digest",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("two repositories"), "{err}");
     assert_eq!(catalog(), before, "nothing was pushed");

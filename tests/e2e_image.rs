@@ -321,9 +321,11 @@ fn bitbucket_pipe_with_pipe_test_case() {
     let (stdout, stderr) = text(&out);
     eprintln!("scripts/pipe-test (PipeTestCase, 3 pipe runs): {:.1?}", started.elapsed());
     assert!(out.status.success(), "scripts/pipe-test failed ({}):\n{stdout}\n{stderr}", out.status);
-    // Checked again here, through the lab helpers: the pipe published REPO:main and :latest.
+    // Checked again here, through the lab helpers: the pipe published REPO:main and :edge (a
+    // default-branch push never moves `latest`).
     let digest = tag_digest(&repo, "main").expect("the pipe pushed REPO:main");
-    assert_eq!(tag_digest(&repo, "latest"), Some(digest));
+    assert_eq!(tag_digest(&repo, "edge"), Some(digest));
+    assert_eq!(tag_digest(&repo, "latest"), None);
     assert!(!catalog().iter().any(|r| r.starts_with(&format!("{}-bad-", repo.split_once('/').unwrap().1))));
     drop(binfmt);
 }
@@ -401,7 +403,8 @@ fn bitbucket_pipe_with_docker_run() {
     // A pipe's log merges stdout and stderr, so the reference is not printed after the ✔;
     // it is in the result file.
     assert_eq!(stdout.trim(), "", "nothing on stdout in a pipe");
-    assert_eq!(tag_digest(&repo, "latest").as_deref(), Some(digest.as_str()));
+    assert_eq!(tag_digest(&repo, "edge").as_deref(), Some(digest.as_str()));
+    assert_eq!(tag_digest(&repo, "latest"), None, "a default-branch push never moves `latest`");
     assert_eq!(tag_digest(&repo, "sha-fedcba9").as_deref(), Some(digest.as_str()));
     assert_eq!(platforms_of(&json(&manifest(&repo, &digest).unwrap().1)), ["linux/amd64", "linux/arm64"]);
     let result = json(&std::fs::read(shared.join("archway-result.json")).expect("the result in the shared storage"));

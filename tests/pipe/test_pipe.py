@@ -130,7 +130,10 @@ class ArchwayPipeTest(PipeTestCase):
         # The branch PipeTestCase took from the clone's git repository: `main`, the default.
         digest = tag_digest(repo, "main")
         self.assertIsNotNone(digest, f"{repo}:main was not pushed\n{logs}")
-        self.assertEqual(tag_digest(repo, "latest"), digest)
+        # metadata-action's rules: the default branch gets `edge`, never `latest` (that is the
+        # highest stable release's).
+        self.assertEqual(tag_digest(repo, "edge"), digest)
+        self.assertIsNone(tag_digest(repo, "latest"), logs)
         with open(os.path.join(shared, "archway-result.json")) as f:
             result = json.load(f)
         self.assertEqual(result["digest"], digest, result)
