@@ -27,7 +27,7 @@
 # dist/, on a machine where no base image can be pulled (see "Using archway in CI" in README.md).
 #
 # In real CI (base images pullable):
-#   archway build . --platform linux/amd64,linux/arm64 -t ghcr.io/archway-build/archway:1 --push
+#   archway build . --platform linux/amd64,linux/arm64 -t ghcr.io/archway-build/archway:0.1.0 --push
 # In the lab (nothing pullable; dist/ made by scripts/build-image):
 #   archway build . --platform linux/amd64,linux/arm64 -t 127.0.0.1:5000/archway/archway:dev --push \
 #     --build-arg ARCHWAY_SOURCE=dist --build-arg TOOLS_SOURCE=dist \

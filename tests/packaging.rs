@@ -437,6 +437,9 @@ fn pipe_yml_has_the_pipe_metadata() {
         action["runs"]["image"].as_str().unwrap(),
         "the pipe and the action run the same image"
     );
+    // bitbucket-pipes-toolkit's version check: the image is tagged with the release, X.Y.Z.
+    let tag = pipe["image"].as_str().unwrap().rsplit(':').next().unwrap();
+    assert_eq!(tag, env!("CARGO_PKG_VERSION"), "pipe.yml's image is tagged with archway's version");
 }
 
 // ------------------------------------------------------------------------- the image
