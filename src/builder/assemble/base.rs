@@ -330,6 +330,24 @@ pub fn extract(blob: &Path, wanted: &HashSet<String>, dir: &Path) -> std::io::Re
     Ok(out)
 }
 
+/// `user`'s uid and gid in an `/etc/passwd` text (its first line naming `user` with at least
+/// four fields); a number that does not parse reads as 0, as BuildKit has it.
+pub fn passwd_ids(text: &str, user: &str) -> Option<(u64, u64)> {
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && f[0] == user)
+        .map(|f| (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0)))
+}
+
+/// `group`'s gid in an `/etc/group` text (its first line naming `group` with at least three
+/// fields); a number that does not parse reads as 0.
+pub fn group_id(text: &str, group: &str) -> Option<u64> {
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[0] == group)
+        .map(|f| f[2].parse().unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
