@@ -74,3 +74,46 @@ async fn layout_index_diamonds_are_read_once() {
     assert_eq!(images.len(), 6, "the last index's six entries, once");
     assert_eq!(images[0].platform.to_string(), "linux/amd64");
 }
+
+/// `dockerignore` target: `.dockerignore` patterns with a few dozen `*` or `**/` took minutes
+/// to match a path (backtracking, exponential); matching is now memoised.
+#[test]
+fn dockerignore_many_stars_match_quickly() {
+    use archway::builder::assemble::ignore::{Matcher, read_ignore_file};
+
+    let stars = format!("{}b\na/{}x\n!{}\n", "*a".repeat(30), "**/a/".repeat(30), "*".repeat(60));
+    let m = Matcher::new(&read_ignore_file(&stars)).unwrap();
+    let long = "a".repeat(200);
+    let deep = vec!["a"; 60].join("/");
+    let started = std::time::Instant::now();
+    for p in [long.as_str(), deep.as_str(), "a/b", "b"] {
+        let _ = m.matches(p);
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(Matcher::new(&["*a*a*b"]).unwrap().matches("xaya-b"));
+    assert!(!Matcher::new(&["*a*a*b"]).unwrap().matches("xayb"));
+    assert!(Matcher::new(&["**/a/**/b"]).unwrap().matches("x/a/y/z/b"));
+}
+
+/// The inputs the `dockerignore` target timed out on (each took over a second) all match quickly.
+#[test]
+fn dockerignore_fuzz_timeouts() {
+    use archway::builder::assemble::ignore::{Matcher, read_ignore_file};
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz/dockerignore");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap()).into_owned();
+        let (file, paths) =
+            text.split_once('\0').unwrap_or((&text, "a/b/c.txt\nnode_modules/x\n.git/HEAD\nDockerfile"));
+        let started = std::time::Instant::now();
+        if let Ok(m) = Matcher::new(&read_ignore_file(file)) {
+            for p in paths.lines().take(16) {
+                let _ = m.matches(p);
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+        n += 1;
+    }
+    assert!(n > 0);
+}
