@@ -13,14 +13,17 @@ fuzz_target!(|data: &[u8]| {
         let _ = dockerfile::dump(&parsed);
         // The lexer over every instruction's words, as `analyze` and the assembler use it.
         let lex = ShellLex::new(parsed.escape);
-        let env: HashMap<String, String> =
-            [("A", "a b"), ("EMPTY", ""), ("P", "linux/arm64")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = [("A", "a b"), ("EMPTY", ""), ("P", "linux/arm64")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         for line in text.lines().take(16) {
             let _ = lex.process(line, &env);
         }
     }
     let build: Platform = "linux/amd64".parse().unwrap();
-    let platforms: Vec<Platform> = ["linux/amd64", "linux/arm64", "linux/arm/v7"].iter().map(|p| p.parse().unwrap()).collect();
+    let platforms: Vec<Platform> =
+        ["linux/amd64", "linux/arm64", "linux/arm/v7"].iter().map(|p| p.parse().unwrap()).collect();
     let build_args = [("A".to_string(), "x".to_string()), ("BASE".to_string(), "alpine".to_string())];
     let input = AnalyzeInput {
         text,

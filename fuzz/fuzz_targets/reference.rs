@@ -11,7 +11,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(r) = text.parse::<Reference>() {
         let (_, _, _) = (r.name(), r.selector(), r.repository_only());
         let shown = r.to_string();
-        let again: Reference = shown.parse().unwrap_or_else(|e| panic!("{text:?} parsed, but its display {shown:?} does not: {e}"));
+        let again: Reference =
+            shown.parse().unwrap_or_else(|e| panic!("{text:?} parsed, but its display {shown:?} does not: {e}"));
         assert_eq!(again, r, "{text:?} → {shown:?} parses differently");
         let _ = archway::reference::docker_config_key(&r.registry);
         let _ = archway::reference::api_host(&r.registry);
