@@ -219,8 +219,15 @@ pub async fn resolve(src: &ImageSource<'_>, top: &Descriptor) -> Result<Vec<Reso
     let mut images: Vec<Descriptor> = Vec::new();
     let mut attestations: Vec<Descriptor> = Vec::new();
     let mut pending = vec![top.clone()];
+    // Each index is read once: one named again (a diamond, or a hostile index naming another
+    // many times over) adds nothing, and reading it again made the work exponential in the
+    // nesting depth (found by the `oci_layout` fuzz target).
+    let mut expanded = std::collections::HashSet::new();
     while let Some(d) = pending.pop() {
         if oci::is_index(&d.media_type) {
+            if !expanded.insert(d.digest.clone()) {
+                continue;
+            }
             let bytes = src.manifest(&d.digest).await?;
             let idx: Index = serde_json::from_slice(&bytes).map_err(malformed(&d.digest, "an index"))?;
             for e in idx.manifests.into_iter().rev() {

@@ -174,6 +174,10 @@ async fn fetch_layout(client: &Client, repo: &Reference, top: &Descriptor, dir: 
     std::fs::create_dir_all(&blobs).map_err(|e| write(&blobs, e))?;
     let mut todo = vec![top.digest.clone()];
     while let Some(d) = todo.pop() {
+        if blobs.join(d.hex()).exists() {
+            // Fetched already: an index named twice is read once (see `publish::resolve`).
+            continue;
+        }
         let r = repo.with_digest(d.clone());
         let m = client.manifest_get(&r).await.map_err(|source| PublishError::Read {
             what: "manifest",

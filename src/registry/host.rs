@@ -45,7 +45,8 @@ impl RateLimit {
 
     pub fn is_low(&self) -> bool {
         match self.limit {
-            Some(l) if l > 0 => self.remaining * 100 <= l * LOW_RATE_LIMIT_PERCENT,
+            // In u128: the counts are the registry's to choose, up to `u64::MAX`.
+            Some(l) if l > 0 => u128::from(self.remaining) * 100 <= u128::from(l) * u128::from(LOW_RATE_LIMIT_PERCENT),
             _ => self.remaining <= LOW_RATE_LIMIT_ABSOLUTE,
         }
     }
@@ -129,6 +130,19 @@ mod tests {
         assert!(RateLimit { limit: None, remaining: 3, window: None }.is_low());
         h.insert("ratelimit-remaining", HeaderValue::from_static("x;w=1"));
         assert_eq!(RateLimit::parse(&h), None);
+    }
+
+    /// Found by the `retry_after` fuzz target: `remaining * 100` overflowed (a panic in debug
+    /// builds, a wrong answer in release).
+    #[test]
+    fn huge_rate_limit_counts_do_not_overflow() {
+        let mut h = HeaderMap::new();
+        h.insert("ratelimit-remaining", HeaderValue::from_static("18446744073709551615"));
+        h.insert("ratelimit-limit", HeaderValue::from_static("18446744073709551615"));
+        let r = RateLimit::parse(&h).unwrap();
+        assert!(!r.is_low());
+        h.insert("ratelimit-remaining", HeaderValue::from_static("3"));
+        assert!(RateLimit::parse(&h).unwrap().is_low());
     }
 
     #[tokio::test]

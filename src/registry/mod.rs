@@ -43,6 +43,9 @@ pub use blob::BlobPush;
 pub use host::{DEFAULT_MAX_IN_FLIGHT, RateLimit};
 pub use manifest::Manifest;
 pub use retry::RetryPolicy;
+/// For the fuzz targets (`fuzz/`): the `Retry-After` reader.
+#[doc(hidden)]
+pub use retry::retry_after;
 pub use upload::{MONOLITHIC_UPLOAD_MAX, UPLOAD_CHUNK_SIZE};
 
 use crate::secret::Secret;

@@ -67,7 +67,7 @@ fn random_unit() -> f64 {
 
 /// `Retry-After` in seconds or as an HTTP date (any of the three forms RFC 9110 §5.6.7 says a
 /// recipient must accept); a date in the past means no wait.
-pub(crate) fn retry_after(h: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub fn retry_after(h: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let v = h.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));

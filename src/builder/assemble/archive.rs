@@ -200,6 +200,14 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
     let t: Vec<i64> = time.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
     let [h, mi, se] = t.as_slice() else { return None };
+    // The ranges Go's `http.ParseTime` layouts allow (a 4-digit year); nothing larger can
+    // overflow the arithmetic below.
+    if !(0..=9999).contains(&year) || !(1..=31).contains(&day) || !(0..24).contains(h) || !(0..60).contains(mi) {
+        return None;
+    }
+    if !(0..=60).contains(se) {
+        return None;
+    }
     // Days from civil (Howard Hinnant's algorithm).
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -276,5 +284,9 @@ mod tests {
         assert!(is_url("https://example.com/a.tar.gz"));
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784111777));
         assert_eq!(parse_http_date("nonsense"), None);
+        // Found by the `retry_after` fuzz target: a huge year or hour overflowed the arithmetic.
+        assert_eq!(parse_http_date("Sun, 06 Nov 9223372036854775807 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 9223372036854775807:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun, -9223372036854775807 Nov 1994 08:49:37 GMT"), None);
     }
 }

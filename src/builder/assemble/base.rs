@@ -349,9 +349,41 @@ pub fn extract(blob: &Path, wanted: &HashSet<String>, dir: &Path) -> std::io::Re
     Ok(out)
 }
 
+/// `user`'s uid and gid in an `/etc/passwd` text (its first line naming `user` with at least
+/// four fields); a number that does not parse reads as 0, as BuildKit has it.
+pub fn passwd_ids(text: &str, user: &str) -> Option<(u64, u64)> {
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && f[0] == user)
+        .map(|f| (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0)))
+}
+
+/// `group`'s gid in an `/etc/group` text (its first line naming `group` with at least three
+/// fields); a number that does not parse reads as 0.
+pub fn group_id(text: &str, group: &str) -> Option<u64> {
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[0] == group)
+        .map(|f| f[2].parse().unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwd_and_group_names() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nshort:x:5\napp:x:1000:1001::/home/app:/bin/sh\napp:x:7:7::/:/bin/sh\nodd:x:-1:nan:\n";
+        assert_eq!(passwd_ids(passwd, "app"), Some((1000, 1001)), "the first line naming the user");
+        assert_eq!(passwd_ids(passwd, "short"), None, "fewer than four fields");
+        assert_eq!(passwd_ids(passwd, "odd"), Some((0, 0)), "numbers that do not parse read as 0");
+        assert_eq!(passwd_ids(passwd, "nobody"), None);
+        assert_eq!(passwd_ids("", ""), None);
+        let group = "wheel:x:10:root\nstaff:x:50:\nbad:x\n";
+        assert_eq!(group_id(group, "staff"), Some(50));
+        assert_eq!(group_id(group, "bad"), None);
+        assert_eq!(group_id(group, "none"), None);
+    }
 
     fn layer(entries: &[(&str, u8, &[u8], &str)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

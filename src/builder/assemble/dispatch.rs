@@ -665,15 +665,10 @@ impl<'a> Interp<'a> {
             match num(user) {
                 Some(n) => (uid, gid) = (n, n),
                 None => {
-                    if let Some(text) = self.read_file(tree, "/etc/passwd", line).await? {
-                        for l in text.lines() {
-                            let f: Vec<&str> = l.split(':').collect();
-                            if f.len() >= 4 && f[0] == user {
-                                uid = f[2].parse().unwrap_or(0);
-                                gid = f[3].parse().unwrap_or(0);
-                                break;
-                            }
-                        }
+                    if let Some(text) = self.read_file(tree, "/etc/passwd", line).await?
+                        && let Some(ids) = base::passwd_ids(&text, user)
+                    {
+                        (uid, gid) = ids;
                     }
                 }
             }
@@ -682,12 +677,9 @@ impl<'a> Interp<'a> {
                     Some(n) => gid = n,
                     None => {
                         if let Some(text) = self.read_file(tree, "/etc/group", line).await?
-                            && let Some(f) = text
-                                .lines()
-                                .map(|l| l.split(':').collect::<Vec<_>>())
-                                .find(|f| f.len() >= 3 && f[0] == g)
+                            && let Some(id) = base::group_id(&text, g)
                         {
-                            gid = f[2].parse().unwrap_or(0);
+                            gid = id;
                         }
                     }
                 }

@@ -315,27 +315,43 @@ fn parse_class(chars: &[char]) -> (Token, usize) {
     (Token::Class { negated, ranges }, i)
 }
 
-/// Backtracking match of the whole path.
+/// Match of the whole path: backtracking, each (token, position) state decided once. Plain
+/// backtracking was exponential in the number of `*` and `**/` (a few dozen stars took minutes;
+/// found by the `dockerignore` fuzz target); patternmatcher compiles to a Go regexp, which is
+/// linear.
 fn match_tokens(tokens: &[Token], s: &[char]) -> bool {
-    let Some((first, rest)) = tokens.split_first() else {
-        return s.is_empty();
-    };
-    match first {
-        Token::Lit(c) => s.first() == Some(c) && match_tokens(rest, &s[1..]),
-        Token::One => s.first().is_some_and(|&c| c != '/') && match_tokens(rest, &s[1..]),
-        Token::Class { negated, ranges } => {
-            s.first().is_some_and(|&c| ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated)
-                && match_tokens(rest, &s[1..])
-        }
-        Token::Star => {
-            let run = s.iter().take_while(|&&c| c != '/').count();
-            (0..=run).any(|n| match_tokens(rest, &s[n..]))
-        }
-        Token::Rest => true,
-        Token::Dirs => {
-            match_tokens(rest, s) || (0..s.len()).filter(|&n| s[n] == '/').any(|n| match_tokens(rest, &s[n + 1..]))
-        }
+    let mut memo = vec![None; (tokens.len() + 1) * (s.len() + 1)];
+    match_from(tokens, s, 0, 0, &mut memo)
+}
+
+/// Whether `tokens[t..]` matches `s[i..]`; `memo` holds the states decided so far.
+fn match_from(tokens: &[Token], s: &[char], t: usize, i: usize, memo: &mut [Option<bool>]) -> bool {
+    let key = t * (s.len() + 1) + i;
+    if let Some(known) = memo[key] {
+        return known;
     }
+    let next = t + 1;
+    let one = |ok: &dyn Fn(char) -> bool| s.get(i).is_some_and(|&c| ok(c));
+    let matched = match tokens.get(t) {
+        None => i == s.len(),
+        Some(Token::Lit(c)) => one(&|x| x == *c) && match_from(tokens, s, next, i + 1, memo),
+        Some(Token::One) => one(&|x| x != '/') && match_from(tokens, s, next, i + 1, memo),
+        Some(Token::Class { negated, ranges }) => {
+            one(&|x| ranges.iter().any(|&(lo, hi)| lo <= x && x <= hi) != *negated)
+                && match_from(tokens, s, next, i + 1, memo)
+        }
+        Some(Token::Star) => {
+            let run = s[i..].iter().take_while(|&&c| c != '/').count();
+            (0..=run).any(|n| match_from(tokens, s, next, i + n, memo))
+        }
+        Some(Token::Rest) => true,
+        Some(Token::Dirs) => {
+            match_from(tokens, s, next, i, memo)
+                || (i..s.len()).filter(|&n| s[n] == '/').any(|n| match_from(tokens, s, next, n + 1, memo))
+        }
+    };
+    memo[key] = Some(matched);
+    matched
 }
 
 #[cfg(test)]
