@@ -71,8 +71,11 @@ fn at(r: &Reference, d: &Digest) -> String {
 }
 
 /// What a copy transferred, for the summary.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct CopyStats {
+    /// Manifests copied already in this copy: an index naming one several times (or indexes
+    /// naming each other, from a hostile source) copies it once.
+    copied: std::collections::HashSet<Digest>,
     pub manifests: usize,
     pub blobs_mounted: usize,
     pub blobs_uploaded: usize,
@@ -153,6 +156,9 @@ pub async fn copy_manifest(
     d: &Descriptor,
     stats: &mut CopyStats,
 ) -> Result<Bytes, CopyError> {
+    if !stats.copied.insert(d.digest.clone()) {
+        return Ok(Bytes::new());
+    }
     let source_ref = at(from, &d.digest);
     let m = client.manifest_get(&from.with_digest(d.digest.clone())).await.map_err(|source| CopyError::Read {
         what: "manifest",

@@ -180,3 +180,57 @@ fn inspect_agrees_with_skopeo_and_buildx() {
         assert!(p["image_size"].as_u64().unwrap() > 100_000);
     }
 }
+
+/// Puts `bytes` (an OCI index) into `repo` by digest with curl; returns its digest.
+fn put_index(repo: &str, bytes: &[u8]) -> String {
+    let digest = sha256(bytes);
+    let (registry, path) = repo.split_once('/').unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args(["-H", "Content-Type: application/vnd.oci.image.index.v1+json", "--data-binary"])
+        .arg(format!("@{}", file.path().display()))
+        .arg(format!("http://{registry}/v2/{path}/manifests/{digest}"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "201", "PUT index {digest}");
+    digest
+}
+
+/// A source whose indexes name the same manifests over and over (a hostile or odd registry):
+/// each manifest is read and copied once, not once per mention.
+#[test]
+fn promote_copies_each_manifest_once_however_often_it_is_named() {
+    let _machine = support::machine::lock();
+    let (path, bytes) = source_image();
+    let direct = format!("{}/{path}", lab().registry);
+    let child = json(&bytes)["manifests"][0].clone();
+    let inner = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [child.clone(), child.clone(), child],
+    });
+    let inner_bytes = serde_json::to_vec(&inner).unwrap();
+    let inner_digest = put_index(&direct, &inner_bytes);
+    let entry = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": inner_digest, "size": inner_bytes.len(),
+    });
+    let outer = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry.clone(), entry.clone(), entry.clone(), entry],
+    });
+    let outer_digest = put_index(&direct, &serde_json::to_vec(&outer).unwrap());
+    let proxy = Proxy::start(&lab().registry);
+    let target = unique_repo("promote-repeated");
+    let target_path = target.split_once('/').unwrap().1;
+    let ctx = tempfile::tempdir().unwrap();
+    let out = archway(
+        ctx.path(),
+        &["promote", &format!("{}/{path}@{outer_digest}", proxy.addr), &format!("{}/{target_path}:x", proxy.addr)],
+    );
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let reads = proxy.seen(|s| s.method == "GET" && s.path.ends_with(&inner_digest)).len();
+    assert_eq!(reads, 1, "the inner index is read once: {}", proxy.summary());
+    assert!(manifest(&target, &inner_digest).is_some(), "and copied");
+}
