@@ -983,35 +983,13 @@ impl Context<'_> {
             if let Some(line) = first
                 && deciding.as_ref().is_none_or(|d| line < d.line)
             {
-                deciding = Some(Location {
-                    file: self.file.to_string(),
-                    line,
-                    stage: decl.label.clone(),
-                    instruction: instruction_text(self.text, line),
-                });
+                deciding = Some(self.location(line, i));
             }
         }
         // Assemblable: no stage the target needs holds an instruction the assembler cannot do,
         // whatever its platform.
-        let mut blocker: Option<(usize, &str, usize)> = None;
-        for (i, decl) in self.model.stages.iter().enumerate().filter(|(i, _)| r.needed[*i]) {
-            let own = decl.blockers.iter().map(|(n, why)| (n.start_line, *why));
-            let triggered = self
-                .inherited(&r.bases[i])
-                .filter(|t| t.run)
-                .map(|t| (t.onbuild.start_line, "its ONBUILD RUN trigger runs code in this stage"));
-            for (line, why) in own.chain(triggered) {
-                if blocker.is_none_or(|(l, _, _)| line < l) {
-                    blocker = Some((line, why, i));
-                }
-            }
-        }
-        let not_assemblable = blocker.map(|(line, _, i)| Location {
-            file: self.file.to_string(),
-            line,
-            stage: self.model.stages[i].label.clone(),
-            instruction: instruction_text(self.text, line),
-        });
+        let blocker = self.first_blocker((0..self.model.stages.len()).filter(|&i| r.needed[i]), r);
+        let not_assemblable = blocker.map(|(line, _, i)| self.location(line, i));
         let engine_stages = if blocker.is_some() { self.hybrid(build, r).unwrap_or_default() } else { vec![] };
         PlatformAnalysis {
             platform: target.clone(),
@@ -1025,6 +1003,16 @@ impl Context<'_> {
         }
     }
 
+    /// Where line `line` of stage `i` is.
+    fn location(&self, line: usize, i: usize) -> Location {
+        Location {
+            file: self.file.to_string(),
+            line,
+            stage: self.model.stages[i].label.clone(),
+            instruction: instruction_text(self.text, line),
+        }
+    }
+
     /// The first instruction of stage `i` the assembler cannot do (its own, or a RUN trigger
     /// of the stage it is built on).
     fn blocker_of(&self, i: usize, r: &Resolution) -> Option<(usize, &'static str)> {
@@ -1034,6 +1022,15 @@ impl Context<'_> {
             .filter(|t| t.run)
             .map(|t| (t.onbuild.start_line, "its ONBUILD RUN trigger runs code in this stage"));
         own.chain(triggered).min_by_key(|(line, _)| *line)
+    }
+
+    /// The first instruction the assembler cannot do among `stages`: its line, why, its stage.
+    fn first_blocker(
+        &self,
+        stages: impl Iterator<Item = usize>,
+        r: &Resolution,
+    ) -> Option<(usize, &'static str, usize)> {
+        stages.filter_map(|i| self.blocker_of(i, r).map(|(line, why)| (line, why, i))).min_by_key(|(line, _, _)| *line)
     }
 
     /// Stage `i` and every stage it is built on or uses, in index order.
@@ -1091,32 +1088,19 @@ impl Context<'_> {
             if stages.iter().any(|&j| &r.platforms[j] != build) {
                 return None;
             }
-            let (line, reason, at) = stages
-                .iter()
-                .filter_map(|&j| self.blocker_of(j, r).map(|(line, why)| (line, why, j)))
-                .min_by_key(|(line, _, _)| *line)?;
+            let (line, reason, at) = self.first_blocker(stages.iter().copied(), r)?;
             out.push(EngineStage {
                 name: self.model.stages[k].label.clone(),
                 line: self.model.stages[k].line,
                 stages: stages.iter().map(|&j| self.model.stages[j].label.clone()).collect(),
                 per_target: stages.iter().any(|&j| self.model.stages[j].target_args),
-                deciding: Location {
-                    file: self.file.to_string(),
-                    line,
-                    stage: self.model.stages[at].label.clone(),
-                    instruction: instruction_text(self.text, line),
-                },
+                deciding: self.location(line, at),
                 reason: reason.to_string(),
                 buildkit_only: stages
                     .iter()
                     .filter_map(|&j| self.model.stages[j].buildkit_only.map(|n| (n.start_line, j)))
                     .min()
-                    .map(|(line, j)| Location {
-                        file: self.file.to_string(),
-                        line,
-                        stage: self.model.stages[j].label.clone(),
-                        instruction: instruction_text(self.text, line),
-                    }),
+                    .map(|(line, j)| self.location(line, j)),
             });
         }
         Some(out).filter(|o| !o.is_empty())
@@ -1304,21 +1288,25 @@ mod tests {
         assert_eq!(mount_from("from=a$,target=/x").ok().flatten(), Some("a$".into()));
     }
 
+    /// Each target platform's verdict on `text`, built on linux/amd64.
+    fn verdicts(text: &str, platforms: &[&str]) -> Vec<PlatformAnalysis> {
+        let build: Platform = "linux/amd64".parse().unwrap();
+        let platforms: Vec<Platform> = platforms.iter().map(|p| p.parse().unwrap()).collect();
+        let input = AnalyzeInput {
+            text,
+            file: "Dockerfile",
+            build_args: &[],
+            target: None,
+            build_platform: &build,
+            platforms: &platforms,
+        };
+        analyze(&input).unwrap().per_platform
+    }
+
     #[test]
     fn assemblable_per_instruction() {
-        let build: Platform = "linux/amd64".parse().unwrap();
-        let platforms: Vec<Platform> = vec!["linux/arm64".parse().unwrap()];
         let verdict = |text: &str| {
-            let a = analyze(&AnalyzeInput {
-                text,
-                file: "Dockerfile",
-                build_args: &[],
-                target: None,
-                build_platform: &build,
-                platforms: &platforms,
-            })
-            .unwrap();
-            let p = a.per_platform[0].clone();
+            let p = verdicts(text, &["linux/arm64"]).remove(0);
             (p.assemblable, p.not_assemblable.map(|l| l.line), p.not_assemblable_reason)
         };
         let all = "FROM scratch AS s\nCOPY a /a\nFROM busybox\nARG X\nENV A=1\nLABEL l=1\nWORKDIR /w\nCOPY --from=s /a /b\n\
@@ -1340,19 +1328,8 @@ mod tests {
 
     #[test]
     fn hybrid_engine_stages() {
-        let build: Platform = "linux/amd64".parse().unwrap();
-        let platforms: Vec<Platform> = vec!["linux/arm64".parse().unwrap()];
         let engine = |text: &str| {
-            let a = analyze(&AnalyzeInput {
-                text,
-                file: "Dockerfile",
-                build_args: &[],
-                target: None,
-                build_platform: &build,
-                platforms: &platforms,
-            })
-            .unwrap();
-            a.per_platform[0]
+            verdicts(text, &["linux/arm64"])[0]
                 .engine_stages
                 .iter()
                 .map(|e| (e.name.clone(), e.stages.join("+"), e.per_target, e.deciding.line))
@@ -1388,34 +1365,16 @@ mod tests {
         // What only BuildKit runs is named (the classic builder cannot build it).
         let mount = "FROM --platform=$BUILDPLATFORM busybox AS build\nCOPY a /a\nRUN --mount=type=cache,target=/c make\n\
                      FROM busybox\nCOPY --from=build /x /x\n";
-        let a = analyze(&AnalyzeInput {
-            text: mount,
-            file: "Dockerfile",
-            build_args: &[],
-            target: None,
-            build_platform: &build,
-            platforms: &platforms,
-        })
-        .unwrap();
-        assert_eq!(a.per_platform[0].engine_stages[0].buildkit_only.as_ref().map(|l| l.line), Some(3));
+        let v = verdicts(mount, &["linux/arm64"]).remove(0);
+        assert_eq!(v.engine_stages[0].buildkit_only.as_ref().map(|l| l.line), Some(3));
         // Fully assemblable: nothing for an engine.
         assert!(engine("FROM busybox\nCOPY a /a\n").is_empty());
     }
 
     #[test]
     fn a_stage_pinned_to_another_platform_is_foreign_for_every_target() {
-        let build: Platform = "linux/amd64".parse().unwrap();
-        let platforms: Vec<Platform> = vec!["linux/amd64".parse().unwrap(), "linux/arm/v7".parse().unwrap()];
-        let a = analyze(&AnalyzeInput {
-            text: "ARG TOOLS=linux/arm64\nFROM --platform=$TOOLS busybox AS tools\nRUN make\nFROM busybox\nCOPY --from=tools /x /x\n",
-            file: "Dockerfile",
-            build_args: &[],
-            target: None,
-            build_platform: &build,
-            platforms: &platforms,
-        })
-        .unwrap();
-        for v in &a.per_platform {
+        let text = "ARG TOOLS=linux/arm64\nFROM --platform=$TOOLS busybox AS tools\nRUN make\nFROM busybox\nCOPY --from=tools /x /x\n";
+        for v in &verdicts(text, &["linux/amd64", "linux/arm/v7"]) {
             assert!(v.foreign_code, "{}", v.platform);
             assert_eq!(v.foreign_platforms, vec!["linux/arm64".parse::<Platform>().unwrap()], "{}", v.platform);
             assert_eq!(v.deciding.as_ref().map(|d| d.line), Some(3));
