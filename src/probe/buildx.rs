@@ -31,23 +31,6 @@ pub async fn probe_buildx(docker: &Path, default_builder: bool) -> Result<Buildx
         }
     };
     let (version, inspect) = tokio::join!(command::run(docker, &version_args, TIMEOUT), inspect);
-    let Some(inspect) = inspect else {
-        let out = version?;
-        if !out.success {
-            return Err(ProbeError::Failed { command: command::display(docker, &version_args), reason: out.reason() });
-        }
-        let version = parse_version(&out.stdout).ok_or_else(|| ProbeError::NoVersion {
-            command: command::display(docker, &version_args),
-            output: out.stdout.trim().to_string(),
-        })?;
-        return Ok(BuildxInfo {
-            version,
-            builder: "default".into(),
-            driver: "docker".into(),
-            platforms: Vec::new(),
-            refused: None,
-        });
-    };
     let out = version?;
     if !out.success {
         return Err(ProbeError::Failed { command: command::display(docker, &version_args), reason: out.reason() });
@@ -56,6 +39,15 @@ pub async fn probe_buildx(docker: &Path, default_builder: bool) -> Result<Buildx
         command: command::display(docker, &version_args),
         output: out.stdout.trim().to_string(),
     })?;
+    let Some(inspect) = inspect else {
+        return Ok(BuildxInfo {
+            version,
+            builder: "default".into(),
+            driver: "docker".into(),
+            platforms: Vec::new(),
+            refused: None,
+        });
+    };
 
     let (inspect, failed) = match inspect {
         Ok(out) if out.success => (parse_inspect(&out.stdout), None),
