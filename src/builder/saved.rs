@@ -5,7 +5,7 @@
 //! driver over the classic image store (`buildx`). The temporary tag is removed.
 
 use std::io::Read as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bollard::Docker;
 use futures_util::StreamExt as _;
@@ -25,8 +25,16 @@ pub async fn export(
     annotations: &[(String, String)],
 ) -> Result<Descriptor, String> {
     let saved = tempfile::NamedTempFile::new().map_err(|e| format!("no temporary file: {e}"))?;
+    let written = save(docker, tag, saved.path()).await;
+    remove_tag(docker, tag).await;
+    written?;
+    convert(saved.path(), layout, platform, annotations).await
+}
+
+/// Writes image `tag` to `dest` as `docker save` does (`GET /images/{name}/get`).
+pub async fn save(docker: &Docker, tag: &str, dest: &Path) -> Result<(), String> {
     let written = async {
-        let mut out = tokio::fs::File::create(saved.path()).await?;
+        let mut out = tokio::fs::File::create(dest).await?;
         let mut s = docker.export_image(tag);
         while let Some(chunk) = s.next().await {
             let chunk = chunk.map_err(std::io::Error::other)?;
@@ -35,9 +43,7 @@ pub async fn export(
         tokio::io::AsyncWriteExt::flush(&mut out).await
     }
     .await;
-    remove_tag(docker, tag).await;
-    written.map_err(|e| format!("exporting the image `{tag}` from the engine: {e}"))?;
-    convert(saved.path(), layout, platform, annotations).await
+    written.map_err(|e| format!("exporting the image `{tag}` from the engine: {e}"))
 }
 
 /// Removes a temporary tag (the image with it, when nothing else names it); a failure is
@@ -65,6 +71,36 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> std::io::Result<Digest> {
     Ok(d)
 }
 
+/// The image a `docker save` archive holds, unpacked: its config and its layer tars, in order.
+pub struct Unpacked {
+    pub config: PathBuf,
+    pub layers: Vec<PathBuf>,
+}
+
+/// Unpacks a `docker save` archive (OCI layout on Docker ≥ 25, or the older form; both have
+/// `manifest.json`) into `dir`, and names its first image's config and layers, every path
+/// inside `dir`.
+pub fn unpack(saved: &Path, dir: &Path) -> Result<Unpacked, String> {
+    tar::Archive::new(std::fs::File::open(saved).map_err(|e| e.to_string())?)
+        .unpack(dir)
+        .map_err(|e| format!("unreadable image archive: {e}"))?;
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct SaveEntry {
+        config: String,
+        layers: Vec<String>,
+    }
+    let entries: Vec<SaveEntry> =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("unreadable manifest.json in the image archive: {e}"))?;
+    let entry = entries.into_iter().next().ok_or("the image archive holds no image")?;
+    let inside = |p: &str| !p.starts_with('/') && !p.split('/').any(|c| c == "..");
+    if !inside(&entry.config) || !entry.layers.iter().all(|l| inside(l)) {
+        return Err("manifest.json in the image archive names a file outside it".into());
+    }
+    Ok(Unpacked { config: dir.join(&entry.config), layers: entry.layers.iter().map(|l| dir.join(l)).collect() })
+}
+
 /// Turns a `docker save` archive (OCI layout on Docker ≥ 25, or the older `manifest.json`
 /// form) into an OCI image layout at `layout` whose layers are gzip-compressed, the image
 /// manifest carrying `annotations` (`--annotation`, as the assembler writes them). Returns
@@ -76,27 +112,14 @@ pub fn to_layout(
     annotations: &[(String, String)],
 ) -> Result<Descriptor, String> {
     let extracted = tempfile::tempdir().map_err(|e| e.to_string())?;
-    tar::Archive::new(std::fs::File::open(saved).map_err(|e| e.to_string())?)
-        .unpack(extracted.path())
-        .map_err(|e| format!("unreadable image archive: {e}"))?;
-    let root = extracted.path();
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct SaveEntry {
-        config: String,
-        layers: Vec<String>,
-    }
-    let entries: Vec<SaveEntry> =
-        serde_json::from_slice(&std::fs::read(root.join("manifest.json")).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("unreadable manifest.json in the image archive: {e}"))?;
-    let entry = entries.into_iter().next().ok_or("the image archive holds no image")?;
+    let entry = unpack(saved, extracted.path())?;
     std::fs::create_dir_all(layout.join("blobs/sha256")).map_err(|e| e.to_string())?;
-    let config = std::fs::read(root.join(&entry.config)).map_err(|e| e.to_string())?;
+    let config = std::fs::read(&entry.config).map_err(|e| e.to_string())?;
     let config_digest = write_blob(layout, &config).map_err(|e| e.to_string())?;
     let mut layers = Vec::new();
     for l in &entry.layers {
         let mut raw = Vec::new();
-        std::fs::File::open(root.join(l)).and_then(|mut f| f.read_to_end(&mut raw)).map_err(|e| e.to_string())?;
+        std::fs::File::open(l).and_then(|mut f| f.read_to_end(&mut raw)).map_err(|e| e.to_string())?;
         // Layers from a containerd image store arrive compressed already; the classic store
         // saves plain tars, which are gzipped here so less is pushed.
         let (media_type, data) = if raw.starts_with(&[0x1f, 0x8b]) {

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 
-use futures_util::StreamExt as _;
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::OnceCell;
@@ -405,35 +404,12 @@ async fn classic(
 /// order (from the archive's `manifest.json`, which both of `docker save`'s formats have).
 async fn saved_layers(engine: &EngineBuilder, tag: &str, dest: &Path) -> Result<Vec<PathBuf>, String> {
     let archive = dest.with_extension("image.tar");
-    let written = async {
-        let mut out = tokio::fs::File::create(&archive).await?;
-        let mut s = engine.docker.export_image(tag);
-        while let Some(chunk) = s.next().await {
-            tokio::io::AsyncWriteExt::write_all(&mut out, &chunk.map_err(std::io::Error::other)?).await?;
-        }
-        tokio::io::AsyncWriteExt::flush(&mut out).await
-    }
-    .await;
-    written.map_err(|e| format!("saving `{tag}`: {e}"))?;
+    crate::builder::saved::save(&engine.docker, tag, &archive).await?;
     let dest = dest.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        tar::Archive::new(std::fs::File::open(&archive).map_err(|e| e.to_string())?)
-            .unpack(&dest)
-            .map_err(|e| format!("unpacking the saved image: {e}"))?;
+        let unpacked = crate::builder::saved::unpack(&archive, &dest);
         let _ = std::fs::remove_file(&archive);
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Entry {
-            layers: Vec<String>,
-        }
-        let manifest = std::fs::read(dest.join("manifest.json")).map_err(|e| format!("manifest.json: {e}"))?;
-        let entries: Vec<Entry> = serde_json::from_slice(&manifest).map_err(|e| format!("manifest.json: {e}"))?;
-        let entry = entries.into_iter().next().ok_or("the saved image holds no image")?;
-        // Paths from the archive stay inside `dest`.
-        if entry.layers.iter().any(|l| l.starts_with('/') || l.split('/').any(|c| c == "..")) {
-            return Err("manifest.json names a layer outside the archive".into());
-        }
-        Ok(entry.layers.iter().map(|l| dest.join(l)).collect())
+        unpacked.map(|u| u.layers)
     })
     .await
     .map_err(|e| e.to_string())?
