@@ -148,9 +148,13 @@ async fn choose(
         None => None,
         Some(h) => {
             let builder = match h.builder {
-                LocalBuilder::Buildx => {
-                    StageBuilder::Buildx { docker: req.runner.docker.clone(), credentials: bridge.clone() }
-                }
+                LocalBuilder::Buildx => StageBuilder::Buildx(Buildx {
+                    docker: req.runner.docker.clone(),
+                    credentials: bridge.clone(),
+                    remote: None,
+                    export: Export::Oci,
+                    rawjson: false,
+                }),
                 LocalBuilder::EngineApi => {
                     StageBuilder::Classic(connect_engine(req, "the hybrid build's stages").await?)
                 }

@@ -7,14 +7,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
-use tokio::process::Command;
 use tokio::sync::OnceCell;
 
-use super::credentials::CredentialBridge;
+use super::buildx::{Buildx, Route, RunError};
 use super::engine::EngineBuilder;
 use super::{BuildError, BuildSpec, LineSink, Tail};
 use crate::dockerfile::EngineStage;
@@ -22,7 +19,8 @@ use crate::platform::Platform;
 
 /// How the engine builds the stages.
 pub enum StageBuilder {
-    Buildx { docker: PathBuf, credentials: Option<Arc<CredentialBridge>> },
+    /// Runs as every buildx invocation does (credentials, secrets, output lines).
+    Buildx(Buildx),
     Classic(EngineBuilder),
 }
 
@@ -59,7 +57,7 @@ impl EngineStages {
     /// Builds the per-platform stages of `platforms` in one buildx invocation (with buildx
     /// only, and only for two or more platforms).
     pub fn together(mut self, platforms: Vec<Platform>) -> Self {
-        if matches!(self.builder, StageBuilder::Buildx { .. }) && platforms.len() > 1 {
+        if matches!(self.builder, StageBuilder::Buildx(_)) && platforms.len() > 1 {
             self.together = platforms;
         }
         self
@@ -67,7 +65,7 @@ impl EngineStages {
 
     pub fn builder_name(&self) -> &'static str {
         match self.builder {
-            StageBuilder::Buildx { .. } => "buildx",
+            StageBuilder::Buildx(_) => "buildx",
             StageBuilder::Classic(_) => "the engine's classic builder",
         }
     }
@@ -146,11 +144,9 @@ impl EngineStages {
         dest: &Path,
         sink: &LineSink,
     ) -> Result<Vec<PathBuf>, Failure> {
-        let StageBuilder::Buildx { docker, credentials } = &self.builder else {
-            unreachable!("`together` is set for buildx only")
-        };
+        let StageBuilder::Buildx(bx) = &self.builder else { unreachable!("`together` is set for buildx only") };
         let tar = dest.with_extension("tar");
-        buildx(docker, credentials.as_deref(), spec, stage, &self.together, target, &tar, sink).await?;
+        buildx(bx, spec, stage, &self.together, target, &tar, sink).await?;
         let (platforms, dir) = (self.together.clone(), dest.to_path_buf());
         tokio::task::spawn_blocking(move || split_by_platform(&tar, &platforms, &dir))
             .await
@@ -174,12 +170,10 @@ impl EngineStages {
         sink: &LineSink,
     ) -> Result<Vec<PathBuf>, Failure> {
         match &self.builder {
-            StageBuilder::Buildx { docker, credentials } => {
+            StageBuilder::Buildx(bx) => {
                 let tar = dest.with_extension("tar");
                 let platforms = if stage.per_target { std::slice::from_ref(target) } else { &[] };
-                buildx(docker, credentials.as_deref(), spec, stage, platforms, target, &tar, sink)
-                    .await
-                    .map(|()| vec![tar])
+                buildx(bx, spec, stage, platforms, target, &tar, sink).await.map(|()| vec![tar])
             }
             StageBuilder::Classic(engine) => {
                 classic(engine, spec, stage, &self.build_platform, target, dest, sink).await
@@ -210,8 +204,7 @@ pub fn platform_args(build: &Platform, target: &Platform) -> Vec<(String, String
 /// With several platforms the tar holds one directory per platform (`linux_arm64/…`).
 #[allow(clippy::too_many_arguments)]
 async fn buildx(
-    docker: &Path,
-    credentials: Option<&CredentialBridge>,
+    buildx: &Buildx,
     spec: &BuildSpec,
     stage: &EngineStage,
     platforms: &[Platform],
@@ -235,13 +228,18 @@ async fn buildx(
     };
     args.extend(spec.options.args(Some(&scope)));
     args.extend(["--output".into(), format!("type=tar,dest={}", dest.display()), spec.context.display().to_string()]);
-    let mut cmd = Command::new(docker);
-    cmd.args(&args).env("BUILDKIT_COLORS", "").env("NO_COLOR", "1");
-    spec.options.apply(&mut cmd);
-    if let Some(c) = credentials {
-        c.apply(&mut cmd);
-    }
-    run(cmd, &format!("{} {}", docker.display(), args.join(" ")), target, sink).await
+    // Buildx's own runner: credentials, secrets in the environment, lines to the platform.
+    buildx.invoke(spec, &args, Route::One(target.clone(), sink.clone())).await.map_err(|e| match e {
+        RunError::Failed { command, status, tail } => Failure { command, status, tail },
+        RunError::Spawn { program, detail } => {
+            Failure { command: program, status: "no start".into(), tail: format!("  │ {detail}") }
+        }
+        RunError::Result(detail) | RunError::Unsupported(detail) => {
+            Failure {
+                command: "docker buildx build".into(), status: "an error".into(), tail: format!("  │ {detail}")
+            }
+        }
+    })
 }
 
 /// Splits a multi-platform tar export (`linux_amd64/…`, `linux_arm_v7/…`) into one tar per
@@ -291,35 +289,6 @@ fn split_by_platform(tar: &Path, platforms: &[Platform], dir: &Path) -> std::io:
         o.into_inner()?.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     }
     Ok(paths)
-}
-
-/// Runs a builder process, its output lines to `sink` (as the target platform's).
-async fn run(mut cmd: Command, command: &str, target: &Platform, sink: &LineSink) -> Result<(), Failure> {
-    tracing::debug!(command_line = %command, "running");
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let fail = |status: String, tail: String| Failure { command: command.to_string(), status, tail };
-    let mut child = cmd.spawn().map_err(|e| fail("no start".into(), format!("  │ {e}")))?;
-    let tail = Tail::default();
-    let pump = |r: Box<dyn AsyncRead + Unpin + Send>| {
-        let (tail, sink, target) = (tail.clone(), sink.clone(), target.clone());
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(r).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                sink(&target, &l);
-                tail.push(&l);
-            }
-        })
-    };
-    let out = pump(Box::new(child.stdout.take().expect("piped")));
-    let err = pump(Box::new(child.stderr.take().expect("piped")));
-    let status = child.wait().await.map_err(|e| fail("no exit status".into(), format!("  │ {e}")))?;
-    let _ = tokio::join!(out, err);
-    if status.success() {
-        Ok(())
-    } else {
-        let s = status.code().map(|c| format!("status {c}")).unwrap_or_else(|| "a signal".into());
-        Err(fail(s, tail.render()))
-    }
 }
 
 /// The Dockerfile without `--platform` on its FROM lines: the classic builder runs every stage
