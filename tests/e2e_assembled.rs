@@ -10,25 +10,8 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Output;
-
 use support::lab::*;
 use support::proxy::{Kind, Proxy};
-
-/// archway with no engine and no `docker`: an empty `PATH` and a socket that does not exist.
-fn archway_without_docker(cwd: &Path, args: &[&str]) -> Output {
-    let empty = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    support::spawn::archway()
-        .args(args)
-        .current_dir(cwd)
-        .env("PATH", empty.path())
-        .env("HOME", home.path())
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .expect("the archway binary runs")
-}
 
 /// A prebuilt-binary context: one shell script per architecture, copied by `$TARGETARCH`.
 fn prebuilt(nonce: &str) -> tempfile::TempDir {

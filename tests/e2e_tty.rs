@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::path::Path;
-
 use support::lab::*;
 
 const COLS: u16 = 160;
@@ -149,27 +147,13 @@ fn a_failing_platform_shows_its_builder_lines_between_dividers() {
     assert!(tag_digest(&repo, "1").is_none(), "no tag moved");
 }
 
-/// archway with no engine and no `docker`, outside a terminal.
-fn assembled_without_docker(cwd: &Path, args: &[&str]) -> std::process::Output {
-    let empty = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    support::spawn::archway()
-        .args(args)
-        .current_dir(cwd)
-        .env("PATH", empty.path())
-        .env("HOME", home.path())
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .expect("the archway binary runs")
-}
-
 #[test]
 fn quiet_prints_the_reference_alone() {
     let repo = unique_repo("quiet");
     let ctx = context(&no_run_dockerfile());
     std::fs::write(ctx.path().join("hello.txt"), "hello\n").unwrap();
     let tag = format!("{repo}:1");
-    let out = assembled_without_docker(
+    let out = archway_without_docker(
         ctx.path(),
         &["build", ".", "--platform", "linux/amd64,linux/arm64", "-t", &tag, "--push", "--progress", "quiet"],
     );
@@ -211,7 +195,7 @@ fn rawjson_gives_json_events_with_their_platform() {
     let ctx = context(&no_run_dockerfile());
     std::fs::write(ctx.path().join("hello.txt"), "hello\n").unwrap();
     let platforms = ["linux/amd64", "linux/arm64"];
-    let out = assembled_without_docker(
+    let out = archway_without_docker(
         ctx.path(),
         &[
             "build",

@@ -66,6 +66,21 @@ pub fn archway_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().expect("the archway binary runs")
 }
 
+/// archway with no engine and no `docker`: an empty `PATH`, a fresh `HOME` and a
+/// `DOCKER_HOST` socket that does not exist (and nothing else of the test's environment).
+pub fn archway_without_docker(cwd: &Path, args: &[&str]) -> Output {
+    let empty = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    super::spawn::archway()
+        .args(args)
+        .current_dir(cwd)
+        .env("PATH", empty.path())
+        .env("HOME", home.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("the archway binary runs")
+}
+
 pub fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
