@@ -212,7 +212,7 @@ fn archway_probe_sees_the_bitbucket_runtime() {
             "--save-capabilities",
             "capabilities.json",
         ],
-        &[("DOCKER_HOST", &host), ("DOCKER_CONFIG", config)],
+        &[("DOCKER_HOST", host.as_str()), ("DOCKER_CONFIG", config)],
     );
     let (stdout, stderr) = text(&out);
     eprintln!("archway plan: {}\nplugin:\n{}", show(&out), bb.plugin.log());

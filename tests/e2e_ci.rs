@@ -14,15 +14,6 @@ use support::lab::*;
 
 const PASSWORD: &str = "Pa55-w0rd%with,odd:chars";
 
-fn run_as_ci(env: &[(&str, String)], cwd: &Path, args: &[&str]) -> std::process::Output {
-    let mut c = support::spawn::archway();
-    support::spawn::pass_lab_env(&mut c).args(args).current_dir(cwd);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
 /// Every file under `dir`, as bytes.
 fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -108,7 +99,7 @@ fn github_action_inputs_outputs_and_summary() {
         ("ARCHWAY_REGISTRY_PASSWORD", PASSWORD.into()),
         ("ARCHWAY_REGISTRY_USERNAME", "x".into()),
     ];
-    let out = run_as_ci(&env, ws.path(), &["build"]);
+    let out = archway_env(ws.path(), &["build"], &env);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.starts_with("::add-mask::"), "the mask comes first: {stderr}");
@@ -164,7 +155,7 @@ fn gitlab_job_with_zero_configuration_writes_a_dotenv_report() {
         ("CI_PIPELINE_SOURCE", "push".into()),
         ("ARCHWAY_PUSH", "true".into()),
     ];
-    let out = run_as_ci(&env, ws.path(), &["build"]);
+    let out = archway_env(ws.path(), &["build"], &env);
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("section_start:") && stderr.contains("section_end:"), "collapsible sections: {stderr}");
@@ -204,7 +195,7 @@ fn bitbucket_pipe_ends_with_a_tick_or_a_cross() {
         ]
     };
     // A bad variable: the error marked ✖, its hint last, non-zero, nothing pushed.
-    let out = run_as_ci(&base("maybe"), ws.path(), &["build"]);
+    let out = archway_env(ws.path(), &["build"], &base("maybe"));
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.lines().any(|l| l.contains("✖ `PUSH` is `maybe`")), "{stderr}");
@@ -213,7 +204,7 @@ fn bitbucket_pipe_ends_with_a_tick_or_a_cross() {
     assert!(tag_digest(&repo, "main").is_none());
     assert_no_leak("bitbucket bad", &out, ws.path());
 
-    let out = run_as_ci(&base("true"), ws.path(), &["build"]);
+    let out = archway_env(ws.path(), &["build"], &base("true"));
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.trim_end().lines().last().unwrap().contains("✔"), "{stderr}");

@@ -14,15 +14,6 @@ use support::lab::*;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
-fn run_as_ci(env: &[(&str, String)], cwd: &Path, args: &[&str]) -> std::process::Output {
-    let mut c = support::spawn::archway();
-    support::spawn::pass_lab_env(&mut c).args(args).current_dir(cwd);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
 /// A checkout with a Dockerfile that runs nothing (assembled: quick on every platform).
 fn workspace() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -63,7 +54,7 @@ fn bitbucket_pipe_tags_are_names_for_the_image_and_push_by_default() {
         ("TAGS", "latest 1.0".into()),
         ("PLATFORMS", "linux/amd64,linux/arm64".into()),
     ];
-    let out = run_as_ci(&env, &clone, &["build"]);
+    let out = archway_env(&clone, &["build"], &env);
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.trim_end().lines().last().unwrap().contains("✔"), "{stderr}");
@@ -95,7 +86,7 @@ fn gitlab_job_without_the_component_pushes_to_the_project_registry() {
         ("CI_PIPELINE_SOURCE", "push".into()),
         ("ARCHWAY_PLATFORMS", "linux/amd64".into()),
     ];
-    let out = run_as_ci(&env, ws.path(), &["build"]);
+    let out = archway_env(ws.path(), &["build"], &env);
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     for t in ["edge", "main", "sha-0123456"] {
@@ -126,7 +117,7 @@ fn merge_as_a_github_step_uses_the_computed_tags_and_writes_the_outputs() {
         ("GITHUB_STEP_SUMMARY", summary.display().to_string()),
         ("INPUT_IMAGE", repo.clone()),
     ];
-    let out = run_as_ci(&env, ws.path(), &["merge", "--platform", "linux/amd64,linux/arm64", "digests/"]);
+    let out = archway_env(ws.path(), &["merge", "--platform", "linux/amd64,linux/arm64", "digests/"], &env);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     let digest = tag_digest(&repo, "1.2.3").expect("merged under the computed tags");
@@ -163,7 +154,7 @@ fn merge_as_a_gitlab_job_writes_the_dotenv_report() {
         ("CI_DEFAULT_BRANCH", "main".into()),
         ("CI_PIPELINE_SOURCE", "push".into()),
     ];
-    let out = run_as_ci(&env, ws.path(), &["merge", "digests/"]);
+    let out = archway_env(ws.path(), &["merge", "digests/"], &env);
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("section_start:") || stderr.contains("tagged"), "{stderr}");

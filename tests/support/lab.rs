@@ -52,12 +52,12 @@ pub fn nonce() -> String {
 
 /// Runs the archway binary in `cwd`.
 pub fn archway(cwd: &Path, args: &[&str]) -> Output {
-    archway_env(cwd, args, &[])
+    archway_env::<&str>(cwd, args, &[])
 }
 
 /// Runs the archway binary in `cwd` with the lab's variables ([`super::spawn::LAB_ENV`]) and
 /// `env`, and nothing else of the test's environment.
-pub fn archway_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn archway_env<V: AsRef<std::ffi::OsStr>>(cwd: &Path, args: &[&str], env: &[(&str, V)]) -> Output {
     let mut c = super::spawn::archway();
     super::spawn::pass_lab_env(&mut c).args(args).current_dir(cwd);
     for (k, v) in env {
