@@ -17,6 +17,7 @@
 # base image layers are cached for both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 pairs=${1:-9}
 scenario=${2:-qemu}
 platforms=${BENCH_PLATFORMS:-linux/amd64,linux/arm64}
@@ -59,7 +60,6 @@ DOCKERFILE
 esac
 
 timings="$ctx/timings"
-now() { date +%s.%N; }
 run_buildx() {
     docker buildx build --platform "$platforms" --progress quiet --build-arg "NONCE=b$1" \
         --output "type=image,name=$registry/bench/buildx:$2,push=true" "$ctx" >/dev/null
@@ -98,7 +98,6 @@ for i in $(seq 1 "$pairs"); do
     printf 'pair %2d: buildx %6.3fs  archway %6.3fs  ratio %.3f\n' "$i" "$b" "$a" "${ratios[-1]}"
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 printf 'median buildx   %6.3fs\n' "$(median "${t_buildx[@]}")"
 printf 'median archway  %6.3fs\n' "$(median "${t_archway[@]}")"
 printf 'archway/buildx: median of paired ratios %.3f (min %.3f, max %.3f)\n' \

@@ -13,6 +13,7 @@
 # the paired ratios archway/buildx (target <= 0.70). Not a test: numbers only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 pairs=${1:-7}
 registry=$(scripts/lab-env ARCHWAY_LAB_REGISTRY)
 base=$(scripts/lab-env ARCHWAY_LAB_BASE)
@@ -34,16 +35,6 @@ CMD ["ls", "-l", "/usr/local/bin/app"]
 DOCKERFILE
 }
 
-now() { date +%s.%N; }
-elapsed() { awk "BEGIN {printf \"%.3f\", $2 - $1}"; }
-run_buildx() {
-    docker buildx build --platform linux/amd64,linux/arm64 --progress quiet \
-        --output "type=image,name=$1,push=true" "$ctx" >/dev/null
-}
-run_archway() {
-    "$archway" build "$ctx" --platform linux/amd64,linux/arm64 -t "$1" --push >/dev/null 2>&1
-}
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 write_dockerfile plan
 "$archway" plan "$ctx" --platform linux/amd64,linux/arm64 2>&1 | sed -n '1,3p' || true
@@ -51,9 +42,9 @@ declare -a ta tb ratios
 echo "$pairs pairs after a warm-up pair, 2 platforms, pushed to $registry"
 for i in $(seq 0 "$pairs"); do
     write_dockerfile "a$i-$(date +%s%N)"
-    s=$(now); run_archway "$registry/bench/cross-archway:run$i"; e=$(now); a=$(elapsed "$s" "$e")
+    s=$(now); run_archway_push "$registry/bench/cross-archway:run$i"; e=$(now); a=$(elapsed "$s" "$e")
     write_dockerfile "b$i-$(date +%s%N)"
-    s=$(now); run_buildx "$registry/bench/cross-buildx:run$i"; e=$(now); b=$(elapsed "$s" "$e")
+    s=$(now); run_buildx_push "$registry/bench/cross-buildx:run$i"; e=$(now); b=$(elapsed "$s" "$e")
     if [[ $i -eq 0 ]]; then
         printf 'warm-up: archway %6.2fs  buildx %6.2fs\n' "$a" "$b"
         continue

@@ -13,6 +13,7 @@
 # <= 100 ms). Not a test: numbers only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 pairs=${1:-7}
 registry=$(scripts/lab-env ARCHWAY_LAB_REGISTRY)
 base=$(scripts/lab-env ARCHWAY_LAB_BASE)
@@ -38,15 +39,6 @@ fresh_binaries() {
     done
 }
 
-now() { date +%s.%N; }
-elapsed() { awk "BEGIN {printf \"%.3f\", $2 - $1}"; }
-run_buildx() {
-    docker buildx build --platform linux/amd64,linux/arm64 --progress quiet \
-        --output "type=image,name=$1,push=true" "$ctx" >/dev/null
-}
-run_archway() {
-    "$archway" build "$ctx" --platform linux/amd64,linux/arm64 -t "$1" --push >/dev/null 2>&1
-}
 # Compressed size of an image: every platform's config and layers, from the registry.
 image_size() {
     local ref=$1 repo=${1%:*} tag=${1##*:} total=0
@@ -61,15 +53,14 @@ image_size() {
     done
     echo "$total"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 declare -a ta tb ratios
 echo "cold: $pairs pairs after a warm-up pair, 2 platforms x 20 MB, pushed to $registry"
 for i in $(seq 0 "$pairs"); do
     fresh_binaries
-    s=$(now); run_archway "$registry/bench/prebuilt-archway:run$i"; e=$(now); a=$(elapsed "$s" "$e")
+    s=$(now); run_archway_push "$registry/bench/prebuilt-archway:run$i"; e=$(now); a=$(elapsed "$s" "$e")
     fresh_binaries
-    s=$(now); run_buildx "$registry/bench/prebuilt-buildx:run$i"; e=$(now); b=$(elapsed "$s" "$e")
+    s=$(now); run_buildx_push "$registry/bench/prebuilt-buildx:run$i"; e=$(now); b=$(elapsed "$s" "$e")
     if [[ $i -eq 0 ]]; then
         printf 'warm-up: archway %6.2fs  buildx %6.2fs\n' "$a" "$b"
         continue
@@ -85,9 +76,9 @@ printf 'compressed size: archway %d B, buildx %d B, archway/buildx %.3f (target 
 
 declare -a tw
 tag="$registry/bench/prebuilt-archway:warm"
-run_archway "$tag"
+run_archway_push "$tag"
 for i in $(seq 1 "$pairs"); do
-    s=$(now); run_archway "$tag"; e=$(now); tw+=("$(elapsed "$s" "$e")")
+    s=$(now); run_archway_push "$tag"; e=$(now); tw+=("$(elapsed "$s" "$e")")
 done
 printf 'warm (same files, tag exists): median archway %6.3fs over %d runs (target <= 0.25 s)\n' "$(median "${tw[@]}")" "$pairs"
 
