@@ -551,14 +551,14 @@ async fn to_registries(client: &Client, tags: &[Reference], index: &Index, log: 
         log.line(&stats.summary(&other.name()));
     }
     let bytes = Bytes::from(index.to_bytes());
-    let mut moved = Vec::new();
-    for t in tags {
-        if let Err(source) = client.manifest_put(t, &bytes, &index.media_type).await {
-            return Err(failed(t, PublishError::Tag { tag: t.to_string(), moved, source }).into());
-        }
-        moved.push(t.to_string());
-    }
-    published.tags = moved;
+    published.tags = put_tags(client, tags, &bytes, &index.media_type).await.map_err(|e| {
+        // Named after the tag that failed, in whichever repository.
+        let at = match &e {
+            PublishError::Tag { tag, .. } => tags.iter().find(|t| t.to_string() == *tag).unwrap_or(first),
+            _ => first,
+        };
+        failed(at, e)
+    })?;
     Ok(published)
 }
 
@@ -578,14 +578,25 @@ pub async fn to_registry(
     let bytes = Bytes::from(index.to_bytes());
     let top = Descriptor::of(index.media_type.clone(), &bytes);
     put_manifest(client, repo, &top.digest, &bytes, &index.media_type, "index").await?;
+    let moved = put_tags(client, tags, &bytes, &index.media_type).await?;
+    Ok(Published { location: repo.with_digest(top.digest.clone()).to_string(), index: top, tags: moved, names: vec![] })
+}
+
+/// Puts the index under each tag, in order; the first failure says which tags moved before it.
+async fn put_tags(
+    client: &Client,
+    tags: &[Reference],
+    bytes: &Bytes,
+    media_type: &str,
+) -> Result<Vec<String>, PublishError> {
     let mut moved = Vec::new();
     for t in tags {
-        if let Err(source) = client.manifest_put(t, &bytes, &index.media_type).await {
+        if let Err(source) = client.manifest_put(t, bytes, media_type).await {
             return Err(PublishError::Tag { tag: t.to_string(), moved, source });
         }
         moved.push(t.to_string());
     }
-    Ok(Published { location: repo.with_digest(top.digest.clone()).to_string(), index: top, tags: moved, names: vec![] })
+    Ok(moved)
 }
 
 /// Writes the index into an OCI image layout at `out`, moving every platform's blobs from its
