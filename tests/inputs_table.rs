@@ -377,7 +377,99 @@ fn problems(f: &Files) -> Vec<String> {
     compare_readme("### GitHub Actions", "| input | meaning | default |", Ci::GitHub, &f.readme, &mut out);
     compare_readme("### GitLab CI/CD", "| input | type | meaning | default |", Ci::GitLab, &f.readme, &mut out);
     compare_readme("### Bitbucket Pipelines", "| variable | meaning | default |", Ci::Pipe, &f.readme, &mut out);
+    compare_pipe_definition(&f.readme, &mut out);
     out
+}
+
+/// The Bitbucket section's parts in Atlassian's pipe README layout: the `#### YAML Definition`
+/// snippet names every variable once — uncommented when the table marks it required `(*)`,
+/// else commented `# Optional` — with `'<boolean>'` for switches and `'<string>'` otherwise;
+/// and every example sets only variables the pipe has.
+fn compare_pipe_definition(readme: &str, out: &mut Vec<String>) {
+    let file = "README.md (### Bitbucket Pipelines)";
+    let Some((_, section)) = readme.split_once("\n### Bitbucket Pipelines\n") else {
+        return; // compare_readme named it
+    };
+    let section = section.split("\n### ").next().unwrap_or_default();
+    for part in ["#### YAML Definition", "#### Variables", "#### Prerequisites", "#### Examples"] {
+        if !section.contains(&format!("\n{part}\n")) {
+            out.push(format!("{file}: no `{part}` part"));
+        }
+    }
+    let yaml_blocks: Vec<&str> =
+        section.split("```yaml\n").skip(1).filter_map(|b| b.split_once("\n```").map(|(y, _)| y)).collect();
+    let Some(definition) = section
+        .split_once("\n#### YAML Definition\n")
+        .and_then(|(_, d)| d.split_once("```yaml\n"))
+        .and_then(|(_, d)| d.split_once("\n```"))
+        .map(|(y, _)| y)
+    else {
+        out.push(format!("{file}: no YAML block under `#### YAML Definition`"));
+        return;
+    };
+    let required: Vec<String> = section
+        .lines()
+        .filter(|l| l.starts_with("| `") && l.split('|').nth(1).is_some_and(|c| c.contains("(*)")))
+        .filter_map(|l| l.split('`').nth(1).map(str::to_string))
+        .collect();
+    let mut listed = BTreeMap::new();
+    for line in definition.lines().skip(2) {
+        let t = line.trim();
+        let (commented, t) = match t.strip_prefix("# ") {
+            Some(rest) => (true, rest),
+            None => (false, t),
+        };
+        let Some((name, rest)) = t.split_once(": ") else {
+            out.push(format!("{file}: YAML Definition line `{line}` is not `NAME: '<type>'`"));
+            continue;
+        };
+        let optional = rest.ends_with(" # Optional");
+        if commented != optional {
+            out.push(format!("{file}: YAML Definition: `{name}` should be commented exactly when it is `# Optional`"));
+        }
+        if listed.insert(name.to_string(), (commented, rest.trim_end_matches(" # Optional").to_string())).is_some() {
+            out.push(format!("{file}: YAML Definition lists `{name}` twice"));
+        }
+    }
+    for i in INPUTS.iter().filter(|i| i.pipe_default != InputDefault::NotListed) {
+        let Some((commented, ty)) = listed.remove(i.pipe) else {
+            out.push(format!("{file}: YAML Definition lacks input `{}`", i.pipe));
+            continue;
+        };
+        let want = if i.kind == InputKind::Bool { "'<boolean>'" } else { "'<string>'" };
+        if ty != want {
+            out.push(format!("{file}: YAML Definition gives input `{}` the type {ty}; expected {want}", i.pipe));
+        }
+        if commented == required.iter().any(|r| r == i.pipe) {
+            let should =
+                if commented { "uncommented: the table marks it required (*)" } else { "commented `# Optional`" };
+            out.push(format!("{file}: YAML Definition: input `{}` should be {should}", i.pipe));
+        }
+    }
+    for name in listed.keys().filter(|n| !PIPE_EXTRA.contains(&n.as_str())) {
+        out.push(format!("{file}: YAML Definition lists input `{name}`, which the pipe does not read"));
+    }
+    // The examples: every `variables:` key is one of the pipe's.
+    for block in yaml_blocks.iter().skip(1) {
+        let mut in_vars = None;
+        for line in block.lines() {
+            let indent = line.len() - line.trim_start().len();
+            if line.trim() == "variables:" {
+                in_vars = Some(indent);
+                continue;
+            }
+            match in_vars {
+                Some(v) if indent > v => {
+                    let name = line.trim().split(':').next().unwrap_or_default();
+                    let known = PIPE_EXTRA.contains(&name) || INPUTS.iter().any(|i| i.pipe == name);
+                    if !known {
+                        out.push(format!("{file}: an example sets input `{name}`, which the pipe does not read"));
+                    }
+                }
+                _ => in_vars = None,
+            }
+        }
+    }
 }
 
 #[test]
@@ -481,6 +573,26 @@ fn broken_copies_fail_naming_the_file_and_the_input() {
         ("README's GitLab table with another default image", "README.md (### GitLab CI/CD)", "`image`", |f| Files {
             readme: edit_line(&f.readme, "| `image` | string |", |l| with_default(l, "`$CI_PROJECT_PATH`")),
             ..f.clone()
+        }),
+        ("README's pipe definition without `PUSH`", "README.md (### Bitbucket Pipelines)", "`PUSH`", |f| Files {
+            readme: replace(&f.readme, "    # PUSH: '<boolean>' # Optional\n", ""),
+            ..f.clone()
+        }),
+        ("README's pipe definition with `IMAGE` optional", "README.md (### Bitbucket Pipelines)", "`IMAGE`", |f| {
+            Files {
+                readme: replace(&f.readme, "    IMAGE: '<string>'\n", "    # IMAGE: '<string>' # Optional\n"),
+                ..f.clone()
+            }
+        }),
+        ("README's pipe example with a misspelt input", "README.md (### Bitbucket Pipelines)", "`PLATFORM`", |f| {
+            Files {
+                readme: replace(
+                    &f.readme,
+                    "          PLATFORMS: linux/amd64,linux/arm64,linux/arm/v7",
+                    "          PLATFORM: linux/arm64",
+                ),
+                ..f.clone()
+            }
         }),
         ("README's Bitbucket table with `PUSH` off", "README.md (### Bitbucket Pipelines)", "`PUSH`", |f| Files {
             readme: edit_line(&f.readme, "| `PUSH` |", |l| with_default(l, "`false`")),
