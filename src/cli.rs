@@ -143,8 +143,8 @@ pub struct BuildArgs {
     pub digest_file: Option<PathBuf>,
 
     /// OCI image layout directory to write when not pushing (default: `archway-out`); or, as
-    /// buildx spells it, an extra exporter written after publishing: `type=oci,dest=FILE` or
-    /// `type=docker,dest=FILE` (repeatable)
+    /// buildx spells it, an extra exporter written after publishing: `type=oci|docker|tar,dest=FILE`,
+    /// `type=local,dest=DIR`, or `type=image|registry,name=…,push=true` for the push (repeatable)
     #[arg(long, value_name = "DIR|type=…")]
     pub output: Vec<String>,
 

@@ -7,6 +7,7 @@
 
 pub mod local;
 pub mod merge;
+pub mod rootfs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

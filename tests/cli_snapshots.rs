@@ -564,7 +564,10 @@ snapshots! {
     build_ssh_default_without_agent: build(&["--dry-run", "--ssh", "default"]);
     build_secret_from_unset_variable: build(&["--dry-run", "--secret", "id=token,env=NOT_SET_ANYWHERE"]);
     build_bad_secrets_line: build(&["--dry-run"]).env("ARCHWAY_SECRETS", "s3cr3t-without-id");
-    build_unknown_exporter: build(&["--dry-run", "--output", "type=local,dest=out"]);
+    build_unknown_exporter: build(&["--dry-run", "--output", "type=cacheonly"]);
+    build_exporter_to_stdout: build(&["--dry-run", "--output", "type=tar,dest=-"]);
+    build_image_exporter_attribute: build(&["--dry-run", "--output", "type=image,name=r.example/a:1,compression=zstd"]);
+    build_image_exporter_by_digest_without_push: build(&["--dry-run", "--output", "type=image,name=r.example/a,push-by-digest=true"]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -345,3 +345,139 @@ fn pull_resolves_the_base_again() {
     build(&["--pull"]);
     assert_eq!(docker_run("linux/amd64", &tag), "two", "`--pull` built on the base as it is now");
 }
+
+/// Every path under `dir` (relative), with what a user would compare: the kind, the mode, a
+/// file's content, a link's target. Not mtimes (each build stamps its own).
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            let what = if m.file_type().is_symlink() {
+                format!("link -> {}", std::fs::read_link(&p).unwrap().display())
+            } else if m.is_dir() {
+                todo.push(p.clone());
+                format!("dir {:o}", m.mode() & 0o7777)
+            } else {
+                format!("file {:o} {}", m.mode() & 0o7777, sha256(&std::fs::read(&p).unwrap()))
+            };
+            out.insert(rel, what);
+        }
+    }
+    out
+}
+
+/// The paths of a tar, without a trailing `/`.
+fn tar_paths(file: &Path) -> std::collections::BTreeSet<String> {
+    let mut a = tar::Archive::new(std::fs::File::open(file).unwrap());
+    a.entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string())
+        .filter(|p| !p.is_empty() && p != ".")
+        .collect()
+}
+
+/// `outputs: type=local` and `type=tar` give what buildx's own exporters give for the same
+/// Dockerfile (the oracle): one `os_arch` folder per platform, each the image's filesystem
+/// with the RUN's deletions applied — from archway's pushed image, read back.
+#[test]
+fn local_and_tar_outputs_equal_buildxs() {
+    let _machine = support::machine::lock();
+    let repo = unique_repo("outputs");
+    let ctx = context(&format!(
+        "FROM {}\nRUN rm /bin/ls && mkdir -p /opt/app && echo hi > /opt/app/hello && ln -s hello /opt/app/link\nCOPY f.txt /opt/app/f.txt\n",
+        lab().base
+    ));
+    std::fs::write(ctx.path().join("f.txt"), "from the context\n").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (oracle, oracle_tar) = (work.path().join("oracle"), work.path().join("oracle.tar"));
+    for out in [format!("type=local,dest={}", oracle.display()), format!("type=tar,dest={}", oracle_tar.display())] {
+        let o = Command::new("docker")
+            .args(["buildx", "build", "--platform", "linux/amd64,linux/arm64", "--output", &out, "."])
+            .current_dir(ctx.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "buildx: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (dir, file) = (work.path().join("candidate"), work.path().join("candidate.tar"));
+    let tag = format!("{repo}:1");
+    let out = archway(
+        ctx.path(),
+        &[
+            "build",
+            ".",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &tag,
+            "--push",
+            "--output",
+            &format!("type=local,dest={}", dir.display()),
+            "--output",
+            &format!("type=tar,dest={}", file.display()),
+        ],
+    );
+    let (_, stderr) = ok(&out);
+    assert!(stderr.contains(&format!("wrote {}", dir.display())), "{stderr}");
+    let (want, got) = (tree(&oracle), tree(&dir));
+    assert!(got.contains_key("linux_arm64/bin/busybox") && !got.contains_key("linux_arm64/bin/ls"), "{got:#?}");
+    assert_eq!(got.get("linux_amd64/opt/app/f.txt").map(|s| s.starts_with("file 644")), Some(true), "{got:#?}");
+    let differ: Vec<_> = want
+        .keys()
+        .chain(got.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| want.get(*k) != got.get(*k))
+        .map(|k| format!("{k}: buildx {:?}, archway {:?}", want.get(k), got.get(k)))
+        .collect();
+    assert!(differ.is_empty(), "type=local differs from buildx's:\n{}", differ.join("\n"));
+    assert_eq!(tar_paths(&file), tar_paths(&oracle_tar), "type=tar names other paths than buildx's");
+}
+
+/// buildx's image exporter, as the native-runner recipe writes it, is archway's push: the
+/// names are the tags, `push-by-digest=true` pushes without a tag, and `annotation-index.*`
+/// lands on the index.
+#[test]
+fn image_outputs_are_archways_push() {
+    let repo = unique_repo("image-output");
+    let ctx = context(&format!("FROM {}\nCOPY f.txt /f.txt\n", lab().base));
+    std::fs::write(ctx.path().join("f.txt"), "x\n").unwrap();
+    let out = archway(
+        ctx.path(),
+        &[
+            "build",
+            ".",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--output",
+            &format!("type=image,\"name={repo}:a,{repo}:b\",push=true,annotation-index.org.example.note=hello"),
+        ],
+    );
+    ok(&out);
+    let a = tag_digest(&repo, "a").expect("tag a pushed");
+    assert_eq!(tag_digest(&repo, "b").as_deref(), Some(a.as_str()));
+    let (_, index) = manifest(&repo, &a).unwrap();
+    assert_eq!(json(&index)["annotations"]["org.example.note"], "hello");
+
+    let leg = format!("{repo}-leg");
+    let out = archway(
+        ctx.path(),
+        &[
+            "build",
+            ".",
+            "--platform",
+            "linux/arm64",
+            "--output",
+            &format!("type=image,name={leg},push-by-digest=true,name-canonical=true,push=true"),
+        ],
+    );
+    let (stdout, _) = ok(&out);
+    let digest = stdout.trim().rsplit('@').next().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "{stdout}");
+    assert!(manifest(&leg, &digest).is_some(), "pushed by digest");
+    assert_eq!(tag_digest(&leg, "latest"), None, "no tag moves for a matrix leg");
+}

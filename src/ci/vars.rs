@@ -336,7 +336,7 @@ inputs! {
         "After publishing, load the image of the engine's own platform into the local engine",
         default Value("false");
     OUTPUTS: "outputs", "INPUT_OUTPUTS", "OUTPUTS", "ARCHWAY_OUTPUTS", Lines,
-        "Extra exporters, written after publishing: `type=oci,dest=PATH` or `type=docker,dest=PATH`",
+        "Extra exporters, written after publishing: `type=oci|docker|tar,dest=FILE` or `type=local,dest=DIR` (each platform's filesystem); `type=image|registry,name=…,push=…` is archway's own push",
         default InputDefault::None;
     SHM_SIZE: "shm-size", "INPUT_SHM-SIZE", "SHM_SIZE", "ARCHWAY_SHM_SIZE", Text,
         "Size of `/dev/shm` in RUN steps, e.g. `2g`",

@@ -125,8 +125,39 @@ pub fn platforms(flag: &str, given: &[String], default: Option<&str>) -> Result<
     })
 }
 
+/// The fields of a buildx output or cache spec, read as buildx reads them (one CSV record):
+/// commas separate fields, except inside double quotes (`"name=a:1,a:2"`), where `""` is a quote.
+pub fn csv_fields(spec: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = spec.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                fields.last_mut().expect("one field").push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => fields.last_mut().expect("one field").push(c),
+        }
+    }
+    fields.retain(|f| !f.trim().is_empty());
+    fields
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn output_specs_are_read_as_csv() {
+        assert_eq!(super::csv_fields("type=local,dest=out"), ["type=local", "dest=out"]);
+        assert_eq!(
+            super::csv_fields(r#"type=image,"name=r/a:1,r/a:2",push=true"#),
+            ["type=image", "name=r/a:1,r/a:2", "push=true"]
+        );
+        assert_eq!(super::csv_fields(r#""annotation.x=say ""hi"", twice",,"#), [r#"annotation.x=say "hi", twice"#]);
+    }
+
     use super::*;
 
     fn s(v: &[&str]) -> Vec<String> {

@@ -134,6 +134,11 @@ pub enum Exporter {
     Oci { dest: PathBuf, tar: bool },
     /// `type=docker,dest=PATH`: a tar `docker load` reads, of the engine's own platform.
     Docker { dest: PathBuf },
+    /// `type=local,dest=DIR`: each platform's root filesystem, in `DIR/os_arch[_variant]` when
+    /// there are several (`platform-split=false`: all in `DIR`).
+    Local { dest: PathBuf, split: bool },
+    /// `type=tar,dest=FILE`: the same as a tar.
+    Tar { dest: PathBuf, split: bool },
 }
 
 /// `--compression`, `--compression-level`, `--cache-from` and `SOURCE_DATE_EPOCH`.
@@ -308,20 +313,27 @@ impl Invocation {
         let mut strategy = self.strategy(&a.strategy, &run)?;
         let (options, secret_masks) = self.build_options(&a.cache_from, &a.buildx, &run)?;
         limit(&mut strategy, &options);
-        let (layout_dirs, exporters) = exporters(&a.output, &i.outputs, self.var(&ci::vars::OUTPUTS))?;
+        let Exports { layout_dir: layout_dirs, exporters, image } =
+            exporters(&a.output, &i.outputs, self.var(&ci::vars::OUTPUTS))?;
 
-        let given = if a.tags.is_empty() { run.tags.clone() } else { a.tags.clone() };
+        let mut given = if a.tags.is_empty() { run.tags.clone() } else { a.tags.clone() };
         if a.tags.is_empty() {
             run.check_push()?;
         }
+        for name in &image.names {
+            if !given.contains(name) {
+                given.push(name.clone());
+            }
+        }
         let tags = lists::tags("-t", &given)?;
-        if a.push_by_digest {
+        let push_by_digest = a.push_by_digest || image.push_by_digest;
+        if push_by_digest {
             lists::one_repository(&tags, "a matrix leg pushes to one repository; `archway merge` can tag others")?;
         }
 
         let given_tags = tags.clone();
-        let push = a.push || run.push(!tags.is_empty());
-        let output = if a.push_by_digest {
+        let push = a.push || image.push || run.push(!tags.is_empty());
+        let output = if push_by_digest {
             let Some(first) = tags.first() else {
                 return Err(UserError::input(
                     "`--push-by-digest` needs a repository to push to, and no `-t` was given",
@@ -364,7 +376,8 @@ impl Invocation {
             .annotations
             .iter()
             .map(|x| (self.var(&ci::vars::ANNOTATIONS), x))
-            .chain(a.annotations.iter().map(|x| ("--annotation", x)));
+            .chain(a.annotations.iter().map(|x| ("--annotation", x)))
+            .chain(image.annotations.iter().map(|x| (self.var(&ci::vars::OUTPUTS), x)));
         for (flag, item) in given {
             let (levels, k, v) = lists::annotation(flag, item)?;
             if levels.manifest {
@@ -842,45 +855,116 @@ fn limit(strategy: &mut StrategyInput, options: &BuildOptions) {
     strategy.policy.run_only = options.run_only();
 }
 
+/// What `--output` values and the CI's `outputs` ask for.
+#[derive(Debug, Default)]
+struct Exports {
+    /// The OCI layout directory (a bare `--output DIR`).
+    layout_dir: Option<PathBuf>,
+    /// Files and directories written after publishing.
+    exporters: Vec<Exporter>,
+    /// `type=image`/`type=registry`: the image exporter buildx users name, mapped onto
+    /// archway's own push.
+    image: ImageExport,
+}
+
+/// buildx's image exporter (`type=image,name=…,push=true`, `type=registry,name=…`) as archway
+/// does it: the names are tags, `push` pushes, `push-by-digest` is a matrix leg, and
+/// `annotation*.KEY=VALUE` are annotations at the level buildx puts them.
+#[derive(Debug, Default)]
+struct ImageExport {
+    names: Vec<String>,
+    push: bool,
+    push_by_digest: bool,
+    /// As `--annotation` takes them: `KEY=VALUE`, `index:KEY=VALUE`, `manifest:KEY=VALUE`.
+    annotations: Vec<String>,
+}
+
 /// `--output` values: at most one layout directory, and exporters (`type=…`), with the CI's
 /// `outputs` after the flags'.
-fn exporters(flags: &[String], ci: &[String], var: &str) -> Result<(Option<PathBuf>, Vec<Exporter>), UserError> {
-    let mut dir = None;
-    let mut out = Vec::new();
+fn exporters(flags: &[String], ci: &[String], var: &str) -> Result<Exports, UserError> {
+    let mut out = Exports::default();
     let given = flags.iter().map(|f| ("--output", f)).chain(ci.iter().map(|c| (var, c)));
     for (flag, value) in given {
         if !value.contains("type=") {
-            if flag != "--output" || dir.is_some() {
+            if flag != "--output" || out.layout_dir.is_some() {
                 return Err(UserError::input(format!("`{flag} {value}` names no exporter type"))
-                    .hint("give `type=oci,dest=FILE` or `type=docker,dest=FILE`; the layout directory is given once"));
+                    .hint("give `type=oci,dest=FILE`, `type=docker,dest=FILE`, `type=local,dest=DIR` or `type=tar,dest=FILE`; the layout directory is given once"));
             }
-            dir = Some(PathBuf::from(value));
+            out.layout_dir = Some(PathBuf::from(value));
             continue;
         }
         let mut ty = String::new();
-        let (mut dest, mut tar) = (None, true);
-        for kv in value.split(',') {
+        let (mut dest, mut tar, mut split) = (None, true, true);
+        let mut attrs = Vec::new();
+        for kv in lists::csv_fields(value) {
             match kv.trim().split_once('=') {
                 Some(("type", v)) => ty = v.to_string(),
                 Some(("dest", v)) => dest = Some(PathBuf::from(v)),
                 Some(("tar", v)) => tar = v != "false",
-                _ => {}
+                Some(("platform-split", v)) => split = v != "false",
+                Some((k, v)) => attrs.push((k.to_string(), v.to_string())),
+                None => attrs.push((kv.trim().to_string(), "true".to_string())),
             }
         }
+        let bad =
+            |why: String, hint: &str| Err(UserError::input(format!("`{flag} {value}`: {why}")).hint(hint.to_string()));
+        if ty == "image" || ty == "registry" {
+            let mut image = ImageExport { push: ty == "registry", ..ImageExport::default() };
+            for (k, v) in attrs {
+                let on = || v != "false";
+                match k.as_str() {
+                    "name" => image.names.extend(v.split(',').map(str::to_string)),
+                    "push" => image.push = on(),
+                    "push-by-digest" => image.push_by_digest = on(),
+                    // archway always pushes canonical names and OCI media types where buildx
+                    // would (an index unless every child is a Docker manifest).
+                    "name-canonical" | "oci-mediatypes" | "store" | "unpack" => {}
+                    _ => match k.split_once('.') {
+                        Some(("annotation" | "annotation-manifest", key)) => {
+                            image.annotations.push(format!("manifest:{key}={v}"))
+                        }
+                        Some(("annotation-index", key)) => image.annotations.push(format!("index:{key}={v}")),
+                        _ => {
+                            return bad(
+                                format!("archway does not take `{k}` on `type={ty}`"),
+                                "archway's image output takes `name`, `push`, `push-by-digest` and `annotation[-index|-manifest].KEY=VALUE`; compression is `--compression`",
+                            );
+                        }
+                    },
+                }
+            }
+            if image.push_by_digest && !image.push {
+                return bad("`push-by-digest=true` without `push=true` publishes nothing".into(), "add `push=true`");
+            }
+            out.image.names.append(&mut image.names);
+            out.image.push |= image.push;
+            out.image.push_by_digest |= image.push_by_digest;
+            out.image.annotations.append(&mut image.annotations);
+            continue;
+        }
+        if !matches!(ty.as_str(), "oci" | "docker" | "local" | "tar") {
+            return bad(
+                format!("archway does not write `type={ty}`"),
+                "use `type=oci`, `docker`, `local`, `tar`, `image` or `registry`; pushing is `push`/`--push`, loading `load`/`--load`",
+            );
+        }
+        if let Some((k, _)) = attrs.first() {
+            return bad(format!("archway does not take `{k}` on `type={ty}`"), "give `type=…,dest=…`");
+        }
         let Some(dest) = dest else {
-            return Err(UserError::input(format!("`{flag} {value}` has no `dest=`"))
-                .hint("name the file to write, e.g. `type=oci,dest=image.tar`"));
+            return bad("no `dest=`".into(), "name the file or directory to write, e.g. `type=oci,dest=image.tar`");
         };
-        out.push(match ty.as_str() {
+        if dest.as_os_str() == "-" {
+            return bad("archway does not write an exporter to standard output".into(), "name a file with `dest=`");
+        }
+        out.exporters.push(match ty.as_str() {
             "oci" => Exporter::Oci { dest, tar },
             "docker" => Exporter::Docker { dest },
-            other => {
-                return Err(UserError::input(format!("`{flag} {value}`: archway does not write `type={other}`"))
-                    .hint("use `type=oci,dest=…` or `type=docker,dest=…`; pushing is `push`/`--push`, loading `load`/`--load`"));
-            }
+            "local" => Exporter::Local { dest, split },
+            _ => Exporter::Tar { dest, split },
         });
     }
-    Ok((dir, out))
+    Ok(out)
 }
 
 /// `PLATFORM=ENDPOINT`, as `--node` takes it.

@@ -61,6 +61,14 @@ pub async fn after_publish(
                 let bytes = docker_archive(&dir, index, &p, &req.tags).map_err(|e| e.to_string());
                 bytes.and_then(|b| std::fs::write(dest, b).map_err(|e| e.to_string()))
             }
+            Exporter::Local { dest, split } => super::rootfs::platform_images(&dir, index)
+                .and_then(|images| super::rootfs::write_dir(&images, *split, dest).map_err(|e| e.to_string())),
+            Exporter::Tar { dest, split } => super::rootfs::platform_images(&dir, index).and_then(|images| {
+                let f = std::fs::File::create(dest).map_err(|e| e.to_string())?;
+                super::rootfs::write_tar(&images, *split, std::io::BufWriter::new(f))
+                    .and_then(|mut w| w.flush())
+                    .map_err(|e| e.to_string())
+            }),
         }
         .map_err(|why| {
             UserError::failure(format!("cannot write the exporter `{}`: {why}", dest_of(e).display()))
@@ -96,7 +104,10 @@ async fn engine_platform(req: &BuildRequest) -> Option<Platform> {
 
 fn dest_of(e: &Exporter) -> &Path {
     match e {
-        Exporter::Oci { dest, .. } | Exporter::Docker { dest } => dest,
+        Exporter::Oci { dest, .. }
+        | Exporter::Docker { dest }
+        | Exporter::Local { dest, .. }
+        | Exporter::Tar { dest, .. } => dest,
     }
 }
 
