@@ -5,11 +5,12 @@
 //! platform succeeded, so a tag never points at a partial image. [`merge`] does the same for
 //! platforms that matrix legs pushed by digest.
 
+pub mod early;
 pub mod local;
 pub mod merge;
 pub mod rootfs;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -322,6 +323,9 @@ pub struct PushStats {
     /// Blobs the registry did not have yet.
     pub uploaded: usize,
     pub bytes_uploaded: u64,
+    /// Of those, uploaded while the build was still exporting (counted in both).
+    pub early: usize,
+    pub bytes_early: u64,
 }
 
 /// Reports a push's progress: bytes of blobs done (uploaded, mounted or found) and the total
@@ -349,27 +353,37 @@ const BLOB_UPLOADS: usize = 4;
 
 /// Pushes one image manifest from an OCI layout: the blobs the registry lacks, then the
 /// manifest by digest.
+/// Where a push finds each blob: the layout, a repository to mount it from, or the registry
+/// already (uploaded while the build exported).
+struct BlobSources<'a> {
+    layout: &'a Path,
+    mounts: &'a [(Digest, Reference)],
+    early: &'a HashMap<Digest, u64>,
+}
+
 async fn push_image(
     client: &Client,
     repo: &Reference,
-    layout: &Path,
     d: &Descriptor,
-    mounts: &[(Digest, Reference)],
+    sources: &BlobSources<'_>,
     stats: &mut PushStats,
     counter: &Counter<'_>,
 ) -> Result<(), PublishError> {
+    let BlobSources { layout, mounts, early } = *sources;
     let bytes = read_layout_blob(layout, &d.digest)?;
     let m: ImageManifest = serde_json::from_slice(&bytes).map_err(malformed(&d.digest, "an image manifest"))?;
     let blobs: Vec<&Descriptor> = std::iter::once(&m.config).chain(&m.layers).collect();
     counter.add(0, blobs.iter().map(|b| b.size).sum());
-    let results: Vec<Result<(bool, u64), PublishError>> = futures_util::stream::iter(blobs)
+    let results: Vec<Result<(bool, bool, u64), PublishError>> = futures_util::stream::iter(blobs)
         .map(|b| async move {
             let path = layout.join("blobs/sha256").join(b.digest.hex());
             let from = mounts.iter().find(|(d, _)| *d == b.digest).map(|(_, r)| r);
             match client.blob_put_from(repo, &b.digest, Body::File { path, len: b.size }, from).await {
                 Ok(pushed) => {
                     counter.add(b.size, 0);
-                    Ok((pushed == crate::registry::BlobPush::Uploaded, b.size))
+                    // Uploaded here, or while the build was still exporting (`early`).
+                    let before = pushed != crate::registry::BlobPush::Uploaded && early.contains_key(&b.digest);
+                    Ok((pushed == crate::registry::BlobPush::Uploaded || before, before, b.size))
                 }
                 Err(source) => Err(push_error("blob", repo, &b.digest, source)),
             }
@@ -378,11 +392,15 @@ async fn push_image(
         .collect()
         .await;
     for r in results {
-        let (uploaded, size) = r?;
+        let (uploaded, before, size) = r?;
         stats.blobs += 1;
         if uploaded {
             stats.uploaded += 1;
             stats.bytes_uploaded += size;
+        }
+        if before {
+            stats.early += 1;
+            stats.bytes_early += size;
         }
     }
     put_manifest(client, repo, &d.digest, &bytes, &d.media_type, "manifest").await
@@ -411,34 +429,39 @@ async fn put_manifest(
 /// before the index that names them. Moves no tag.
 ///
 /// A blob named in `mounts` is mounted from the repository given there (same registry) when
-/// `repo` lacks it; the layout need not hold it.
+/// `repo` lacks it; the layout need not hold it. `early`: blobs [`early::upload_as_they_appear`]
+/// uploaded already, counted as uploaded by this push.
 pub async fn push_by_digest(
     client: &Client,
     repo: &Reference,
     layout: &Path,
     top: &Descriptor,
     mounts: &[(Digest, Reference)],
+    early: &HashMap<Digest, u64>,
     on_bytes: OnBytes<'_>,
 ) -> Result<PushStats, PublishError> {
     let mut stats = PushStats::default();
     let counter = Counter { done: 0.into(), total: 0.into(), report: on_bytes };
     let counter = &counter;
+    let sources = &BlobSources { layout, mounts, early };
     if oci::is_index(&top.media_type) {
         let bytes = read_layout_blob(layout, &top.digest)?;
         let idx: Index = serde_json::from_slice(&bytes).map_err(malformed(&top.digest, "an index"))?;
         // The image and its attestations share nothing but the index that names them.
         let children = idx.manifests.iter().map(|child| async move {
             let mut stats = PushStats::default();
-            push_image(client, repo, layout, child, mounts, &mut stats, counter).await.map(|()| stats)
+            push_image(client, repo, child, sources, &mut stats, counter).await.map(|()| stats)
         });
         for s in futures_util::future::try_join_all(children).await? {
             stats.blobs += s.blobs;
             stats.uploaded += s.uploaded;
             stats.bytes_uploaded += s.bytes_uploaded;
+            stats.early += s.early;
+            stats.bytes_early += s.bytes_early;
         }
         put_manifest(client, repo, &top.digest, &bytes, &top.media_type, "index").await?;
     } else {
-        push_image(client, repo, layout, top, mounts, &mut stats, counter).await?;
+        push_image(client, repo, top, sources, &mut stats, counter).await?;
     }
     Ok(stats)
 }

@@ -215,7 +215,9 @@ impl Log {
 
     /// A platform's push by digest to `repo` is done.
     pub fn pushed(&self, platform: &Platform, repo: &str, s: &crate::publish::PushStats, took: Duration) {
-        let rate = s.bytes_uploaded as f64 / took.as_secs_f64().max(0.001);
+        // The rate of what this push sent itself: blobs uploaded while the build exported
+        // took their time then.
+        let rate = (s.bytes_uploaded - s.bytes_early) as f64 / took.as_secs_f64().max(0.001);
         match self.view.get() {
             None => {}
             Some(View::Tty(t)) => return t.pushed(platform, s.bytes_uploaded, took),
@@ -224,13 +226,24 @@ impl Log {
                 let fields = serde_json::json!({
                     "repository": repo, "blobs": s.blobs, "uploaded": s.uploaded,
                     "bytes": s.bytes_uploaded, "seconds": took.as_secs_f64(), "bytesPerSecond": rate.round(),
+                    "uploadedWhileBuilding": s.early,
                 });
                 return j.event(&*self.reporter, &platform.to_string(), "pushed", fields);
             }
         }
-        let at = if s.bytes_uploaded > 0 { format!(" at {}/s", human_size(rate as u64)) } else { String::new() };
+        // After early uploads only small blobs are left, whose "rate" is their round trips.
+        let sent_here = s.bytes_uploaded - s.bytes_early;
+        let at = if sent_here > 0 && (s.early == 0 || sent_here >= crate::publish::early::EARLY_MIN_BYTES) {
+            format!(" at {}/s", human_size(rate as u64))
+        } else {
+            String::new()
+        };
+        let early = match s.early {
+            0 => String::new(),
+            n => format!(", {n} while building"),
+        };
         self.line(&format!(
-            "==> {platform}: pushed by digest to {repo} ({} of {} blobs uploaded, {}{at})",
+            "==> {platform}: pushed by digest to {repo} ({} of {} blobs uploaded{early}, {}{at})",
             s.uploaded,
             s.blobs,
             human_size(s.bytes_uploaded)

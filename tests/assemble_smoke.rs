@@ -92,9 +92,17 @@ CMD ["world"]
     let repo = lab::unique_repo("assembled");
     let reference: archway::reference::Reference = repo.parse().unwrap();
     let client = Client::new(CredentialSource::default(), vec![]);
-    archway::publish::push_by_digest(&client, &reference, out.path(), &built.descriptor, &built.mounts, &|_, _| {})
-        .await
-        .unwrap();
+    archway::publish::push_by_digest(
+        &client,
+        &reference,
+        out.path(),
+        &built.descriptor,
+        &built.mounts,
+        &Default::default(),
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
     let printed = lab::docker_run("linux/arm64", &format!("{repo}@{}", built.descriptor.digest));
     assert_eq!(printed, "hello from arm64 (notes) as 65534:65534 in /app: world");
 }

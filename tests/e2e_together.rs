@@ -181,3 +181,46 @@ fn a_refusal_found_while_building_cancels_the_build() {
     assert!(ps.stdout.is_empty(), "buildx was stopped: {}", String::from_utf8_lossy(&ps.stdout));
     assert_eq!(registry.lines(), ["POST /v2/app/blobs/uploads/"], "nothing but the check reached the registry");
 }
+
+/// Large layers go to the registry while buildx is still exporting the rest (it writes each
+/// blob into the layout complete, by rename): the push after the build finds them there, says
+/// so, and the published images are whole.
+#[test]
+fn large_layers_are_uploaded_while_buildx_still_exports() {
+    let _machine = support::machine::lock();
+    let repo = unique_repo("together-early");
+    let ctx = context(&format!(
+        "FROM {}\nARG NONCE\nRUN echo $NONCE > /nonce && head -c 4194304 /dev/urandom > /payload\n",
+        lab().base
+    ));
+    let tag = format!("{repo}:1");
+    let out = archway(
+        ctx.path(),
+        &[
+            "build",
+            ".",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &tag,
+            "--push",
+            "--build-arg",
+            &format!("NONCE={}", nonce()),
+        ],
+    );
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    for p in ["linux/amd64", "linux/arm64"] {
+        let line = stderr.lines().find(|l| l.starts_with(&format!("==> {p}: pushed by digest"))).expect(&stderr);
+        // The 4 MiB layer at least (the base's 1 MiB layer too, this repository being new).
+        assert!(line.contains(" while building") && !line.contains(", 0 while"), "uploaded during the export: {line}");
+    }
+    let (_, bytes) = manifest(&repo, "1").expect("tagged");
+    for (_, digest) in platform_manifests(&json(&bytes)) {
+        let (_, m) = manifest(&repo, &digest).unwrap();
+        for layer in json(&m)["layers"].as_array().unwrap() {
+            let d = layer["digest"].as_str().unwrap();
+            assert_eq!(sha256(&blob(&repo, d)), d, "layer {d} of {digest} is whole");
+        }
+    }
+}

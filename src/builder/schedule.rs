@@ -5,6 +5,7 @@
 //! is built and push access is confirmed. Fails, naming every failed platform and step, when
 //! any platform failed; never moves a tag.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -366,7 +367,7 @@ async fn build_one(
         }
     };
     tracing::debug!(target: TIMINGS, platform = %p, phase = "build", secs = t.elapsed().as_secs_f64(), "timing");
-    push(req, b, client, log, t, access).await
+    push(req, b, client, log, t, access, &HashMap::new()).await
 }
 
 /// Builds every platform of `planned` in one buildx invocation, then pushes each by digest,
@@ -398,7 +399,30 @@ async fn build_together(
         Arc::new(move |line| log.shared_output(&platforms, line))
     };
     let t = Instant::now();
-    let built = match buildx.build_together(spec, &platforms, &layout, sink, shared).await {
+    // Large layers are uploaded as buildx's export writes them, while it writes the rest.
+    let (exported, exported_rx) = tokio::sync::oneshot::channel::<()>();
+    let build = async {
+        let r = buildx.build_together(spec, &platforms, &layout, sink, shared).await;
+        let _ = exported.send(());
+        r
+    };
+    let early = async {
+        match req.repository() {
+            Some(repo) => {
+                let done = async {
+                    let _ = exported_rx.await;
+                };
+                publish::early::upload_as_they_appear(client, repo, &layout, access.clone(), done).await
+            }
+            None => HashMap::new(),
+        }
+    };
+    let (built, early) = tokio::join!(build, early);
+    if !early.is_empty() {
+        let bytes: u64 = early.values().sum();
+        tracing::debug!(target: TIMINGS, platform = %names.join(","), phase = "early-push", blobs = early.len(), bytes, secs = t.elapsed().as_secs_f64(), "timing");
+    }
+    let built = match built {
         Ok(b) => b,
         Err(errors) => {
             for p in &platforms {
@@ -412,11 +436,20 @@ async fn build_together(
         }
     };
     tracing::debug!(target: TIMINGS, platform = %names.join(","), phase = "build", secs = t.elapsed().as_secs_f64(), "timing");
-    futures_util::future::join_all(built.into_iter().map(|b| push(req, b, client, log, t, access.clone()))).await
+    futures_util::future::join_all(built.into_iter().map(|b| push(req, b, client, log, t, access.clone(), &early)))
+        .await
 }
 
 /// Pushes one built platform by digest (when the output is a registry), once `access` allows.
-async fn push(req: &BuildRequest, b: Built, client: &Client, log: &Log, t: Instant, access: Access) -> Outcome {
+async fn push(
+    req: &BuildRequest,
+    b: Built,
+    client: &Client,
+    log: &Log,
+    t: Instant,
+    access: Access,
+    early: &HashMap<crate::reference::Digest, u64>,
+) -> Outcome {
     let p = b.platform.clone();
     if let Some(repo) = req.repository() {
         if let Some(mut ready) = access
@@ -427,7 +460,7 @@ async fn push(req: &BuildRequest, b: Built, client: &Client, log: &Log, t: Insta
         }
         let pushing = Instant::now();
         let on_bytes = |done, total| log.transfer(&p, done, total);
-        match publish::push_by_digest(client, repo, &b.layout, &b.descriptor, &b.mounts, &on_bytes).await {
+        match publish::push_by_digest(client, repo, &b.layout, &b.descriptor, &b.mounts, early, &on_bytes).await {
             Ok(s) => log.pushed(&p, &repo.name(), &s, pushing.elapsed()),
             Err(e) => {
                 log.failed(&p, t.elapsed());
