@@ -117,3 +117,27 @@ fn dockerignore_fuzz_timeouts() {
     }
     assert!(n > 0);
 }
+
+/// `ci_env` target: `TAGS_COUNT=1234566` and the like (a Bitbucket list's count) made reading the pipe's
+/// inputs look up every `TAGS_i` up to it (over a second). Reading now stops at the first
+/// missing item, with an error naming both variables.
+#[test]
+fn a_huge_bitbucket_list_count_is_one_lookup() {
+    use archway::ci::{self, Env, Provider};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz/ci_env");
+    let mut n = 0;
+    for f in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(f.unwrap().path()).unwrap();
+        let text = String::from_utf8(data).unwrap();
+        let mut chunks = text.split('\0');
+        let event = chunks.next().filter(|e| !e.is_empty());
+        let mut env: Env = chunks.filter_map(|c| c.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
+        env.insert("BITBUCKET_PIPE_STORAGE_DIR".into(), "/nonexistent/pipe".into());
+        let ci = ci::for_provider(Provider::Bitbucket { pipe: true });
+        let err = ci::resolve(&*ci, &env, event, 1_700_000_000).err().expect("a count without its items is refused");
+        let e = err.to_string();
+        assert!(e.starts_with("`TAGS_COUNT` is 123456") && e.ends_with(", and `TAGS_0` is not set"), "{e}");
+        n += 1;
+    }
+    assert_eq!(n, 3);
+}

@@ -205,7 +205,16 @@ fn counted_list(env: &Env, var: &str) -> Result<Option<String>, InputError> {
         .trim()
         .parse()
         .map_err(|_| InputError::NotCount { var: count_var.clone(), value: count.trim().to_string() })?;
-    let items: Vec<&str> = (0..n).filter_map(|i| env.get(&format!("{var}_{i}")).map(String::as_str)).collect();
+    // Bitbucket sets every item; reading stops at the first missing one, so a count nobody's list
+    // has (`TAGS_COUNT=99999999`) costs one lookup, not millions.
+    let mut items = Vec::new();
+    for i in 0..n {
+        let item = format!("{var}_{i}");
+        match env.get(&item) {
+            Some(v) => items.push(v.as_str()),
+            None => return Err(InputError::MissingItem { var: count_var, count: n, missing: item }),
+        }
+    }
     Ok(Some(items.join("\n")))
 }
 
@@ -246,6 +255,12 @@ mod tests {
         assert_eq!(read(&e, Spelling::Pipe).unwrap().build_args, ["A=1,2", "B=3"]);
         let e = env(&[("TAGS_COUNT", "two")]);
         assert_eq!(read(&e, Spelling::Pipe).unwrap_err().to_string(), "`TAGS_COUNT` is `two`; expected a whole number");
+        // Found by fuzzing (ci_env): a count of millions was millions of lookups.
+        let e = env(&[("TAGS_COUNT", "1234566"), ("TAGS_0", "a:1")]);
+        assert_eq!(
+            read(&e, Spelling::Pipe).unwrap_err().to_string(),
+            "`TAGS_COUNT` is 1234566, and `TAGS_1` is not set"
+        );
     }
 
     #[test]

@@ -224,6 +224,8 @@ pub enum InputError {
     NotBool { var: String, value: String },
     #[error("`{var}` is `{value}`; expected a whole number")]
     NotCount { var: String, value: String },
+    #[error("`{var}` is {count}, and `{missing}` is not set")]
+    MissingItem { var: String, count: usize, missing: String },
     #[error("`{var}`: `{item}` is not `KEY=VALUE`")]
     NotKeyValue { var: String, item: String },
     #[error("pushing needs tags, and neither `{tags_var}` nor `{image_var}` is set")]
@@ -243,7 +245,7 @@ impl InputError {
     pub fn hint(&self) -> String {
         match self {
             InputError::NotBool { var, .. } => format!("set `{var}` to `true` or `false`, or leave it out"),
-            InputError::NotCount { var, .. } => {
+            InputError::NotCount { var, .. } | InputError::MissingItem { var, .. } => {
                 format!("`{var}` is set by Bitbucket for a list; give the list as a YAML list or as one string")
             }
             InputError::NotKeyValue { var, .. } => format!("write each item of `{var}` as `KEY=VALUE`, one per line"),
