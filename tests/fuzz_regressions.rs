@@ -134,7 +134,7 @@ fn a_huge_bitbucket_list_count_is_one_lookup() {
         let mut env: Env = chunks.filter_map(|c| c.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
         env.insert("BITBUCKET_PIPE_STORAGE_DIR".into(), "/nonexistent/pipe".into());
         let ci = ci::for_provider(Provider::Bitbucket { pipe: true });
-        let err = ci::resolve(&*ci, &env, event, 1_700_000_000).err().expect("a count without its items is refused");
+        let err = ci::resolve(&*ci, &env, event, 1_700_000_000).expect_err("a count without its items is refused");
         let e = err.to_string();
         assert!(e.starts_with("`TAGS_COUNT` is 123456") && e.ends_with(", and `TAGS_0` is not set"), "{e}");
         n += 1;
