@@ -362,6 +362,19 @@ mod tests {
     }
 
     #[test]
+    fn credentials_go_to_a_plain_http_realm_only_on_the_registry_host_or_a_named_one() {
+        let c = Client::new(CredentialSource::default(), vec!["auth.internal:8080".into()]);
+        let ok = |registry: &str, realm: &str| c.may_send_credentials(registry, &url::Url::parse(realm).unwrap());
+        assert!(ok("127.0.0.1:5000", "https://127.0.0.2/token"));
+        assert!(ok("ghcr.io", "https://ghcr.io/token"));
+        assert!(ok("127.0.0.1:5000", "http://127.0.0.1:5001/token"), "the registry's own host");
+        assert!(ok("reg.internal:5000", "http://auth.internal:8080/token"), "named by --insecure-registry");
+        assert!(!ok("127.0.0.1:5000", "http://127.0.0.2:5000/token"), "another loopback address is another host");
+        assert!(!ok("reg.internal:5000", "http://evil.example/token"));
+        assert!(!ok("docker.io", "http://auth.docker.io/token"));
+    }
+
+    #[test]
     fn explicit_credential_only_for_its_registry() {
         let src = CredentialSource {
             explicit: Some(("ghcr.io".into(), Credential::Basic { username: "u".into(), password: Secret::new("p") })),
