@@ -39,11 +39,16 @@ struct Run {
 }
 
 impl Run {
-    /// The error archway printed: its `error:` line and the causes under it, on one line.
+    /// The error archway printed: its `error:` line and the causes under it, on one line; for
+    /// a failed platform, the platform's own error line too.
     fn error_line(&self) -> String {
         let mut lines = self.stderr.lines().skip_while(|l| !l.starts_with("error"));
         let first = lines.next().unwrap_or_default().to_string();
-        lines.take_while(|l| l.starts_with("  ")).fold(first, |acc, l| format!("{acc} / {}", l.trim()))
+        let mut line = lines.take_while(|l| l.starts_with("  ")).fold(first, |acc, l| format!("{acc} / {}", l.trim()));
+        if let Some(platform) = self.stderr.lines().find(|l| l.starts_with("linux/") && l.contains("): ")) {
+            line = format!("{line} / {platform}");
+        }
+        line
     }
 
     /// Fails unless archway exited non-zero within `bound` and its stderr holds every `needle`;
@@ -351,7 +356,7 @@ fn an_index_where_an_image_manifest_was_asked_for() {
     r.failed_with(
         "4 index where image manifest expected (build base)",
         Duration::from_secs(60),
-        &[&server.host(), "index"],
+        &[&server.host(), "is an index, not an image manifest"],
     );
 
     // And the other way round: a tag whose descriptor in an index says "index" but holds an
