@@ -43,6 +43,10 @@ pub enum CopyError {
         #[source]
         source: RegistryError,
     },
+    /// The descriptor that led here says one kind of manifest, the content is the other.
+    /// `named`, `got`: `an image manifest` or `an index`.
+    #[error("`{reference}` is {got}, where the index naming it says {named}")]
+    WrongKind { reference: String, named: &'static str, got: &'static str },
     /// `what`: `an image manifest` or `an index`.
     #[error("`{reference}` is not {what}")]
     Malformed {
@@ -60,7 +64,7 @@ impl CopyError {
             CopyError::Read { source, .. } | CopyError::Write { source, .. } | CopyError::Mount { source, .. } => {
                 source.hint()
             }
-            CopyError::Malformed { .. } => None,
+            CopyError::Malformed { .. } | CopyError::WrongKind { .. } => None,
             CopyError::Spool { .. } => Some("free space in the temporary directory (`TMPDIR`)".into()),
         }
     }
@@ -147,6 +151,17 @@ async fn copy_blob(
     Ok(())
 }
 
+/// `an index` or `an image manifest` for those media types; `None` for any other.
+fn kind(media_type: &str) -> Option<&'static str> {
+    if oci::is_index(media_type) {
+        Some("an index")
+    } else if oci::MANIFEST_TYPES.contains(&media_type) {
+        Some("an image manifest")
+    } else {
+        None
+    }
+}
+
 /// Copies the manifest `d` (an image manifest with its blobs, or an index with everything it
 /// names) from `from` to `to`, by digest. Returns its bytes as stored.
 pub async fn copy_manifest(
@@ -165,6 +180,11 @@ pub async fn copy_manifest(
         reference: source_ref.clone(),
         source,
     })?;
+    if let (Some(named), Some(got)) = (kind(&d.media_type), kind(&m.media_type))
+        && named != got
+    {
+        return Err(CopyError::WrongKind { reference: source_ref, named, got });
+    }
     let malformed = |what| move |source| CopyError::Malformed { reference: source_ref.clone(), what, source };
     if oci::is_index(&m.media_type) {
         let idx: Index = serde_json::from_slice(&m.bytes).map_err(malformed("an index"))?;

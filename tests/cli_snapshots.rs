@@ -248,6 +248,7 @@ fn errors_once(out: &str) {
 fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
         (r"127\.0\.0\.1:\d+", "[REGISTRY]"),
+        (r"127\.0\.0\.2:\d+", "[OTHER-HOST]"),
         (r"thread '([^']*)' \(\d+\)", "thread '$1' ([TID])"),
         (r"archway-[0-9a-f]{32}", "archway-[TOKEN]"),
         (r"ghadelimiter_[0-9a-f]{32}", "ghadelimiter_[TOKEN]"),
@@ -849,6 +850,44 @@ fn inspect_private_without_login() {
         Step::get("/token").error(401, "UNAUTHORIZED", "authentication required"),
     ]);
     Case::new(&["inspect", "{registry}/acme/app:1"]).registry(&server).check("inspect_private_without_login");
+}
+
+#[test]
+fn inspect_wrong_content_digest_header() {
+    let (_, manifest) = image("amd64", &[100]);
+    let lie = format!("sha256:{}", "0".repeat(64));
+    let steps =
+        vec![Step::get("/v2/acme/app/manifests/1").typed(OCI_MANIFEST, manifest).header("Docker-Content-Digest", lie)];
+    inspect("inspect_wrong_content_digest_header", &[], steps);
+}
+
+#[test]
+fn inspect_manifest_over_the_limit() {
+    let steps = vec![Step::get("/v2/acme/app/manifests/1").header("Content-Type", OCI_MANIFEST).generated_body(
+        b"{",
+        b' ',
+        5 << 20,
+        b"}",
+    )];
+    inspect("inspect_manifest_over_the_limit", &[], steps);
+}
+
+/// Credentials for the registry, and its token realm on another host over plain HTTP: archway
+/// does not send them there.
+#[test]
+fn inspect_realm_on_another_host_over_http() {
+    use base64::Engine as _;
+    let (server, realm) = (Server::start(), Server::routes("127.0.0.2"));
+    let challenge = format!(r#"Bearer realm="{}/token",service="scripted""#, realm.url());
+    server.script([Step::get("/v2/acme/app/manifests/1").status(401).header("WWW-Authenticate", challenge)]);
+    let auth = base64::engine::general_purpose::STANDARD.encode("ci-bot:s3cret");
+    let config = serde_json::json!({"auths": {server.host(): {"auth": auth}}}).to_string();
+    Case::new(&["inspect", "{registry}/acme/app:1"])
+        .file("docker/config.json", config)
+        .env("DOCKER_CONFIG", "{work}/docker")
+        .registry(&server)
+        .check("inspect_realm_on_another_host_over_http");
+    assert!(realm.seen().is_empty(), "nothing went to the realm: {:?}", realm.lines());
 }
 
 #[test]

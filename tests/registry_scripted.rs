@@ -347,10 +347,11 @@ async fn a_slow_registry_does_not_hold_up_another() {
 #[tokio::test]
 async fn an_oversized_answer_is_refused_without_holding_it() {
     let server = Server::start();
-    server.script([Step::get(MANIFEST_PATH).typed(OCI_MANIFEST, "x".repeat(33 << 20))]);
-    let err = client().manifest_get(&reference(&server)).await.expect_err("a 33 MiB manifest");
+    server
+        .script([Step::get(MANIFEST_PATH).typed(OCI_MANIFEST, "x".repeat(archway::registry::MAX_MANIFEST_BYTES + 1))]);
+    let err = client().manifest_get(&reference(&server)).await.expect_err("a manifest over 4 MiB");
     let text = err.to_string();
-    assert!(text.contains("larger than 32 MiB") && text.contains(&server.host()), "{text}");
+    assert!(text.contains("larger than 4 MiB") && text.contains(&server.host()), "{text}");
     assert_eq!(server.finish().len(), 1, "not retried: {text}");
 
     // An error's body is read only as far as its message goes.

@@ -6,6 +6,7 @@ use std::io::Write as _;
 use crate::cli::InspectArgs;
 use crate::error::UserError;
 use crate::inputs::Invocation;
+use crate::registry::RegistryError;
 
 pub async fn run(args: &InspectArgs, inv: &Invocation) -> anyhow::Result<String> {
     let req = inv.inspect(args)?;
@@ -13,9 +14,16 @@ pub async fn run(args: &InspectArgs, inv: &Invocation) -> anyhow::Result<String>
     let r = &req.reference;
     let m = client.manifest_get(r).await.map_err(|e| {
         let hint = if e.is_not_found() {
-            "check the tag; `docker buildx imagetools inspect` reads the same"
+            "check the tag; `docker buildx imagetools inspect` reads the same".to_string()
         } else {
-            "check the registry and credentials"
+            // Not the login hint: `ARCHWAY_REGISTRY_*` are for the registry pushed to.
+            match &e {
+                RegistryError::InsecureRealm { .. }
+                | RegistryError::HeaderDigest { .. }
+                | RegistryError::DigestMismatch { .. } => e.hint(),
+                _ => None,
+            }
+            .unwrap_or_else(|| "check the registry and credentials".into())
         };
         UserError::failure(format!("cannot read {r}")).hint(hint).caused_by(e)
     })?;

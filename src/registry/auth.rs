@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use reqwest::header::HeaderValue;
 
-use super::http::{Outcome, Req, error_chain, error_detail, outcome, strip_query};
+use super::http::{ANSWER_TIMEOUT, MAX_TOKEN_BYTES, Outcome, Req, error_chain, error_detail, outcome, strip_query};
 use super::retry::{Attempts, Transient, retry_after};
 use super::{Client, HostAuth, RegistryError};
 use crate::reference::docker_config_key;
@@ -213,6 +213,13 @@ impl Client {
         };
         let mut url = url::Url::parse(realm)
             .map_err(|_| status_error(401, format!("its token realm `{}` is not a URL", strip_query(realm))))?;
+        if cred.is_some() && !self.may_send_credentials(registry, &url) {
+            return Err(TokenError::Other(RegistryError::InsecureRealm {
+                registry: registry.into(),
+                realm: strip_query(realm),
+                host: realm_host(&url),
+            }));
+        }
         let req = match cred {
             Some(Credential::IdentityToken(t)) => {
                 // OAuth2 refresh-token grant, as the Docker CLI does with identity tokens.
@@ -247,17 +254,27 @@ impl Client {
         let transient = |detail: String, connect: bool, status, retry_after| {
             TokenError::Transient(Transient { status, retry_after, detail, connect, url: strip_query(realm) })
         };
-        let resp = req.header("Accept", "application/json").send().await.map_err(|e| {
-            let connect = e.is_connect();
+        let resp = req.header("Accept", "application/json").timeout(ANSWER_TIMEOUT).send().await.map_err(|e| {
+            // No answer within `ANSWER_TIMEOUT` counts as a refused connection does.
+            let connect = e.is_connect() || e.is_timeout();
             transient(error_chain(&e.without_url()), connect, None, None)
         })?;
         let status = resp.status();
         let asked = retry_after(resp.headers(), SystemTime::now());
-        let body = match super::http::read_bounded(resp, super::http::MAX_ERROR_BODY * 16).await {
+        let body = match super::http::read_bounded(resp, MAX_TOKEN_BYTES).await {
             Ok(super::http::Bounded::Whole(b)) => b,
             Ok(super::http::Bounded::Cut(b)) if !matches!(outcome(status), Outcome::Done) => b,
             Ok(super::http::Bounded::Cut(_)) => {
-                return Err(status_error(status.as_u16(), "its token answer is larger than 1 MiB".into()));
+                return Err(status_error(
+                    status.as_u16(),
+                    format!("its token answer is larger than {} MiB", MAX_TOKEN_BYTES >> 20),
+                ));
+            }
+            Err(e) if e.is_timeout() => {
+                return Err(status_error(
+                    status.as_u16(),
+                    format!("its token answer did not arrive in full within {} s", ANSWER_TIMEOUT.as_secs()),
+                ));
             }
             Err(e) => return Err(transient(error_chain(&e.without_url()), false, None, None)),
         };
@@ -281,6 +298,34 @@ impl Client {
             .filter(|t| !t.is_empty())
             .map(Secret::new)
             .ok_or_else(|| TokenError::Rejected("its token service returned no token".into()))
+    }
+}
+
+/// `HOST[:PORT]` of a realm URL, as `--insecure-registry` names it.
+fn realm_host(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
+}
+
+impl Client {
+    /// Whether a registry's credentials may go to its token realm `url`: over HTTPS; over plain
+    /// HTTP only to the registry's own host (any port: reached over plain HTTP already) or to a
+    /// host named by `--insecure-registry`. Being on loopback is not enough: `127.0.0.2` is
+    /// another host than a registry on `127.0.0.1`.
+    fn may_send_credentials(&self, registry: &str, url: &url::Url) -> bool {
+        if url.scheme() == "https" {
+            return true;
+        }
+        let api = crate::reference::api_host(registry);
+        let registry_host = match api.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => api,
+        };
+        let host = url.host_str().unwrap_or_default();
+        host.eq_ignore_ascii_case(registry_host) || self.insecure.iter().any(|h| *h == realm_host(url) || h == host)
     }
 }
 
@@ -314,6 +359,19 @@ mod tests {
         assert!(
             matches!(c, Challenge::Bearer { ref realm, ref params } if realm == "https://x/token" && params["service"] == "reg")
         );
+    }
+
+    #[test]
+    fn credentials_go_to_a_plain_http_realm_only_on_the_registry_host_or_a_named_one() {
+        let c = Client::new(CredentialSource::default(), vec!["auth.internal:8080".into()]);
+        let ok = |registry: &str, realm: &str| c.may_send_credentials(registry, &url::Url::parse(realm).unwrap());
+        assert!(ok("127.0.0.1:5000", "https://127.0.0.2/token"));
+        assert!(ok("ghcr.io", "https://ghcr.io/token"));
+        assert!(ok("127.0.0.1:5000", "http://127.0.0.1:5001/token"), "the registry's own host");
+        assert!(ok("reg.internal:5000", "http://auth.internal:8080/token"), "named by --insecure-registry");
+        assert!(!ok("127.0.0.1:5000", "http://127.0.0.2:5000/token"), "another loopback address is another host");
+        assert!(!ok("reg.internal:5000", "http://evil.example/token"));
+        assert!(!ok("docker.io", "http://auth.docker.io/token"));
     }
 
     #[test]

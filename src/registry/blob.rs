@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use reqwest::Method;
 
-use super::http::Req;
+use super::http::{ANSWER_TIMEOUT, Req, STALLED_BLOB_BYTES};
 use super::upload::Opened;
 use super::{Body, Client, RegistryError};
 use crate::reference::{Digest, Reference};
@@ -69,11 +69,31 @@ impl Client {
             let mut hash = sha2::Sha256::new();
             let mut size = 0u64;
             let mut broken = None;
-            while let Some(chunk) = body.next().await {
+            // A download may take any time while its bytes keep coming: at least
+            // `STALLED_BLOB_BYTES` in every `ANSWER_TIMEOUT`.
+            let (mut window_end, mut window_bytes) = (tokio::time::Instant::now() + ANSWER_TIMEOUT, 0u64);
+            loop {
+                let chunk = match tokio::time::timeout_at(window_end, body.next()).await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(_) if window_bytes >= STALLED_BLOB_BYTES => {
+                        (window_end, window_bytes) = (tokio::time::Instant::now() + ANSWER_TIMEOUT, 0);
+                        continue;
+                    }
+                    Err(_) => {
+                        broken = Some(format!(
+                            "stalled: {window_bytes} bytes in {} s, less than {} KiB",
+                            ANSWER_TIMEOUT.as_secs(),
+                            STALLED_BLOB_BYTES >> 10
+                        ));
+                        break;
+                    }
+                };
                 match chunk {
                     Ok(c) => {
                         hash.update(&c);
                         size += c.len() as u64;
+                        window_bytes += c.len() as u64;
                         file.write_all(&c).await.map_err(io_err)?;
                     }
                     Err(e) => {

@@ -4,7 +4,7 @@
 //! `match` (`outcome`). Errors carry URLs without their query, never a credential.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
@@ -231,8 +231,21 @@ impl Client {
                 })?;
                 b = b.header(CONTENT_LENGTH, p.len()).body(body);
             }
+            // A blob upload gets as long as `UPLOAD_TIMEOUT`; a streamed download as long as its
+            // bytes keep coming (`blob_get_to_file`), after headers within `ANSWER_TIMEOUT`;
+            // everything else, the whole answer within `ANSWER_TIMEOUT`.
+            let uploads = req.body.as_ref().is_some_and(|p| p.len() > MAX_MANIFEST_BYTES as u64);
+            if uploads {
+                b = b.timeout(UPLOAD_TIMEOUT);
+            } else if !req.stream {
+                b = b.timeout(ANSWER_TIMEOUT);
+            }
             let slot = host.slot().await;
-            let resp = b.send().await.map_err(|e| transport_failure(e, req.registry, &url))?;
+            let header_wait = if uploads { UPLOAD_TIMEOUT } else { ANSWER_TIMEOUT };
+            let resp = match tokio::time::timeout(header_wait, b.send()).await {
+                Ok(r) => r.map_err(|e| transport_failure(e, req.registry, &url))?,
+                Err(_) => return Err(no_answer(&url)),
+            };
             host.observe(req.registry, resp.headers());
             let (status, headers) = (resp.status(), resp.headers().clone());
             if req.stream && matches!(outcome(status), Outcome::Done) {
@@ -240,7 +253,7 @@ impl Client {
             }
             // A manifest, a config or an index is read whole, within a bound; an error's body
             // only as far as its message goes.
-            let limit = if matches!(outcome(status), Outcome::Done) { MAX_BODY } else { MAX_ERROR_BODY };
+            let limit = if matches!(outcome(status), Outcome::Done) { MAX_MANIFEST_BYTES } else { MAX_ERROR_BODY };
             let body = match read_bounded(resp, limit).await {
                 Ok(Bounded::Whole(b)) => b,
                 Ok(Bounded::Cut(b)) if !matches!(outcome(status), Outcome::Done) => b,
@@ -251,7 +264,21 @@ impl Client {
                         status: status.as_u16(),
                         detail: format!(
                             "its answer is larger than {} MiB, more than any manifest, index or config archway reads",
-                            MAX_BODY >> 20
+                            MAX_MANIFEST_BYTES >> 20
+                        ),
+                    }));
+                }
+                // Headers came, the body did not: the registry is there but too slow (or
+                // trickling on purpose); asking again would take as long.
+                Err(e) if e.is_timeout() => {
+                    return Err(Failure::Fatal(RegistryError::Status {
+                        registry: req.registry.into(),
+                        operation: req.operation.clone(),
+                        status: status.as_u16(),
+                        detail: format!(
+                            "its answer did not arrive in full within {} s; a registry sends a manifest, index, \
+                             config or token well within that",
+                            ANSWER_TIMEOUT.as_secs()
                         ),
                     }));
                 }
@@ -307,13 +334,36 @@ impl Client {
     }
 }
 
-/// A request that got no (complete) answer: resets, timeouts and refused connections are
-/// worth another try; a request reqwest could not even build is not.
-/// The most of a successful answer read into memory (manifests, indexes, configs, tokens;
-/// blobs stream): distribution itself refuses manifests over 4 MiB.
-pub(crate) const MAX_BODY: usize = 32 << 20;
+/// The most of a manifest, index or config (any successful answer but a blob, which streams)
+/// read into memory: 4 MiB, containerd's limit; distribution refuses to store larger manifests.
+/// A longer answer is refused, not retried.
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// The most of a token service's answer read into memory.
+pub const MAX_TOKEN_BYTES: usize = 1 << 20;
 /// The most of an error answer read (its message is at the start).
-pub(crate) const MAX_ERROR_BODY: usize = 64 << 10;
+pub const MAX_ERROR_BODY: usize = 64 << 10;
+/// How long a registry has for its whole answer — headers and body — to any request but a
+/// blob's upload or download: a manifest, index, config, token, `HEAD` or upload session.
+/// No headers by then counts as no answer (retried as a refused connection is); headers but
+/// not the whole body (a body that trickles) fails the operation at once.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one blob upload request (a whole blob up to `MONOLITHIC_UPLOAD_MAX`, or one
+/// chunk) may take, answer included.
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+/// A blob download that brings fewer bytes than this in any `ANSWER_TIMEOUT` has stalled (about
+/// 2 KiB/s): it is broken off and started again, within the download's attempts.
+pub const STALLED_BLOB_BYTES: u64 = 64 << 10;
+
+/// No answer at all within `ANSWER_TIMEOUT`: tried again as a refused connection is.
+fn no_answer(url: &str) -> Failure {
+    Failure::Transient(Transient {
+        status: None,
+        retry_after: None,
+        detail: format!("no answer within {} s", ANSWER_TIMEOUT.as_secs()),
+        connect: true,
+        url: strip_query(url),
+    })
+}
 
 /// A body read up to a bound.
 pub(crate) enum Bounded {
@@ -346,8 +396,13 @@ pub(crate) async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> R
     Ok(Bounded::Whole(buf.freeze()))
 }
 
+/// A request that got no (complete) answer: resets, timeouts and refused connections are
+/// worth another try; a request reqwest could not even build, or a redirect loop, is not.
 fn transport_failure(e: reqwest::Error, registry: &str, url: &str) -> Failure {
     let e = e.without_url();
+    if e.is_timeout() {
+        return no_answer(url);
+    }
     if e.is_builder() || e.is_redirect() {
         return Failure::Fatal(RegistryError::Unreachable {
             registry: registry.into(),

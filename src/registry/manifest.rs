@@ -31,12 +31,13 @@ fn accept_all() -> HeaderMap {
     h
 }
 
-fn header_digest(h: &HeaderMap) -> Option<Digest> {
+pub(super) fn header_digest(h: &HeaderMap) -> Option<Digest> {
     h.get("docker-content-digest")?.to_str().ok()?.parse().ok()
 }
 
 impl Client {
-    /// Fetches a manifest; when the reference names a digest, the bytes must hash to it.
+    /// Fetches a manifest; when the reference names a digest the bytes must hash to it, and so
+    /// must they to the registry's `Docker-Content-Digest` when it sends one.
     pub async fn manifest_get(&self, r: &Reference) -> Result<Manifest, RegistryError> {
         let sel = r.selector();
         let mut req =
@@ -45,8 +46,19 @@ impl Client {
         let resp = self.send(req).await?;
         let header_type =
             resp.header(CONTENT_TYPE.as_str()).map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
+        let sent = header_digest(&resp.headers);
         let bytes = resp.body;
         let digest = Digest::of(&bytes);
+        if let Some(header) = sent
+            && header != digest
+        {
+            return Err(RegistryError::HeaderDigest {
+                registry: r.registry.clone(),
+                operation: format!("GET manifest {r}"),
+                header: header.to_string(),
+                actual: digest.to_string(),
+            });
+        }
         if let Some(want) = &r.digest
             && *want != digest
         {

@@ -41,6 +41,9 @@ use bytes::Bytes;
 pub use auth::{Credential, CredentialSource};
 pub use blob::BlobPush;
 pub use host::{DEFAULT_MAX_IN_FLIGHT, RateLimit};
+pub use http::{
+    ANSWER_TIMEOUT, MAX_ERROR_BODY, MAX_MANIFEST_BYTES, MAX_TOKEN_BYTES, STALLED_BLOB_BYTES, UPLOAD_TIMEOUT,
+};
 pub use manifest::Manifest;
 pub use retry::RetryPolicy;
 /// For the fuzz targets (`fuzz/`): the `Retry-After` reader.
@@ -68,6 +71,18 @@ pub enum RegistryError {
     GaveUp { registry: String, operation: String, attempts: u32, status: Option<u16>, last: String },
     #[error("registry `{registry}` returned content with digest {got} for {expected}")]
     DigestMismatch { registry: String, expected: String, got: String },
+    /// The registry's `WWW-Authenticate` names a token realm on another host over plain HTTP.
+    #[error(
+        "registry `{registry}` asks for its credentials to be sent to `{realm}`, another host, over plain HTTP; \
+         archway sends them to another host only over HTTPS"
+    )]
+    InsecureRealm { registry: String, realm: String, host: String },
+    /// A `Docker-Content-Digest` that is not the digest of the content it came with (a
+    /// manifest read) or was sent for (a blob or manifest written).
+    #[error(
+        "registry `{registry}` answered {operation} with `Docker-Content-Digest: {header}`, but the content is {actual}"
+    )]
+    HeaderDigest { registry: String, operation: String, header: String, actual: String },
     #[error("{0}")]
     Credentials(String),
 }
@@ -93,6 +108,16 @@ impl RegistryError {
                 crate::env::REGISTRY_USERNAME,
                 crate::env::REGISTRY_PASSWORD
             )),
+            RegistryError::InsecureRealm { host, .. } => Some(format!(
+                "have the registry's token service use HTTPS; or, if `{host}` is as trusted as the registry, \
+                 name it with `--insecure-registry {host}`"
+            )),
+            RegistryError::DigestMismatch { registry, .. } | RegistryError::HeaderDigest { registry, .. } => {
+                Some(format!(
+                    "`{registry}`, or a proxy or cache in front of it, changed the content; archway uses only \
+                     content that matches its digest"
+                ))
+            }
             _ => None,
         }
     }
@@ -146,9 +171,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .user_agent(concat!("archway/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
-            // Per request: uploads go in pieces of at most `UPLOAD_CHUNK_SIZE`. (reqwest's
-            // `read_timeout` would run while a body is still being sent.)
-            .timeout(Duration::from_secs(600))
+            // Timeouts are per request (`http.rs`: `ANSWER_TIMEOUT`, `UPLOAD_TIMEOUT`): a blob
+            // download may take longer than any fixed time as long as its bytes keep coming.
+            // (reqwest's `read_timeout` would run while a body is still being sent.)
             // Blob GETs are redirected to storage hosts (S3, CDNs). reqwest drops
             // `Authorization` when a redirect changes host or port (tests/registry_faults.rs).
             .redirect(reqwest::redirect::Policy::limited(10))

@@ -6,7 +6,7 @@
 use reqwest::Method;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderValue};
 
-use super::http::{Failure, Payload, Req};
+use super::http::{Failure, Payload, Req, Resp};
 use super::retry::{Attempts, Transient};
 use super::{Client, RegistryError};
 use crate::reference::{Digest, Reference};
@@ -51,6 +51,20 @@ fn range_end(v: &str) -> Option<u64> {
         return None;
     }
     end.trim().parse().ok()
+}
+
+/// The registry's `Docker-Content-Digest` for a finished upload, when it sends one, must be the
+/// digest sent: another means it stored other bytes.
+fn stored_as(r: &Reference, digest: &Digest, resp: &Resp, operation: &str) -> Result<(), RegistryError> {
+    match super::manifest::header_digest(&resp.headers) {
+        Some(got) if got != *digest => Err(RegistryError::HeaderDigest {
+            registry: r.registry.clone(),
+            operation: operation.to_string(),
+            header: got.to_string(),
+            actual: digest.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 impl Client {
@@ -146,7 +160,7 @@ impl Client {
             .header(CONTENT_TYPE, octet_stream())
             .body(data.clone());
         match self.send_once(&req).await {
-            Ok(_) => Ok(Step::Done),
+            Ok(resp) => stored_as(r, digest, &resp, operation).map(|()| Step::Done),
             Err(Failure::Fatal(e)) => Err(e),
             Err(Failure::Transient(t)) => {
                 let unanswered = t.status.is_none();
@@ -189,7 +203,7 @@ impl Client {
                     .body(data.slice(offset, n))
             };
             let failure = match self.send_once(&req).await {
-                Ok(_) if finishing => return Ok(Step::Done),
+                Ok(resp) if finishing => return stored_as(r, digest, &resp, operation).map(|()| Step::Done),
                 Ok(resp) => {
                     if let Some(l) = resp.header("location") {
                         location = self.absolute(&r.registry, l);

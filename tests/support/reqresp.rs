@@ -9,6 +9,12 @@
 //! synchronous test. A request that does not match the next step, or comes after the last
 //! one, gets a `599` and is reported by [`Server::finish`], which also fails when steps were
 //! left unused.
+//!
+//! [`Server::routes`] starts one that answers from a route table instead (any order; every
+//! step answers every request that fits it, the first fitting one wins; a path ending in `*`
+//! matches a prefix): a hostile registry behind a whole `archway` run, whose exact request
+//! sequence the test need not know. Hostile answers: a body that trickles, one generated while
+//! sent (100 MiB without ever being in memory), with or without `Content-Length`.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -27,6 +33,23 @@ enum Action {
     CutBody(usize),
     /// Close the connection without answering.
     Drop,
+    /// The body one byte at a time, this long apart (with its full `Content-Length`).
+    Trickle(Duration),
+}
+
+/// A body made while it is sent: `prefix`, then `len` times `fill`, then `suffix`.
+#[derive(Debug, Clone)]
+struct Generated {
+    prefix: Vec<u8>,
+    fill: u8,
+    len: u64,
+    suffix: Vec<u8>,
+}
+
+impl Generated {
+    fn total(&self) -> u64 {
+        self.prefix.len() as u64 + self.len + self.suffix.len() as u64
+    }
 }
 
 /// One expected request and its answer.
@@ -35,11 +58,16 @@ pub struct Step {
     method: String,
     path: String,
     query_has: Vec<String>,
+    /// (lower-case header name, value prefix) the request must carry.
+    header_has: Vec<(String, String)>,
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     delay: Duration,
     action: Action,
+    generated: Option<Generated>,
+    /// No `Content-Length`: the body ends when the connection closes.
+    unframed: bool,
 }
 
 impl Step {
@@ -50,11 +78,14 @@ impl Step {
             method: method.into(),
             path: path.into(),
             query_has: vec![],
+            header_has: vec![],
             status: 200,
             headers: vec![],
             body: vec![],
             delay: Duration::ZERO,
             action: Action::Answer,
+            generated: None,
+            unframed: false,
         }
     }
 
@@ -65,6 +96,13 @@ impl Step {
     /// The request's query must contain `part` (e.g. `digest=sha256:…`).
     pub fn query_has(mut self, part: &str) -> Step {
         self.query_has.push(part.into());
+        self
+    }
+
+    /// The request must carry header `name` with a value starting with `prefix` (a route
+    /// for requests that bear a token, before the one that challenges those that do not).
+    pub fn when_header(mut self, name: &str, prefix: &str) -> Step {
+        self.header_has.push((name.to_ascii_lowercase(), prefix.into()));
         self
     }
 
@@ -112,6 +150,39 @@ impl Step {
         self
     }
 
+    /// Sends the body one byte at a time, `every` apart.
+    pub fn trickle(mut self, every: Duration) -> Step {
+        self.action = Action::Trickle(every);
+        self
+    }
+
+    /// A body of `prefix`, `len` bytes `fill`, then `suffix`, generated while it is sent: never
+    /// held in memory, by the server or the test.
+    pub fn generated_body(mut self, prefix: &[u8], fill: u8, len: u64, suffix: &[u8]) -> Step {
+        self.generated = Some(Generated { prefix: prefix.into(), fill, len, suffix: suffix.into() });
+        self
+    }
+
+    /// Sends no `Content-Length` (and `Connection: close`): the body ends when the connection
+    /// does.
+    pub fn without_length(mut self) -> Step {
+        self.unframed = true;
+        self
+    }
+
+    /// Whether this step answers `seen`: method, path (a trailing `*` matches a prefix), query.
+    fn fits(&self, seen: &Seen) -> bool {
+        let path = seen.path();
+        let path_fits = match self.path.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => self.path == path,
+        };
+        self.method == seen.method
+            && path_fits
+            && self.query_has.iter().all(|q| seen.query().contains(q))
+            && self.header_has.iter().all(|(k, v)| seen.header(k).is_some_and(|h| h.starts_with(v.as_str())))
+    }
+
     /// This step `n` times.
     pub fn times(self, n: usize) -> Vec<Step> {
         vec![self; n]
@@ -151,6 +222,8 @@ impl Seen {
 
 #[derive(Default)]
 struct State {
+    /// Answer from a route table (`Server::routes`) rather than a script.
+    routed: bool,
     steps: VecDeque<Step>,
     seen: Vec<Seen>,
     wrong: Vec<String>,
@@ -167,10 +240,21 @@ impl Server {
     /// Starts a server with no steps yet; add them with [`Server::script`] once its address is
     /// known (a bearer challenge names the server's own token endpoint).
     pub fn start() -> Server {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        Server::start_at("127.0.0.1", false)
+    }
+
+    /// Starts a server that answers from a route table on `ip` (a loopback address: `127.0.0.2`
+    /// is another host than `127.0.0.1` to a client); add the routes with [`Server::script`].
+    /// Nothing is consumed, and [`Server::finish`] only checks that every request had a route.
+    pub fn routes(ip: &str) -> Server {
+        Server::start_at(ip, true)
+    }
+
+    fn start_at(ip: &str, routed: bool) -> Server {
+        let std_listener = std::net::TcpListener::bind((ip, 0)).expect("a loopback port");
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State { routed, ..State::default() }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shared = state.clone();
         let thread = std::thread::spawn(move || {
@@ -192,12 +276,12 @@ impl Server {
         Server { addr, state, stop: Some(stop), thread: Some(thread) }
     }
 
-    /// `127.0.0.1:PORT`, the registry name of this server.
+    /// `IP:PORT`, the registry name of this server.
     pub fn host(&self) -> String {
         self.addr.to_string()
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://IP:PORT`
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -224,7 +308,8 @@ impl Server {
         let st = self.state.lock().unwrap();
         let lines: Vec<String> = st.seen.iter().map(Seen::line).collect();
         assert!(st.wrong.is_empty(), "unexpected requests: {:#?}\nall requests: {lines:#?}", st.wrong);
-        let left: Vec<String> = st.steps.iter().map(|s| format!("{} {}", s.method, s.path)).collect();
+        let left: Vec<String> =
+            if st.routed { vec![] } else { st.steps.iter().map(|s| format!("{} {}", s.method, s.path)).collect() };
         assert!(left.is_empty(), "scripted requests never came: {left:#?}\nall requests: {lines:#?}");
         st.seen.clone()
     }
@@ -249,45 +334,73 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
         let Some(seen) = read_request(&mut stream).await else { return };
         let step = {
             let mut st = state.lock().unwrap();
-            let step = st.steps.pop_front();
-            let fits = step.as_ref().is_some_and(|s| {
-                s.method == seen.method && s.path == seen.path() && s.query_has.iter().all(|q| seen.query().contains(q))
-            });
-            let step = match step {
-                Some(s) if fits => Some(s),
-                Some(s) => {
-                    let want = format!("{} {} (query with {:?})", s.method, s.path, s.query_has);
-                    st.wrong.push(format!("expected {want}, got {} {}", seen.method, seen.target));
-                    // Keep the step for the request that should have come.
-                    st.steps.push_front(s);
-                    None
+            if st.routed {
+                let route = st.steps.iter().find(|s| s.fits(&seen)).cloned();
+                if route.is_none() {
+                    st.wrong.push(format!("no route: {} {}", seen.method, seen.target));
                 }
-                None => {
-                    st.wrong.push(format!("after the last step: {} {}", seen.method, seen.target));
-                    None
-                }
-            };
-            st.seen.push(seen.clone());
-            step
+                st.seen.push(seen.clone());
+                route
+            } else {
+                let step = st.steps.pop_front();
+                let fits = step.as_ref().is_some_and(|s| s.fits(&seen));
+                let step = match step {
+                    Some(s) if fits => Some(s),
+                    Some(s) => {
+                        let want = format!("{} {} (query with {:?})", s.method, s.path, s.query_has);
+                        st.wrong.push(format!("expected {want}, got {} {}", seen.method, seen.target));
+                        // Keep the step for the request that should have come.
+                        st.steps.push_front(s);
+                        None
+                    }
+                    None => {
+                        st.wrong.push(format!("after the last step: {} {}", seen.method, seen.target));
+                        None
+                    }
+                };
+                st.seen.push(seen.clone());
+                step
+            }
         };
         let Some(step) = step else {
-            let _ = write_head(&mut stream, 599, &[], 0).await;
+            let _ = write_head(&mut stream, 599, &[], Some(0)).await;
             return;
         };
         if !step.delay.is_zero() {
             tokio::time::sleep(step.delay).await;
         }
-        let body: &[u8] = if seen.method == "HEAD" { &[] } else { &step.body };
-        let len = if seen.method == "HEAD" { step.body.len() } else { body.len() };
+        let head = seen.method == "HEAD";
+        let body: &[u8] = if head { &[] } else { &step.body };
+        let full_len = step.generated.as_ref().map_or(step.body.len() as u64, Generated::total);
+        let len = (!step.unframed).then_some(full_len);
         let written = match step.action {
             Action::Drop => return,
-            Action::Answer => async {
-                write_head(&mut stream, step.status, &step.headers, len).await?;
-                stream.get_mut().write_all(body).await?;
-                stream.get_mut().flush().await
+            Action::Answer => {
+                async {
+                    write_head(&mut stream, step.status, &step.headers, len).await?;
+                    match &step.generated {
+                        Some(g) if !head => write_generated(stream.get_mut(), g).await?,
+                        _ => stream.get_mut().write_all(body).await?,
+                    }
+                    stream.get_mut().flush().await
+                }
+                .await
+                .is_ok()
+                    && !step.unframed
             }
-            .await
-            .is_ok(),
+            Action::Trickle(every) => {
+                let _ = async {
+                    write_head(&mut stream, step.status, &step.headers, len).await?;
+                    for b in body {
+                        stream.get_mut().write_all(&[*b]).await?;
+                        stream.get_mut().flush().await?;
+                        tokio::time::sleep(every).await;
+                    }
+                    Ok::<_, std::io::Error>(())
+                }
+                .await;
+                return;
+            }
             Action::CutBody(n) => {
                 let _ = write_head(&mut stream, step.status, &step.headers, len).await;
                 let _ = stream.get_mut().write_all(&body[..n.min(body.len())]).await;
@@ -301,19 +414,38 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
     }
 }
 
+/// Writes a generated body in pieces of 64 KiB.
+async fn write_generated(stream: &mut TcpStream, g: &Generated) -> std::io::Result<()> {
+    stream.write_all(&g.prefix).await?;
+    let piece = vec![g.fill; 64 << 10];
+    let mut left = g.len;
+    while left > 0 {
+        let n = left.min(piece.len() as u64) as usize;
+        stream.write_all(&piece[..n]).await?;
+        left -= n as u64;
+    }
+    stream.write_all(&g.suffix).await
+}
+
+/// The status line and headers; `Content-Length: len`, or with `None` none and
+/// `Connection: close`.
 async fn write_head(
     stream: &mut BufReader<TcpStream>,
     status: u16,
     headers: &[(String, String)],
-    len: usize,
+    len: Option<u64>,
 ) -> std::io::Result<()> {
     let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Scripted");
     let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
-        head.push_str(&format!("Content-Length: {len}\r\n"));
+    match len {
+        Some(len) if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) => {
+            head.push_str(&format!("Content-Length: {len}\r\n"))
+        }
+        Some(_) => {}
+        None => head.push_str("Connection: close\r\n"),
     }
     head.push_str("\r\n");
     stream.get_mut().write_all(head.as_bytes()).await

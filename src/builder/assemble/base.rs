@@ -81,6 +81,12 @@ pub async fn resolve(client: &Client, image: &str, platform: &Platform) -> Resul
         };
         manifest = client.manifest_get(&reference.with_digest(d.digest.clone())).await.map_err(reg)?;
     }
+    if oci::is_index(&manifest.media_type) {
+        return Err(unreadable(
+            image,
+            format!("its {platform} entry {} is an index, not an image manifest", manifest.digest),
+        ));
+    }
     let m: ImageManifest = serde_json::from_slice(&manifest.bytes).map_err(|e| unreadable(image, e))?;
     let config_bytes = client.blob_get(&reference, &m.config.digest).await.map_err(reg)?;
     let config: serde_json::Value = serde_json::from_slice(&config_bytes).map_err(|e| unreadable(image, e))?;
