@@ -119,6 +119,7 @@ async fn copy_blob(
     from: &Reference,
     to: &Reference,
     d: &Digest,
+    size: u64,
     stats: &mut CopyStats,
 ) -> Result<(), CopyError> {
     let read = |source| CopyError::Read { what: "blob", reference: at(from, d), source };
@@ -143,7 +144,7 @@ async fn copy_blob(
     let spool = tempfile::tempdir().map_err(|e| CopyError::Spool { digest: d.clone(), detail: e.to_string() })?;
     let path = spool.path().join(d.hex());
     let began = std::time::Instant::now();
-    let len = client.blob_get_to_file(from, d, &path).await.map_err(read)?;
+    let len = client.blob_get_to_file(from, d, size, &path).await.map_err(read)?;
     client.blob_put(to, d, Body::File { path, len }).await.map_err(write)?;
     stats.bytes_copied += len;
     stats.copy_time += began.elapsed();
@@ -194,7 +195,7 @@ pub async fn copy_manifest(
     } else {
         let im: ImageManifest = serde_json::from_slice(&m.bytes).map_err(malformed("an image manifest"))?;
         for b in std::iter::once(&im.config).chain(&im.layers) {
-            copy_blob(client, from, to, &b.digest, stats).await?;
+            copy_blob(client, from, to, &b.digest, b.size, stats).await?;
         }
     }
     client

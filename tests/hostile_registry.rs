@@ -272,6 +272,28 @@ fn a_blob_whose_bytes_do_not_match_its_digest() {
     server.finish();
 }
 
+/// A layer whose body runs past its descriptor's size (here 1 GiB for a few bytes, generated
+/// while sent): refused as soon as it passes the size, not after filling the disk.
+#[test]
+fn a_blob_longer_than_its_descriptor() {
+    let img = Image::new("endless layer");
+    let server = Server::routes("127.0.0.1");
+    server.script([Step::get(&format!("/v2/acme/app/blobs/{}", sha256(&img.layer))).generated_body(
+        b"",
+        b'x',
+        1 << 30,
+        b"",
+    )]);
+    server.script(img.routes("acme/app", "1"));
+    promote_from(
+        &server,
+        "2c blob longer than its descriptor (promote)",
+        Duration::from_secs(30),
+        &[&server.host(), "larger than the", "bytes its descriptor says"],
+    );
+    server.finish();
+}
+
 #[test]
 fn a_manifest_whose_bytes_do_not_match_the_digest_asked_for() {
     let (img, other) = (Image::new("asked for"), Image::new("served instead"));

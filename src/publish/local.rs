@@ -207,10 +207,12 @@ async fn fetch_layout(client: &Client, repo: &Reference, top: &Descriptor, dir: 
             for b in std::iter::once(&image.config).chain(&image.layers) {
                 let path = blobs.join(b.digest.hex());
                 if !path.exists() {
-                    client.blob_get_to_file(repo, &b.digest, &path).await.map_err(|source| PublishError::Read {
-                        what: "blob",
-                        reference: repo.with_digest(b.digest.clone()).to_string(),
-                        source,
+                    client.blob_get_to_file(repo, &b.digest, b.size, &path).await.map_err(|source| {
+                        PublishError::Read {
+                            what: "blob",
+                            reference: repo.with_digest(b.digest.clone()).to_string(),
+                            source,
+                        }
                     })?;
                 }
             }

@@ -42,13 +42,17 @@ impl Client {
 
     /// Streams blob `digest` into the file `dest` (through a temporary file beside it, renamed
     /// once the content hashes to `digest`), never holding it whole in memory. Returns its size.
+    /// `size`: the descriptor's; a body that goes past it is refused at once (a hostile or broken
+    /// registry cannot fill the disk), one that ends short fails the digest check.
     /// A download broken halfway is started again, within the retry budget's attempts.
     pub async fn blob_get_to_file(
         &self,
         r: &Reference,
         digest: &Digest,
+        size: u64,
         dest: &std::path::Path,
     ) -> Result<u64, RegistryError> {
+        let expected = size;
         use futures_util::StreamExt as _;
         use sha2::Digest as _;
         use tokio::io::AsyncWriteExt as _;
@@ -94,6 +98,16 @@ impl Client {
                         hash.update(&c);
                         size += c.len() as u64;
                         window_bytes += c.len() as u64;
+                        if size > expected {
+                            drop(file);
+                            let _ = tokio::fs::remove_file(&tmp).await;
+                            return Err(RegistryError::Status {
+                                registry: r.registry.clone(),
+                                operation,
+                                status: 200,
+                                detail: format!("the blob is larger than the {expected} bytes its descriptor says"),
+                            });
+                        }
                         file.write_all(&c).await.map_err(io_err)?;
                     }
                     Err(e) => {

@@ -133,7 +133,7 @@ pub async fn fetch_layers(client: &Client, b: &BaseImage, blobs: &Path) -> Resul
         let mut bytes = 0;
         if !path.is_file() {
             bytes = client
-                .blob_get_to_file(&b.reference, &l.digest, &path)
+                .blob_get_to_file(&b.reference, &l.digest, l.size, &path)
                 .await
                 .map_err(|source| BaseError::Registry { image: b.name.clone(), source })?;
         }
