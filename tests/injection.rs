@@ -470,7 +470,10 @@ fn check(dialect: Dialect, run: &Run) -> Result<String, String> {
             }
             if let Some(md) = read("summary.md") {
                 for l in md.lines() {
-                    let known = l.is_empty() || l.starts_with("### archway: `") || l.starts_with('|') || l.starts_with("Tags: ");
+                    let known = l.is_empty()
+                        || l.starts_with("### archway: `")
+                        || l.starts_with('|')
+                        || l.starts_with("Tags: ");
                     if !known {
                         return Err(format!("the step summary has a line archway does not write: {l:?}\n{md}"));
                     }
