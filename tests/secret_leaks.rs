@@ -54,6 +54,9 @@ impl Dialect {
     }
 }
 
+/// (name, value) pairs: secrets by label, variables by name.
+type Pairs = Vec<(String, String)>;
+
 /// A value no other input has, with the characters escaping gets wrong.
 fn secret_value(label: &str) -> String {
     format!("Zq7{}-s3cr%t:,\"x'9", label.replace(['-', '_', ' '], ""))
@@ -61,7 +64,7 @@ fn secret_value(label: &str) -> String {
 
 /// Every secret input of `dialect` as (label, variable, value), and the other variables the
 /// run needs to use them.
-fn secret_inputs(d: Dialect, inputs_dir: &Path, registry: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn secret_inputs(d: Dialect, inputs_dir: &Path, registry: &str) -> (Pairs, Pairs) {
     let mut secrets: Vec<(String, String)> = Vec::new(); // (label, value)
     let mut env: Vec<(String, String)> = Vec::new();
     let put = |label: &str, var: &str, env: &mut Vec<(String, String)>, secrets: &mut Vec<(String, String)>| {
