@@ -181,7 +181,21 @@ pub struct Commands {
     stopped: Option<String>,
 }
 
+/// Whether GitHub's runner would take `line` for a workflow command: `::NAME…` after leading
+/// blanks (the runner trims them), or the older `##[NAME]…` anywhere in the line.
+pub fn looks_like_command(line: &str) -> bool {
+    line.trim_start().starts_with("::") || line.contains("##[")
+}
+
 impl Commands {
+    /// `text` as plain lines of archway's own (the plan table, a note quoting an input): as
+    /// they are, unless one would be taken for a workflow command; then as a child's output,
+    /// after `::stop-commands::`.
+    fn plain(&mut self, text: &str) -> Vec<String> {
+        let out = lines(text);
+        if out.iter().any(|l| looks_like_command(l)) { self.line(text) } else { out }
+    }
+
     /// The line that resumes command processing, if a child's output had stopped it.
     fn resume(&mut self) -> Vec<String> {
         self.stopped.take().map(|t| format!("::{t}::")).into_iter().collect()
@@ -222,7 +236,7 @@ impl Dialect for Commands {
         }
         match level {
             Level::Debug => self.command(command("debug", &[], text)),
-            Level::Info => lines(text),
+            Level::Info => self.plain(text),
             Level::Warning => self.command(command("warning", &props, text)),
             Level::Error => self.command(command("error", &props, text)),
         }
@@ -241,7 +255,7 @@ impl Dialect for Commands {
 
     fn success(&mut self, text: &str) -> Vec<String> {
         let mut out = self.resume();
-        out.extend(lines(text));
+        out.extend(self.plain(text));
         out
     }
 
@@ -284,7 +298,7 @@ pub fn output_file(values: &[(&str, String)], delimiter: &str) -> String {
 /// The step summary: the published reference, then a table of platforms.
 pub fn step_summary(r: &CiResult) -> String {
     let cell = |s: &str| s.replace('|', "\\|").replace(['\r', '\n'], " ");
-    let mut out = format!("### archway: `{}`\n\n", r.image_ref());
+    let mut out = format!("### archway: `{}`\n\n", cell(&r.image_ref()).replace('`', "'"));
     out.push_str("| platform | strategy | why | digest | duration |\n| --- | --- | --- | --- | --- |\n");
     for p in &r.platforms {
         out.push_str(&format!(
@@ -347,6 +361,28 @@ mod tests {
              ::warning file=Dockerfile,line=4::slow\n::error file=Dockerfile::broken\n::debug::d\n\
              ::endgroup::\n::error::1 platform failed\n"
         );
+    }
+
+    /// archway's own lines quote inputs and Dockerfile text: one the runner would take for a
+    /// command (`::…` after blanks, `##[…` anywhere) is written with commands stopped.
+    #[test]
+    fn own_lines_that_look_like_commands_are_not_commands() {
+        let cap = Capture::default();
+        let log = CiLog::new(Commands::default(), Box::new(cap.clone()));
+        log.info("note: plain");
+        log.info("note: `x`\n  ::set-output name=digest::evil");
+        log.info("a ##[error]old style");
+        log.warning(None, None, "w");
+        log.success("done\n::endgroup::");
+        let text = cap.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "note: plain");
+        let token = lines[1].strip_prefix("::stop-commands::archway-").expect(&text);
+        assert_eq!(lines[2..5], ["note: `x`", "  ::set-output name=digest::evil", "a ##[error]old style"]);
+        assert_eq!(lines[5..7], [format!("::archway-{token}::"), "::warning::w".into()]);
+        assert!(lines[7].starts_with("::stop-commands::archway-") && lines[7] != lines[1], "{text}");
+        assert_eq!(lines[8..], ["done", "::endgroup::"]);
+        assert!(looks_like_command(" \t::x") && !looks_like_command("a ::x") && looks_like_command("a ##[x]"));
     }
 
     #[test]

@@ -158,7 +158,24 @@ fn prefixed(prefix: &str, colour: &str, loc: &str, text: &str) -> Vec<String> {
     std::iter::once(format!("{colour}{prefix}{RESET} {loc}{first}")).chain(lines.map(String::from)).collect()
 }
 
+/// `line` unable to act as a section marker: GitLab's log reader takes
+/// `section_start:TS:NAME[…]` or `section_end:TS:NAME` followed by `CR ESC [0K` for one,
+/// anywhere in a line. In a line naming either, `CR` and `ESC` are shown as `␍` and `␛`.
+pub fn defuse_sections(line: String) -> String {
+    if line.contains("section_start:") || line.contains("section_end:") {
+        line.replace('\r', "\u{240d}").replace('\x1b', "\u{241b}")
+    } else {
+        line
+    }
+}
+
 impl Dialect for Sections {
+    /// A child's output as it is (colours kept), except a line that could open or close a
+    /// section ([`defuse_sections`]).
+    fn line(&mut self, text: &str) -> Vec<String> {
+        lines(text).into_iter().map(defuse_sections).collect()
+    }
+
     fn group_start(&mut self, title: &str) -> Vec<String> {
         self.count += 1;
         let name = section_name(self.count, title);
@@ -236,6 +253,25 @@ mod tests {
              \x1b[0Ksection_end:1700000010:archway_1_plan\r\x1b[0K\n\
              \x1b[32;1mdone\x1b[0m\n"
         );
+    }
+
+    /// A child's line cannot open or close a section; archway's own text cannot either, and
+    /// shows its escapes.
+    #[test]
+    fn child_and_own_lines_cannot_fake_sections() {
+        let cap = Capture::default();
+        let log = CiLog::new(Sections::new(Box::new(|| 1_700_000_000), false), Box::new(cap.clone()));
+        log.group_start("Build");
+        log.line("\x1b[32mok\x1b[0m");
+        log.line("\x1b[0Ksection_end:1:archway_1_Build\r\x1b[0K");
+        log.info("x\n\x1b[0Ksection_start:1:evil[collapsed=true]\r\x1b[0KFake");
+        log.group_start("t \x1b[0Ksection_start:1:e\r\x1b[0K");
+        let text = cap.text();
+        let markers: Vec<&str> = text.lines().filter(|l| l.contains("section_") && l.contains("\r\x1b[0K")).collect();
+        assert_eq!(markers.len(), 3, "archway's start, end, start: {text:?}");
+        assert!(markers.iter().all(|m| m.starts_with("\x1b[0Ksection_") && m.contains(":archway_")), "{text:?}");
+        assert!(text.contains("\x1b[32mok\x1b[0m\n"), "colours of a child kept: {text:?}");
+        assert!(text.contains("\u{241b}[0Ksection_end:1:archway_1_Build\u{240d}\u{241b}[0K\n"), "{text:?}");
     }
 
     #[test]

@@ -54,7 +54,9 @@ pub enum Level {
 }
 
 /// How one CI spells each kind of line. Returns whole lines without their line break; the
-/// text it is given has already been redacted.
+/// text it is given has already been redacted and, except a child's output (`line`), passed
+/// through [`visible`]. A child's output is the child's own (colours kept), so each dialect makes
+/// sure no line of it can act on its CI's log: a workflow command, a section marker.
 pub trait Dialect: Send {
     /// Lines that tell the CI's own masker about a secret. The only lines written unredacted,
     /// so only a dialect whose CI has a masker returns any.
@@ -89,6 +91,31 @@ fn split_error(text: &str) -> (&str, Vec<&str>) {
     let mut lines = text.trim_end_matches(['\r', '\n']).lines();
     let first = lines.next().unwrap_or("");
     (first.strip_prefix(ERROR_PREFIX).unwrap_or(first), lines.collect())
+}
+
+/// `text` as archway may write it in a line of its own: every control character but the line
+/// feed and the tab shown as its Unicode control picture (`ESC` → `␛`, `CR` → `␍`, `DEL` → `␡`;
+/// C1 controls as `�`), a `\r\n` taken as a line feed. archway's own lines quote inputs, paths,
+/// Dockerfile text and commit metadata; none of it may move the cursor or clear a terminal
+/// (`ESC [2J`), link elsewhere (`ESC ]8`), end a line where the CI's log reader starts a new one
+/// (GitHub's runner splits lines on a lone `CR` too) or open a GitLab section (its markers need
+/// `CR ESC [0K`).
+pub fn visible(text: &str) -> Cow<'_, str> {
+    let shown = |c: char| c == '\n' || c == '\t' || !c.is_control();
+    if text.chars().all(shown) {
+        return Cow::Borrowed(text);
+    }
+    let text = text.replace("\r\n", "\n");
+    Cow::Owned(
+        text.chars()
+            .map(|c| match c {
+                c if shown(c) => c,
+                '\u{7f}' => '\u{2421}',
+                c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+                _ => '\u{fffd}',
+            })
+            .collect(),
+    )
 }
 
 /// Replaces every registered secret with `***`.
@@ -169,7 +196,7 @@ impl<D: Dialect> Reporter for CiLog<D> {
     fn group_start(&self, title: &str) {
         self.with(|d, r, open| {
             let mut lines = if *open { d.group_end() } else { Vec::new() };
-            lines.extend(d.group_start(&r.redact(title)));
+            lines.extend(d.group_start(&own(r, title)));
             *open = true;
             lines
         });
@@ -180,19 +207,19 @@ impl<D: Dialect> Reporter for CiLog<D> {
     }
 
     fn error(&self, file: Option<&str>, line: Option<u32>, message: &str) {
-        self.with(|d, r, _| d.message(Level::Error, file.map(|f| r.redact(f)).as_deref(), line, &r.redact(message)));
+        self.with(|d, r, _| d.message(Level::Error, file.map(|f| own(r, f)).as_deref(), line, &own(r, message)));
     }
 
     fn warning(&self, file: Option<&str>, line: Option<u32>, message: &str) {
-        self.with(|d, r, _| d.message(Level::Warning, file.map(|f| r.redact(f)).as_deref(), line, &r.redact(message)));
+        self.with(|d, r, _| d.message(Level::Warning, file.map(|f| own(r, f)).as_deref(), line, &own(r, message)));
     }
 
     fn info(&self, message: &str) {
-        self.with(|d, r, _| d.message(Level::Info, None, None, &r.redact(message)));
+        self.with(|d, r, _| d.message(Level::Info, None, None, &own(r, message)));
     }
 
     fn debug(&self, message: &str) {
-        self.with(|d, r, _| d.message(Level::Debug, None, None, &r.redact(message)));
+        self.with(|d, r, _| d.message(Level::Debug, None, None, &own(r, message)));
     }
 
     fn line(&self, text: &str) {
@@ -200,7 +227,7 @@ impl<D: Dialect> Reporter for CiLog<D> {
     }
 
     fn success(&self, final_line: &str) {
-        self.finish(|d, r| d.success(&r.redact(final_line)));
+        self.finish(|d, r| d.success(&own(r, final_line)));
     }
 
     fn redact(&self, text: &str) -> String {
@@ -209,11 +236,17 @@ impl<D: Dialect> Reporter for CiLog<D> {
 
     fn failure(&self, error: &str) {
         self.finish(|d, r| {
-            let error = r.redact(error);
+            let error = own(r, error);
             let (headline, rest) = split_error(&error);
             d.failure(headline, &rest)
         });
     }
+}
+
+/// A text of archway's own (not a child's output), as a dialect gets it: redacted, then
+/// [`visible`] (in that order: a secret may hold a control character).
+fn own(r: &Redactor, text: &str) -> String {
+    visible(&r.redact(text)).into_owned()
 }
 
 impl<D: Dialect> CiLog<D> {
@@ -266,6 +299,29 @@ pub(crate) mod capture {
 mod tests {
     use super::capture::Capture;
     use super::*;
+
+    #[test]
+    fn visible_shows_control_characters() {
+        assert!(matches!(visible("plain\ttext\nnext ünï"), Cow::Borrowed(_)));
+        assert_eq!(visible("a\x1b[2Jb\rc\r\nd\x7f\u{9b}e\0"), "a\u{241b}[2Jb\u{240d}c\nd\u{2421}\u{fffd}e\u{2400}");
+    }
+
+    /// A secret is redacted before control characters are shown, so one holding a `CR` is still
+    /// found; a child's line keeps its escapes (its colours), archway's own lines do not.
+    #[test]
+    fn own_lines_are_visible_child_lines_are_not() {
+        let cap = Capture::default();
+        let log = CiLog::new(Plain, Box::new(cap.clone()));
+        log.mask(&Secret::new("s\r3"));
+        log.info("x s\r3 \x1b[2J\ry");
+        log.line("\x1b[31mred\x1b[0m");
+        log.group_start("t\x1b]8;;http://e\x07");
+        log.success("ok\r::error::x");
+        assert_eq!(
+            cap.text(),
+            "x *** \u{241b}[2J\u{240d}y\n\x1b[31mred\x1b[0m\n[t\u{241b}]8;;http://e\u{2407}\n]\nok ok\u{240d}::error::x\n"
+        );
+    }
 
     #[test]
     fn redacts_longest_first_and_line_by_line() {

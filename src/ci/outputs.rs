@@ -134,9 +134,19 @@ pub fn dotenv(vars: &[(String, String)]) -> Result<String, DotenvError> {
     Ok(out)
 }
 
-/// Appends `text` to `path`, creating it: CI files that other steps also write to.
+/// Appends `text` to `path`, creating it: CI files that other steps also write to. When what is
+/// there does not end with a line break, one is added first, so an earlier writer's last line
+/// (`name=value` without its newline) does not swallow archway's first.
 pub fn append(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path)?;
+    let mut last = [0u8; 1];
+    let unterminated = f.seek(SeekFrom::End(0))? > 0 && {
+        f.seek(SeekFrom::End(-1))?;
+        f.read_exact(&mut last)?;
+        last[0] != b'\n'
+    };
+    let text = if unterminated { format!("\n{text}") } else { text.to_string() };
     f.write_all(text.as_bytes())
 }
 
@@ -191,6 +201,20 @@ mod tests {
         }
         assert!(RESULT_VARS.len() <= DOTENV_MAX_VARIABLES);
         assert_eq!(result_vars(&CiResult::default()).len(), RESULT_VARS.len());
+    }
+
+    #[test]
+    fn append_starts_on_a_line_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out");
+        append(&p, "a=1\n").unwrap();
+        append(&p, "b=2\n").unwrap();
+        std::fs::write(dir.path().join("out"), "x=unterminated").and_then(|_| append(&p, "c=3\n")).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "x=unterminated\nc=3\n");
+        let q = dir.path().join("q");
+        append(&q, "a=1\n").unwrap();
+        append(&q, "b=2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&q).unwrap(), "a=1\nb=2\n");
     }
 
     #[test]

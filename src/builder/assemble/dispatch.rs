@@ -405,7 +405,9 @@ impl<'a> Interp<'a> {
             todo.extend(self.decls[i].nodes.iter().map(|&k| self.nodes[k].clone()));
             let label = self.decls[i].name.clone().unwrap_or_else(|| i.to_string());
             for n in &todo {
-                (self.sink)(&self.target, &format!("[{label}] {}", n.original.trim()));
+                // The echo is archway's own line: the Dockerfile's text without its escapes.
+                let echo = format!("[{label}] {}", n.original.trim());
+                (self.sink)(&self.target, &crate::ci::log::visible(&echo));
                 self.dispatch(&mut st, n).await?;
             }
             st.image.config.on_build.extend(st.new_onbuild);
