@@ -4,6 +4,7 @@
 //!
 //! - a 2 GiB layer pushed to a registry, and promoted to another registry: < 100 MiB each;
 //! - 8 platforms built and pushed in parallel: < 300 MiB;
+//! - an image with a 2 GiB layer written as a `docker load` archive (`outputs`): < 100 MiB;
 //! - a `docker save` archive with a 2 GiB layer (the classic image store's output) converted to
 //!   an OCI layout: < 100 MiB.
 //!
@@ -212,6 +213,37 @@ fn eight_platforms_in_parallel_stay_under_300_mib() {
     layers.sort();
     layers.dedup();
     assert_eq!(layers.len(), 8, "a layer of its own per platform");
+}
+
+#[test]
+fn exporting_a_2_gib_image_as_a_docker_archive_stays_under_100_mib() {
+    let _alone = one_at_a_time();
+    let ctx = context("FROM scratch\nCOPY big /big\n");
+    sparse(&ctx.path().join("big"), 2 * GIB);
+    // `outputs: type=docker,dest=…` (also what `load` sends the engine when nothing is pushed):
+    // the layout's blobs streamed into the tar.
+    let tar = ctx.path().join("image.tar");
+    let dest = format!("type=docker,dest={}", tar.display());
+    let m = archway_measured(
+        ctx.path(),
+        &["build", ".", "--platform", "linux/amd64", "--compression-level", "0", "--output", &dest],
+    );
+    report("`archway build --output type=docker` of a 2 GiB layer", &m, 100 * MIB);
+    // What `docker load` reads: manifest.json, and each layer it names at its full size.
+    let mut members = std::collections::HashMap::new();
+    let mut manifest_json = Vec::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    for e in archive.entries_with_seek().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        if name == "manifest.json" {
+            std::io::Read::read_to_end(&mut e, &mut manifest_json).unwrap();
+        }
+        members.insert(name, e.size());
+    }
+    let layers = json(&manifest_json)[0]["Layers"].clone();
+    let layer = layers[0].as_str().unwrap_or_else(|| panic!("a layer in manifest.json: {layers}"));
+    assert!(members[layer] > 2 * GIB, "the layer is whole in the archive: {members:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
