@@ -100,6 +100,22 @@ fn report(case: &str, m: &Measured, bound: u64) {
     );
 }
 
+/// Fails (with the reason) unless the temporary directory, where the test's registries,
+/// archway's layouts and its spool files go, has `gib` GiB free: a registry out of space
+/// answers a bare 500 to the upload.
+fn need_free_space(gib: u64) {
+    let dir = std::ffi::CString::new(std::env::temp_dir().into_os_string().into_encoded_bytes()).unwrap();
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(dir.as_ptr(), &mut st) }, 0, "statvfs of the temporary directory");
+    let free = st.f_bavail as u64 * st.f_frsize as u64;
+    assert!(
+        free >= gib * GIB,
+        "this case writes about {gib} GiB under {} and only {} GiB are free; free some space (or set TMPDIR)",
+        std::env::temp_dir().display(),
+        free / GIB
+    );
+}
+
 /// A sparse file of `len` zero bytes.
 fn sparse(path: &Path, len: u64) {
     std::fs::File::create(path).unwrap().set_len(len).unwrap();
@@ -131,6 +147,8 @@ fn blob_size(name: &str, digest: &str) -> u64 {
 #[test]
 fn pushing_and_promoting_a_2_gib_layer_stay_under_100_mib() {
     let _alone = one_at_a_time();
+    // The output layout, both registries' copies and the promote's spool file: 2 GiB each.
+    need_free_space(9);
     let (source, target) = (AuthRegistry::on_disk(), AuthRegistry::on_disk());
     let ctx = context("FROM scratch\nCOPY big /big\n");
     sparse(&ctx.path().join("big"), 2 * GIB);
@@ -160,6 +178,7 @@ fn pushing_and_promoting_a_2_gib_layer_stay_under_100_mib() {
 #[test]
 fn eight_platforms_in_parallel_stay_under_300_mib() {
     let _alone = one_at_a_time();
+    need_free_space(5);
     let registry = AuthRegistry::on_disk();
     // Each platform copies a file of its own (different sizes, so 8 different layers of
     // 256 MiB each), all built and pushed at once (`--jobs` defaults to all).
@@ -218,6 +237,7 @@ fn eight_platforms_in_parallel_stay_under_300_mib() {
 #[test]
 fn exporting_a_2_gib_image_as_a_docker_archive_stays_under_100_mib() {
     let _alone = one_at_a_time();
+    need_free_space(5);
     let ctx = context("FROM scratch\nCOPY big /big\n");
     sparse(&ctx.path().join("big"), 2 * GIB);
     // `outputs: type=docker,dest=…` (also what `load` sends the engine when nothing is pushed):

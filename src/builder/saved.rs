@@ -149,8 +149,7 @@ impl SavedArchive {
         let file = std::fs::File::open(path).map_err(|e| format!("cannot open the image archive: {e}"))?;
         let unreadable = |e: std::io::Error| format!("unreadable image archive: {e}");
         let mut members = std::collections::HashMap::new();
-        let mut archive = tar::Archive::new(&file);
-        for entry in archive.entries_with_seek().map_err(unreadable)? {
+        for entry in tar::Archive::new(&file).entries_with_seek().map_err(unreadable)? {
             let entry = entry.map_err(unreadable)?;
             let Some(path) = clean(&String::from_utf8_lossy(&entry.path_bytes())) else { continue };
             let link = || entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
@@ -176,7 +175,6 @@ impl SavedArchive {
             };
             members.insert(path, member);
         }
-        drop(archive);
         Ok(SavedArchive { file, members })
     }
 
