@@ -30,14 +30,15 @@ impl EngineBuilder {
     }
 }
 
-/// The build context as a tar, with `dockerfile` added under `DOCKERFILE_IN_TAR`.
-fn context_tar_with(spec: &BuildSpec, dockerfile: &[u8]) -> std::io::Result<Vec<u8>> {
+/// The build context as a tar, with `dockerfile` added under `DOCKERFILE_IN_TAR`, written to
+/// an unnamed temporary file (a context of any size, never whole in memory) and rewound.
+fn context_tar_with(spec: &BuildSpec, dockerfile: &[u8]) -> std::io::Result<std::fs::File> {
     // The classic builder reads `.dockerignore` at the context's root; the patterns are
     // BuildKit's (one matcher for every builder: `assemble::ignore`).
     let text = std::fs::read_to_string(spec.context.join(".dockerignore")).unwrap_or_default();
     let ignore = super::assemble::ignore::Matcher::new(&super::assemble::ignore::read_ignore_file(&text))
         .map_err(|e| std::io::Error::other(format!(".dockerignore: {e}")))?;
-    let mut tar = tar::Builder::new(Vec::new());
+    let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(256 * 1024, tempfile::tempfile()?));
     tar.follow_symlinks(false);
     let mut stack = vec![spec.context.clone()];
     while let Some(dir) = stack.pop() {
@@ -69,7 +70,9 @@ fn context_tar_with(spec: &BuildSpec, dockerfile: &[u8]) -> std::io::Result<Vec<
     h.set_mode(0o644);
     h.set_cksum();
     tar.append_data(&mut h, DOCKERFILE_IN_TAR, dockerfile)?;
-    tar.into_inner()
+    let mut file = tar.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    std::io::Seek::rewind(&mut file)?;
+    Ok(file)
 }
 
 impl EngineBuilder {
@@ -107,7 +110,8 @@ impl EngineBuilder {
             networkmode: spec.options.network.clone(),
             ..Default::default()
         };
-        let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+        let body = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(tar), 256 * 1024);
+        let mut stream = self.docker.build_image(options, None, Some(bollard::body_try_stream(body)));
         let mut error = None;
         while let Some(item) = stream.next().await {
             match item {

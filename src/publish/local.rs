@@ -58,8 +58,9 @@ pub async fn after_publish(
             Exporter::Oci { dest, tar } => oci_export(&dir, index, dest, *tar),
             Exporter::Docker { dest } => {
                 let p = engine.cloned().unwrap_or_else(crate::probe::host::platform);
-                let bytes = docker_archive(&dir, index, &p, &req.tags).map_err(|e| e.to_string());
-                bytes.and_then(|b| std::fs::write(dest, b).map_err(|e| e.to_string()))
+                std::fs::File::create(dest)
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| docker_archive(&dir, index, &p, &req.tags, f).map(drop))
             }
             Exporter::Local { dest, split } => super::rootfs::platform_images(&dir, index)
                 .and_then(|images| super::rootfs::write_dir(&images, *split, dest).map_err(|e| e.to_string())),
@@ -117,10 +118,14 @@ async fn load(req: &BuildRequest, index: &Descriptor, dir: &Path, p: &Platform) 
     let engine =
         crate::builder::engine::EngineBuilder::connect(&req.runner.engine).await.map_err(|e| e.to_string())?.docker;
     let Some(repo) = req.repository() else {
-        let tar = docker_archive(dir, index, p, &req.tags).map_err(|e| e.to_string())?;
+        // Through an unnamed temporary file, streamed: an image of any size, never whole in memory.
+        let mut tar = tempfile::tempfile().map_err(|e| format!("no temporary file: {e}"))?;
+        tar = docker_archive(dir, index, p, &req.tags, tar)?;
+        std::io::Seek::rewind(&mut tar).map_err(|e| e.to_string())?;
+        let body = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(tar), 256 * 1024);
         let mut s = engine.import_image(
             bollard::query_parameters::ImportImageOptions { quiet: true, ..Default::default() },
-            bollard::body_full(tar.into()),
+            bollard::body_try_stream(body),
             None,
         );
         while let Some(item) = s.next().await {
@@ -237,21 +242,26 @@ fn oci_export(dir: &Path, top: &Descriptor, dest: &Path, tar: bool) -> Result<()
     let blobs = reachable(dir, &top.digest)?;
     let index =
         Index { schema_version: 2, media_type: oci::OCI_INDEX.into(), manifests: vec![top.clone()], annotations: None };
-    let mut files: Vec<(String, Vec<u8>)> = vec![
-        ("oci-layout".into(), b"{\"imageLayoutVersion\":\"1.0.0\"}\n".to_vec()),
-        ("index.json".into(), index.to_bytes()),
+    let mut files: Vec<(String, Member)> = vec![
+        ("oci-layout".into(), Member::Bytes(b"{\"imageLayoutVersion\":\"1.0.0\"}\n".to_vec())),
+        ("index.json".into(), Member::Bytes(index.to_bytes())),
     ];
     for d in blobs {
-        let bytes = std::fs::read(dir.join("blobs/sha256").join(d.hex())).map_err(|e| format!("{d}: {e}"))?;
-        files.push((format!("blobs/sha256/{}", d.hex()), bytes));
+        files.push((format!("blobs/sha256/{}", d.hex()), Member::Blob(dir.join("blobs/sha256").join(d.hex()))));
     }
     if tar {
-        std::fs::write(dest, tar_of(&files)?).map_err(|e| e.to_string())
+        let f = std::fs::File::create(dest).map_err(|e| e.to_string())?;
+        write_tar(f, &files).map(drop)
     } else {
-        for (name, bytes) in files {
+        for (name, member) in files {
             let path = dest.join(name);
             std::fs::create_dir_all(path.parent().expect("in dest")).map_err(|e| e.to_string())?;
-            std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+            match member {
+                Member::Bytes(bytes) => std::fs::write(&path, bytes).map_err(|e| e.to_string())?,
+                Member::Blob(from) => {
+                    std::fs::copy(&from, &path).map_err(|e| format!("{}: {e}", from.display()))?;
+                }
+            }
         }
         Ok(())
     }
@@ -279,14 +289,16 @@ fn reachable(dir: &Path, top: &Digest) -> Result<Vec<Digest>, String> {
     Ok(out)
 }
 
-/// A tar `docker load` reads (its `manifest.json`, and an OCI layout besides, as `docker save`
-/// writes since Docker 25) of the image for `platform` in the layout at `dir`, tagged `tags`.
-pub fn docker_archive(
+/// Writes to `out` a tar `docker load` reads (its `manifest.json`, and an OCI layout besides,
+/// as `docker save` writes since Docker 25) of the image for `platform` in the layout at `dir`,
+/// tagged `tags`; gives `out` back. The layers are streamed from the layout's files.
+pub fn docker_archive<W: std::io::Write>(
     dir: &Path,
     top: &Descriptor,
     platform: &Platform,
     tags: &[Reference],
-) -> Result<Vec<u8>, String> {
+    out: W,
+) -> Result<W, String> {
     let read = |d: &Digest| std::fs::read(dir.join("blobs/sha256").join(d.hex())).map_err(|e| format!("{d}: {e}"));
     // Down the indexes to the platform's image manifest.
     let mut desc = top.clone();
@@ -326,34 +338,126 @@ pub fn docker_archive(
     }
     let index =
         Index { schema_version: 2, media_type: oci::OCI_INDEX.into(), manifests: vec![named], annotations: None };
-    let mut files: Vec<(String, Vec<u8>)> = vec![
-        ("oci-layout".into(), b"{\"imageLayoutVersion\":\"1.0.0\"}\n".to_vec()),
-        ("index.json".into(), index.to_bytes()),
-        ("manifest.json".into(), serde_json::to_vec(&manifest_json).map_err(|e| e.to_string())?),
+    let mut files: Vec<(String, Member)> = vec![
+        ("oci-layout".into(), Member::Bytes(b"{\"imageLayoutVersion\":\"1.0.0\"}\n".to_vec())),
+        ("index.json".into(), Member::Bytes(index.to_bytes())),
+        ("manifest.json".into(), Member::Bytes(serde_json::to_vec(&manifest_json).map_err(|e| e.to_string())?)),
     ];
     for d in std::iter::once(&desc.digest)
         .chain(std::iter::once(&image.config.digest))
         .chain(image.layers.iter().map(|l| &l.digest))
     {
-        files.push((path(d), read(d)?));
+        files.push((path(d), Member::Blob(dir.join(path(d)))));
     }
-    tar_of(&files)
+    write_tar(out, &files)
 }
 
-fn tar_of(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
-    let mut t = tar::Builder::new(Vec::new());
+/// What goes into an exported tar under a name: bytes made here, or a blob of the layout,
+/// streamed from its file.
+enum Member {
+    Bytes(Vec<u8>),
+    Blob(PathBuf),
+}
+
+/// Writes `files` as a tar to `out` (a name given twice is written once); gives `out` back.
+fn write_tar<W: std::io::Write>(out: W, files: &[(String, Member)]) -> Result<W, String> {
+    let mut t = tar::Builder::new(std::io::BufWriter::with_capacity(256 * 1024, out));
     let mut seen = std::collections::HashSet::new();
-    for (name, bytes) in files {
+    for (name, member) in files {
         if !seen.insert(name.clone()) {
             continue;
         }
         let mut h = tar::Header::new_ustar();
-        h.set_size(bytes.len() as u64);
         h.set_mode(0o644);
-        h.set_cksum();
-        t.append_data(&mut h, name, bytes.as_slice()).map_err(|e| e.to_string())?;
+        match member {
+            Member::Bytes(bytes) => {
+                h.set_size(bytes.len() as u64);
+                h.set_cksum();
+                t.append_data(&mut h, name, bytes.as_slice()).map_err(|e| e.to_string())?;
+            }
+            Member::Blob(path) => {
+                let unreadable = |e: std::io::Error| format!("{}: {e}", path.display());
+                let f = std::fs::File::open(path).map_err(unreadable)?;
+                h.set_size(f.metadata().map_err(unreadable)?.len());
+                h.set_cksum();
+                t.append_data(&mut h, name, f).map_err(|e| e.to_string())?;
+            }
+        }
     }
     let mut out = t.into_inner().map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())?;
-    Ok(out)
+    out.into_inner().map_err(|e| e.error().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::Read as _;
+
+    /// An OCI layout of one linux/amd64 image with one layer; its manifest's descriptor and
+    /// every blob by name.
+    fn layout(dir: &Path) -> (Descriptor, HashMap<String, Vec<u8>>) {
+        let blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let mut all = HashMap::new();
+        let mut put = |media_type: &str, bytes: Vec<u8>| {
+            let d = Descriptor::of(media_type, &bytes);
+            std::fs::write(blobs.join(d.digest.hex()), &bytes).unwrap();
+            all.insert(format!("blobs/sha256/{}", d.digest.hex()), bytes);
+            d
+        };
+        let config =
+            put("application/vnd.oci.image.config.v1+json", br#"{"architecture":"amd64","os":"linux"}"#.to_vec());
+        let layer = put("application/vnd.oci.image.layer.v1.tar+gzip", vec![7; 300_000]);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": oci::OCI_MANIFEST, "config": config, "layers": [layer],
+        });
+        let top = put(oci::OCI_MANIFEST, serde_json::to_vec(&manifest).unwrap());
+        (top.with_platform(&"linux/amd64".parse().unwrap()), all)
+    }
+
+    fn members(tar: &[u8]) -> HashMap<String, Vec<u8>> {
+        let mut out = HashMap::new();
+        for e in tar::Archive::new(tar).entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes).unwrap();
+            out.insert(e.path().unwrap().display().to_string(), bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn exporters_stream_every_blob_of_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let (top, blobs) = layout(dir.path());
+        let out = tempfile::tempdir().unwrap();
+
+        let tar = out.path().join("oci.tar");
+        oci_export(dir.path(), &top, &tar, true).unwrap();
+        let got = members(&std::fs::read(&tar).unwrap());
+        for (name, bytes) in &blobs {
+            assert_eq!(got.get(name), Some(bytes), "{name} in the OCI tar");
+        }
+        let index: Index = serde_json::from_slice(&got["index.json"]).unwrap();
+        assert_eq!(index.manifests, vec![top.clone()]);
+
+        let copy = out.path().join("oci");
+        oci_export(dir.path(), &top, &copy, false).unwrap();
+        for (name, bytes) in &blobs {
+            assert_eq!(&std::fs::read(copy.join(name)).unwrap(), bytes, "{name} in the OCI directory");
+        }
+
+        let tags = ["127.0.0.1:5000/acme/app:1".parse().unwrap()];
+        let docker = docker_archive(dir.path(), &top, &"linux/amd64".parse().unwrap(), &tags, Vec::new()).unwrap();
+        let got = members(&docker);
+        let manifest: serde_json::Value = serde_json::from_slice(&got["manifest.json"]).unwrap();
+        assert_eq!(manifest[0]["RepoTags"][0], "127.0.0.1:5000/acme/app:1");
+        let named = std::iter::once(&manifest[0]["Config"]).chain(manifest[0]["Layers"].as_array().unwrap());
+        for name in named {
+            let name = name.as_str().unwrap();
+            assert_eq!(got.get(name), blobs.get(name), "{name} in the docker archive");
+        }
+    }
 }
