@@ -68,10 +68,8 @@ pub async fn make(
     let mut analysis = analyze(source, &text, &caps)?;
     // Each base image's triggers per platform, read once even when the plan is made twice.
     let mut triggers = Triggers::new();
-    let client = Client::new(
-        crate::registry::CredentialSource { explicit: registry.explicit.clone(), docker_config: true },
-        registry.insecure.clone(),
-    )
+    let client = registry
+        .client()
     // A plan waits seconds, not minutes, for a base image's config.
     .with_retry(RetryPolicy {
         max_attempts: 2,
