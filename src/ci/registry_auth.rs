@@ -52,9 +52,7 @@ pub fn parse(value: &Secret, var: &str) -> Result<Vec<Credentials>, InputError> 
             let key = match key {
                 Value::String(k) if FIELDS.contains(&k.as_str()) || ["ecr", "scope"].contains(&k.as_str()) => k,
                 _ => {
-                    return Err(bad(format!(
-                        "item {n} has a key other than `registry`, `username` and `password`"
-                    )));
+                    return Err(bad(format!("item {n} has a key other than `registry`, `username` and `password`")));
                 }
             };
             let slot = match key.as_str() {
@@ -89,7 +87,7 @@ pub fn parse(value: &Secret, var: &str) -> Result<Vec<Credentials>, InputError> 
         };
         let Some(password) = password else {
             return Err(bad(format!(
-                "item {n} (registry `{registry}`) has no `password`; is the secret it names set for this workflow?"
+                "item {n} (registry `{registry}`) has no `password` (is the secret it comes from set?)"
             )));
         };
         if let Some(first) = out.iter().position(|c| same_registry(&c.registry, &registry)) {
@@ -100,23 +98,32 @@ pub fn parse(value: &Secret, var: &str) -> Result<Vec<Credentials>, InputError> 
     Ok(out)
 }
 
-/// Every password in `value`, for the log masker: the parsed ones, or, when it does not parse,
-/// every line and every line's text after a `:`, so nothing of it shows.
+/// Every password in `value`, for the log masker: the parsed ones; when it does not parse,
+/// every value (and its line) but a `registry`'s, a `username`'s, an `ecr`'s or a `scope`'s, in
+/// block or flow style, of 4 characters or more (shorter ones would mask every word).
 pub fn secrets(value: &str) -> Vec<Secret> {
     if let Ok(list) = parse(&Secret::new(value), "") {
         return list.into_iter().map(|c| c.password).collect();
     }
-    let mut out = Vec::new();
-    for line in value.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        out.push(Secret::new(line));
-        if let Some((_, v)) = line.split_once(':') {
-            let v = v.trim().trim_matches(['"', '\'']);
-            if !v.is_empty() {
-                out.push(Secret::new(v));
-            }
+    const PUBLIC: &[&str] = &["registry", "username", "ecr", "scope"];
+    let mut out: Vec<&str> = Vec::new();
+    for line in value.lines() {
+        let mut secret_line = false;
+        for seg in line.split([',', '{', '}', '[', ']']) {
+            let seg = seg.trim().trim_start_matches('-').trim();
+            let v = match seg.split_once(':') {
+                Some((k, _)) if PUBLIC.contains(&k.trim()) => continue,
+                Some((_, v)) => v,
+                None => seg,
+            };
+            secret_line |= !seg.is_empty();
+            out.push(v.trim().trim_matches(['"', '\'']));
+        }
+        if secret_line {
+            out.push(line.trim());
         }
     }
-    out
+    out.into_iter().filter(|v| v.chars().count() >= 4).map(Secret::new).collect()
 }
 
 /// A registry as a Docker config or docker/login-action names it: a host with an optional port,
@@ -170,7 +177,10 @@ mod tests {
             ("- registry: r.io\n  password: hunter2\n", "item 1 (registry `r.io`) has no `username`"),
             ("- registry: r.io\n  username: u\n  password: 123456\n", "item 1: `password` is not a string"),
             ("- registry: hunter2 x\n  username: u\n  password: p\n", "item 1: `registry` is not a registry host"),
-            ("- registry: aws.ecr\n  username: u\n  password: p\n  ecr: true\n", "item 1: `ecr` is docker/login-action's"),
+            (
+                "- registry: aws.ecr\n  username: u\n  password: p\n  ecr: true\n",
+                "item 1: `ecr` is docker/login-action's",
+            ),
             (
                 "- registry: GHCR.io\n  username: u\n  password: p\n- registry: ghcr.io\n  username: v\n  password: hunter2\n",
                 "item 2 names registry `ghcr.io` again (item 1)",
@@ -186,13 +196,17 @@ mod tests {
 
     #[test]
     fn every_password_is_masked_even_when_the_list_is_broken() {
-        let s: Vec<String> = secrets("- registry: a.io\n  username: u\n  password: p1\n- username: v\n  password: p2\n")
-            .iter()
-            .map(|s| s.expose().to_string())
-            .collect();
-        assert_eq!(s, ["p1", "p2"]);
         let s: Vec<String> =
-            secrets("- registry: a.io\n  password: 'hunter2\n").iter().map(|s| s.expose().to_string()).collect();
-        assert!(s.contains(&"hunter2".to_string()), "{s:?}");
+            secrets("- registry: a.io\n  username: u\n  password: p1\n- username: v\n  password: p2\n")
+                .iter()
+                .map(|s| s.expose().to_string())
+                .collect();
+        assert_eq!(s, ["p1", "p2"]);
+        let broken = |text: &str| -> Vec<String> { secrets(text).iter().map(|s| s.expose().to_string()).collect() };
+        let s = broken("- registry: a.io\n  username: bot-user\n  password: 'hunter2\n");
+        assert_eq!(s, ["hunter2", "password: 'hunter2"], "not the registry, nor the username");
+        let s = broken("- {registry: ghcr.io, password: hunter2\n- ghp_stray_token\n");
+        assert!(s.contains(&"hunter2".to_string()) && s.contains(&"ghp_stray_token".to_string()), "{s:?}");
+        assert!(!s.iter().any(|v| v == "ghcr.io"), "{s:?}");
     }
 }

@@ -766,10 +766,12 @@ impl Invocation {
             (Some(u), Some(p)) => (u, p),
             (Some(_), None) => {
                 return Err(UserError::input(format!("`{uvar}` is set but `{pvar}` is not"))
-                    .hint("set both, or neither (is the secret the password comes from set for this job?)"));
+                    .hint("set both, or neither (an empty password: is its secret set for this job?)"));
             }
             (None, Some(_)) => {
-                return Err(UserError::input(format!("`{pvar}` is set but `{uvar}` is not")).hint("set both, or neither"));
+                return Err(
+                    UserError::input(format!("`{pvar}` is set but `{uvar}` is not")).hint("set both, or neither")
+                );
             }
         };
         // The `registry` input names the registry they are for; else the one written to.
@@ -1254,13 +1256,21 @@ mod tests {
             (vec![("ARCHWAY_REGISTRY_AUTH", LIST)], "quay.io", "index.docker.io", Some("hubuser")),
             (vec![("ARCHWAY_REGISTRY_AUTH", LIST)], "quay.io", "ghcr.io", None),
             (
-                vec![("ARCHWAY_REGISTRY_AUTH", LIST), ("ARCHWAY_REGISTRY_USERNAME", "me"), ("ARCHWAY_REGISTRY_PASSWORD", "p")],
+                vec![
+                    ("ARCHWAY_REGISTRY_AUTH", LIST),
+                    ("ARCHWAY_REGISTRY_USERNAME", "me"),
+                    ("ARCHWAY_REGISTRY_PASSWORD", "p"),
+                ],
                 "registry.gitlab.com",
                 "registry.gitlab.com",
                 Some("me"),
             ),
             (
-                vec![("ARCHWAY_REGISTRY_AUTH", LIST), ("ARCHWAY_REGISTRY_USERNAME", "me"), ("ARCHWAY_REGISTRY_PASSWORD", "p")],
+                vec![
+                    ("ARCHWAY_REGISTRY_AUTH", LIST),
+                    ("ARCHWAY_REGISTRY_USERNAME", "me"),
+                    ("ARCHWAY_REGISTRY_PASSWORD", "p"),
+                ],
                 "quay.io",
                 "registry.gitlab.com",
                 Some("listed"),
@@ -1339,7 +1349,10 @@ mod tests {
             assert_eq!(user_for(src, "docker.io").as_deref(), Some("hubuser"), "{name}: a source registry too");
         }
         // A broken list stops each of them alike, naming the variable and never its content.
-        let i = inv(&[("GITLAB_CI", "true"), ("ARCHWAY_REGISTRY_AUTH", "- registry: r.io\n  username: u\n  password: 'hunter2\n")]);
+        let i = inv(&[
+            ("GITLAB_CI", "true"),
+            ("ARCHWAY_REGISTRY_AUTH", "- registry: r.io\n  username: u\n  password: 'hunter2\n"),
+        ]);
         let errors = [
             i.build(&build_args(&[c, "-t", "quay.io/a/b:1", "--push"])).unwrap_err(),
             i.plan(&plan_args(&[c])).unwrap_err(),
@@ -1350,7 +1363,11 @@ mod tests {
         ];
         for e in errors {
             assert_eq!(e.kind, crate::error::ErrorKind::Input);
-            assert!(e.message.starts_with("`ARCHWAY_REGISTRY_AUTH` is not valid YAML (line 3, column 21)"), "{}", e.message);
+            assert!(
+                e.message.starts_with("`ARCHWAY_REGISTRY_AUTH` is not valid YAML (line 3, column 21)"),
+                "{}",
+                e.message
+            );
             assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
         }
     }
@@ -1376,7 +1393,10 @@ mod tests {
         assert!(b.secret_masks.iter().any(|s| s.expose() == "ghs_secret"), "masked");
         assert!(b.strategy.policy.not_assemblable.contains(&"build-contexts".to_string()), "never assembled");
         // GitHub Enterprise: the server's own host.
-        let b = gh(&[("GITHUB_SERVER_URL", "https://ghe.acme.io"), ("INPUT_BUILD-CONTEXTS", "lib=https://ghe.acme.io/a/b.git")]);
+        let b = gh(&[
+            ("GITHUB_SERVER_URL", "https://ghe.acme.io"),
+            ("INPUT_BUILD-CONTEXTS", "lib=https://ghe.acme.io/a/b.git"),
+        ]);
         assert_eq!(b.options.secrets[0].id, "GIT_AUTH_TOKEN.ghe.acme.io");
         // Not for another host, a path, or when the user gives the secret.
         for contexts in ["lib=https://gitlab.com/acme/private.git", "lib=../lib"] {
