@@ -170,3 +170,44 @@ fn build_merge_and_promote_take_the_second_registrys_credential_from_the_list() 
     assert_eq!(manifest(&lab_repo, "promoted").unwrap().1, lab_index, "promoted to the lab registry");
     assert_eq!(other("promoted"), (200, lab_index), "promoted to the second registry");
 }
+
+/// buildx pulls a private base image from the second registry with the list's credential while
+/// the image is pushed to the lab registry: the credential of a registry that is not the one
+/// pushed to reaches buildx too (through archway's credential helper; no file holds it).
+#[test]
+fn buildx_pulls_a_private_base_from_another_registry_with_the_lists_credential() {
+    let _machine = support::machine::lock();
+    let second = AuthRegistry::start(USER, PASSWORD);
+    let copy = Command::new("skopeo")
+        .args(["copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false", "--dest-creds"])
+        .arg(format!("{USER}:{PASSWORD}"))
+        .arg(format!("docker://{}", lab().base))
+        .arg(format!("docker://{}/private/base:1", second.host))
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{}", String::from_utf8_lossy(&copy.stderr));
+    let ctx = context(&format!("FROM {}/private/base:1\nRUN echo {} > /built\n", second.host, nonce()));
+    let repo = unique_repo("private-base");
+    let args = ["build", ".", "--platform", "linux/amd64", "--prefer", "native", "-t", &format!("{repo}:1"), "--push"];
+    let run = |password: &str| {
+        let tmp = tempfile::tempdir().unwrap();
+        let env = [
+            ("GITLAB_CI", "true"),
+            ("CI_PROJECT_DIR", ctx.path().to_str().unwrap()),
+            ("ARCHWAY_REGISTRY_AUTH", &registry_auth(&second.host, password)),
+            ("TMPDIR", tmp.path().to_str().unwrap()),
+        ];
+        let out = archway_env(ctx.path(), &args, &env);
+        let (stdout, stderr) = text(&out);
+        assert!(!format!("{stdout}{stderr}").contains(password), "the password was printed: {stderr}");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "archway leaves nothing behind");
+        (out.status.success(), stderr)
+    };
+    let (ok, stderr) = run("wr0ng-pa55");
+    assert!(!ok, "a wrong password in the list cannot pull the base: {stderr}");
+    assert!(tag_digest(&repo, "1").is_none(), "no tag moved");
+    let (ok, stderr) = run(PASSWORD);
+    assert!(ok, "buildx pulled the private base with the list's credential: {stderr}");
+    assert!(stderr.contains("native"), "built by buildx, not assembled: {stderr}");
+    assert!(tag_digest(&repo, "1").is_some());
+}
