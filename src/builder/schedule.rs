@@ -133,12 +133,13 @@ async fn choose(
         _ => true,
     });
     let overrides = if uses_buildx { req.registry.credentials.overrides() } else { Vec::new() };
-    let bridge = match overrides.is_empty() {
-        true => None,
-        false => Some(Arc::new(
+    let bridge = if overrides.is_empty() {
+        None
+    } else {
+        Some(Arc::new(
             CredentialBridge::new(&overrides, &req.runner)
                 .map_err(|e| UserError::failure("cannot prepare the registry credentials for buildx").caused_by(e))?,
-        )),
+        ))
     };
     // One assembler for every assembled platform, so a layer they share is made once.
     let assembler =

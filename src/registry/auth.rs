@@ -55,7 +55,7 @@ impl CredentialSource {
         if let Some(c) = find(&self.first, registry) {
             return Ok(Some(c));
         }
-        if let Some(c) = self.from_docker_config(registry)? {
+        if let Some(c) = self.docker_config_credential(registry)? {
             return Ok(Some(c));
         }
         Ok(find(&self.last, registry))
@@ -72,7 +72,7 @@ impl CredentialSource {
             }
         }
         for (r, c) in &self.last {
-            if find(&out, r).is_none() && matches!(self.from_docker_config(r), Ok(None)) {
+            if find(&out, r).is_none() && matches!(self.docker_config_credential(r), Ok(None)) {
                 out.push((r.clone(), c.clone()));
             }
         }
@@ -80,7 +80,7 @@ impl CredentialSource {
     }
 
     /// The Docker config's credential for `registry`, when it is read.
-    fn from_docker_config(&self, registry: &str) -> Result<Option<Credential>, String> {
+    fn docker_config_credential(&self, registry: &str) -> Result<Option<Credential>, String> {
         if !self.docker_config {
             return Ok(None);
         }
