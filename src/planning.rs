@@ -68,16 +68,14 @@ pub async fn make(
     let mut analysis = analyze(source, &text, &caps)?;
     // Each base image's triggers per platform, read once even when the plan is made twice.
     let mut triggers = Triggers::new();
-    let client = Client::new(
-        crate::registry::CredentialSource { explicit: registry.explicit.clone(), docker_config: true },
-        registry.insecure.clone(),
-    )
-    // A plan waits seconds, not minutes, for a base image's config.
-    .with_retry(RetryPolicy {
-        max_attempts: 2,
-        max_wait: std::time::Duration::from_secs(2),
-        ..RetryPolicy::default()
-    });
+    let client = registry
+        .client()
+        // A plan waits seconds, not minutes, for a base image's config.
+        .with_retry(RetryPolicy {
+            max_attempts: 2,
+            max_wait: std::time::Duration::from_secs(2),
+            ..RetryPolicy::default()
+        });
     check_bases(&client, &mut analysis, &caps.host, &file_name(source), &mut triggers).await;
     if lazy && !analysis.per_platform.iter().all(|p| p.assemblable) {
         caps = probe_all(source, &opts).await;

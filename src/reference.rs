@@ -26,6 +26,18 @@ pub fn canonical_registry(host: &str) -> &str {
     if DOCKER_HUB_ALIASES.contains(&host) { DOCKER_HUB } else { host }
 }
 
+/// Whether two spellings name one registry: case, a URL scheme, a trailing `/` (and a Docker
+/// config key's `/v1/`) and Docker Hub's several names do not matter.
+pub fn same_registry(a: &str, b: &str) -> bool {
+    fn norm(r: &str) -> String {
+        let r = r.trim().to_ascii_lowercase();
+        let r = r.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+        let r = r.strip_suffix("/v1").unwrap_or(r);
+        canonical_registry(r).into()
+    }
+    norm(a) == norm(b)
+}
+
 /// The host to send registry API requests for `registry` to (`registry-1.docker.io` for Docker Hub).
 pub fn api_host(registry: &str) -> &str {
     if canonical_registry(registry) == DOCKER_HUB { DOCKER_HUB_API } else { registry }

@@ -12,6 +12,7 @@ use archway::ci::bitbucket::PipeStyle;
 use archway::ci::gitlab::Sections;
 use archway::ci::outputs::{self, DotenvError};
 use archway::ci::{self, CiInputs, CiLog, CiResult, Env, PlatformRow, Provider, Reporter};
+use archway::registry::{Credential, CredentialSource};
 use archway::secret::Secret;
 
 const SHA: &str = "3f786850e387550fdab836ed7e6dc881de23001b";
@@ -35,6 +36,28 @@ fn resolve(name: &str) -> ci::Resolved {
     let env = fixture(name);
     let ci = ci::for_provider(ci::detect(&env));
     ci::resolve(&*ci, &env, event(name).as_deref(), NOW).unwrap()
+}
+
+/// (username, password) archway's one credential source gives for `registry` when pushing there
+/// in the run `env` describes; the Docker config left out (a test must not read the machine's).
+fn creds(env: &Env, registry: &str) -> Option<(String, String)> {
+    creds_pushing_to(env, registry, registry)
+}
+
+/// `creds` for `registry` in a run that pushes to `target`.
+fn creds_pushing_to(env: &Env, target: &str, registry: &str) -> Option<(String, String)> {
+    let inv = archway::inputs::Invocation::new(env.clone(), None, NOW);
+    let inputs = inv.ci.inputs(&inv.env).unwrap();
+    let src = inv.credentials(Some(target), &inputs).unwrap();
+    match (CredentialSource { docker_config: false, ..src }).lookup(registry).unwrap() {
+        Some(Credential::Basic { username, password }) => Some((username, password.expose().to_string())),
+        _ => None,
+    }
+}
+
+/// `creds` as `&str`s, for comparing.
+fn pair(c: &Option<(String, String)>) -> Option<(&str, &str)> {
+    c.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -148,11 +171,8 @@ fn github_push_to_main() {
     r.check_push().unwrap();
 
     let env = fixture("github-push-main");
-    let gh = ci::for_provider(Provider::GitHub);
-    let c = gh.credentials(&env, &r.inputs, "ghcr.io").unwrap();
-    assert_eq!(c.username, "octocat");
-    assert_eq!(c.password.expose(), "ghs_16C7e42F292c6912E7710c838347Ae178B4a");
-    assert_eq!(gh.credentials(&env, &r.inputs, "docker.io"), None);
+    assert_eq!(pair(&creds(&env, "ghcr.io")), Some(("octocat", "ghs_16C7e42F292c6912E7710c838347Ae178B4a")));
+    assert_eq!(creds(&env, "docker.io"), None);
 }
 
 #[test]
@@ -191,12 +211,9 @@ fn github_release_tag() {
     assert!(!r.annotations.iter().any(|(k, _)| k.ends_with("vendor")), "labels are not annotations");
 
     let env = fixture("github-tag-v1.2.3");
-    let gh = ci::for_provider(Provider::GitHub);
-    let c = gh.credentials(&env, &r.inputs, "index.docker.io").unwrap();
-    assert_eq!((c.username.as_str(), c.password.expose()), ("acmebot", "dckr_pat_2b3e36beb5df4c5c8b8d"));
+    assert_eq!(pair(&creds(&env, "index.docker.io")), Some(("acmebot", "dckr_pat_2b3e36beb5df4c5c8b8d")));
     // The inputs are for docker.io; ghcr.io still gets the workflow token.
-    let c = gh.credentials(&env, &r.inputs, "ghcr.io").unwrap();
-    assert_eq!((c.username.as_str(), c.password.expose()), ("octocat", "ghs_16C7e42F292c6912E7710c838347Ae178B4a"));
+    assert_eq!(pair(&creds(&env, "ghcr.io")), Some(("octocat", "ghs_16C7e42F292c6912E7710c838347Ae178B4a")));
 }
 
 #[test]
@@ -243,21 +260,18 @@ fn gitlab_branch_pipeline() {
     assert_eq!(label(&r, "org.opencontainers.image.title"), Some("hello-world"));
 
     let env = fixture("gitlab-branch");
-    let gl = ci::for_provider(Provider::GitLab);
-    let c = gl.credentials(&env, &r.inputs, "registry.gitlab.com").unwrap();
     assert_eq!(
-        (c.username.as_str(), c.password.expose()),
-        ("gitlab-ci-token", "glcbt-64_job-token-aaaaaaaaaaaaaaaaaaaa")
+        pair(&creds(&env, "registry.gitlab.com")),
+        Some(("gitlab-ci-token", "glcbt-64_job-token-aaaaaaaaaaaaaaaaaaaa"))
     );
-    assert_eq!(gl.credentials(&env, &r.inputs, "docker.io"), None);
+    assert_eq!(creds(&env, "docker.io"), None);
 
     // Without CI_REGISTRY_USER/PASSWORD the job token still logs in.
     let mut env = env;
     env.remove("CI_REGISTRY_USER");
     env.remove("CI_REGISTRY_PASSWORD");
     env.insert("CI_JOB_TOKEN".into(), "job-token-only".into());
-    let c = gl.credentials(&env, &r.inputs, "registry.gitlab.com").unwrap();
-    assert_eq!((c.username.as_str(), c.password.expose()), ("gitlab-ci-token", "job-token-only"));
+    assert_eq!(pair(&creds(&env, "registry.gitlab.com")), Some(("gitlab-ci-token", "job-token-only")));
 }
 
 #[test]
@@ -287,7 +301,7 @@ fn gitlab_merge_request_pipeline() {
     assert_eq!(r.tags, ["registry.example.com/acme/hello:pr-17", "registry.example.com/acme/hello:sha-3f78685"]);
     // Not CI_REGISTRY, no inputs: no credentials.
     let env = fixture("gitlab-merge-request");
-    assert_eq!(ci::for_provider(Provider::GitLab).credentials(&env, &r.inputs, "registry.example.com"), None);
+    assert_eq!(creds(&env, "registry.example.com"), None);
 }
 
 #[test]
@@ -311,8 +325,7 @@ fn bitbucket_branch_build_as_a_pipe() {
 
     let env = fixture("bitbucket-pipe-branch");
     let bb = ci::for_provider(Provider::Bitbucket { pipe: true });
-    let c = bb.credentials(&env, &r.inputs, "docker.io").unwrap();
-    assert_eq!((c.username.as_str(), c.password.expose()), ("acmebot", "dckr_pat_2b3e36beb5df4c5c8b8d"));
+    assert_eq!(pair(&creds(&env, "docker.io")), Some(("acmebot", "dckr_pat_2b3e36beb5df4c5c8b8d")));
 
     // DEFAULT_BRANCH names another default: no `edge` for master.
     let mut env = env;
@@ -387,8 +400,7 @@ fn bitbucket_tag_build_in_a_script_step() {
         ])
     );
     let env = fixture("bitbucket-tag");
-    let c = ci::for_provider(Provider::Bitbucket { pipe: false }).credentials(&env, &r.inputs, "docker.io").unwrap();
-    assert_eq!(c.username, "acmebot");
+    assert_eq!(creds(&env, "docker.io").unwrap().0, "acmebot");
 }
 
 #[test]
@@ -751,12 +763,15 @@ fn bitbucket_output_variables_and_result_file() {
 
 // ---- Secrets ----
 
-/// With one password in every credential variable of every CI, run inputs, credentials, the
-/// log and the outputs, and look for the password in every byte written. GitHub's
-/// `::add-mask::` lines, which must come first, are the one allowed place.
+/// With one password in every credential variable of every CI, and another in its
+/// `registry-auth` list, run inputs, credentials, the log and the outputs, and look for the
+/// passwords in every byte written. GitHub's `::add-mask::` lines, which must come first, are the
+/// one allowed place.
 #[test]
 fn no_secret_is_ever_written() {
     const PASSWORD: &str = "pa55-W0rd%:,\"x";
+    const LISTED: &str = "l1st-pa55 #:x";
+    let list = format!("- registry: quay.io\n  username: lister\n  password: \"{LISTED}\"\n");
     let cases: [(&str, &[&str], &str); 5] = [
         ("github-push-main", &["INPUT_PASSWORD", "INPUT_GITHUB-TOKEN", "GITHUB_TOKEN"], "ghcr.io"),
         (
@@ -777,6 +792,8 @@ fn no_secret_is_ever_written() {
         for (k, user) in [("INPUT_USERNAME", "u"), ("REGISTRY_USERNAME", "u"), ("ARCHWAY_REGISTRY_USERNAME", "u")] {
             env.insert(k.into(), user.into());
         }
+        let spelled = ci::for_provider(ci::detect(&env)).spelling().var(&ci::vars::REGISTRY_AUTH);
+        env.insert(spelled.into(), list.clone());
         for (k, file) in [
             ("GITHUB_OUTPUT", "output"),
             ("GITHUB_STEP_SUMMARY", "summary"),
@@ -791,9 +808,15 @@ fn no_secret_is_ever_written() {
         let cap = Capture::default();
         let log = c.reporter(&env, Box::new(cap.clone()));
         let inputs: CiInputs = c.inputs(&env).unwrap();
-        let creds = c.credentials(&env, &inputs, registry).unwrap_or_else(|| panic!("{name}: credentials"));
-        assert_eq!(creds.password.expose(), PASSWORD, "{name}");
-        assert!(c.secrets(&env).iter().any(|s| s.expose() == PASSWORD), "{name}");
+        let found = creds(&env, registry).unwrap_or_else(|| panic!("{name}: credentials"));
+        assert_eq!(found.1, PASSWORD, "{name}");
+        let listed = creds_pushing_to(&env, registry, "quay.io");
+        assert_eq!(pair(&listed), Some(("lister", LISTED)), "{name}: from the list");
+        let inv = archway::inputs::Invocation::new(env.clone(), None, NOW);
+        let creds = inv.credentials(Some(registry), &inputs).unwrap();
+        for secret in [PASSWORD, LISTED] {
+            assert!(c.secrets(&env).iter().any(|s| s.expose() == secret), "{name}: {secret} is masked");
+        }
         let run = ci::resolve(&*c, &env, None, NOW).unwrap();
 
         // Everything a careless caller might print.
@@ -805,6 +828,7 @@ fn no_secret_is_ever_written() {
         log.error(None, None, &format!("multi\nline {PASSWORD}\n"));
         log.line(&format!("#3 buildx: --password {PASSWORD}"));
         log.failure(&format!("failed with {PASSWORD}"));
+        log.info(&format!("the list: {list}, its password {LISTED}"));
         let mut r = result();
         r.platforms[0].reason = "native".into();
         c.write_outputs(&env, &r).unwrap();
@@ -813,8 +837,13 @@ fn no_secret_is_ever_written() {
         let mut lines = text.lines().peekable();
         if c.provider() == Provider::GitHub {
             assert!(lines.peek().unwrap().starts_with("::add-mask::"), "{name}: {text}");
-            while lines.peek().is_some_and(|l| l.starts_with("::add-mask::")) {
-                lines.next();
+            let mut masked = Vec::new();
+            while let Some(l) = lines.next_if(|l| l.starts_with("::add-mask::")) {
+                masked.push(l);
+            }
+            for secret in [PASSWORD, LISTED] {
+                let line = format!("::add-mask::{}", ci::github::escape_data(secret));
+                assert!(masked.contains(&line.as_str()), "{name}: {secret} masked first: {masked:?}");
             }
         } else {
             assert!(!text.contains("add-mask"), "{name}");
@@ -822,13 +851,15 @@ fn no_secret_is_ever_written() {
         let rest: Vec<&str> = lines.collect();
         assert!(rest.iter().any(|l| l.contains("***")), "{name}: the log was written: {text}");
         for l in &rest {
-            assert!(!l.contains(PASSWORD), "{name}: password in log line {l:?}");
+            assert!(!l.contains(PASSWORD) && !l.contains(LISTED), "{name}: password in log line {l:?}");
         }
         assert!(!text.contains(PASSWORD) || c.provider() == Provider::GitHub, "{name}");
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             let path = entry.unwrap().path();
             let bytes = std::fs::read(&path).unwrap();
-            assert!(!bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "{name}: {}", path.display());
+            for secret in [PASSWORD, LISTED] {
+                assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{name}: {}", path.display());
+            }
         }
         // The Secret type itself never prints.
         assert_eq!(format!("{}", Secret::new(PASSWORD)), "***");

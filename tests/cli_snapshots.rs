@@ -409,6 +409,79 @@ snapshots! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// `registry-auth` lists that cannot be used. The whole value is a secret: the error names the
+// variable, the item and the field (or the line), never a value; on GitHub the values are masked
+// (`::add-mask::`, the one place they may appear) before anything else is written.
+
+/// The password in every list below; no output may show it but a GitHub mask.
+const LIST_SECRET: &str = "hunter2-listed";
+
+fn registry_auth_cases() -> Vec<(&'static str, Case)> {
+    let item = |registry: &str, rest: &str| format!("- registry: {registry}\n  username: bot\n{rest}");
+    let github = |list: String| build(&["--dry-run"]).env("GITHUB_ACTIONS", "true").env("INPUT_REGISTRY-AUTH", &list);
+    let gitlab = |list: String| build(&["--dry-run"]).env("GITLAB_CI", "true").env("ARCHWAY_REGISTRY_AUTH", &list);
+    let pipe = |list: String| {
+        build(&["--dry-run"])
+            .env("BITBUCKET_BUILD_NUMBER", "7")
+            .env("BITBUCKET_PIPE_STORAGE_DIR", "{root}/pipe")
+            .env("BITBUCKET_CLONE_DIR", "{work}")
+            .env("REGISTRY_AUTH", &list)
+    };
+    vec![
+        ("github_registry_auth_not_yaml", github(item("ghcr.io", &format!("  password: '{LIST_SECRET}\n")))),
+        (
+            "github_registry_auth_not_a_list",
+            github(format!("registry: ghcr.io\nusername: bot\npassword: {LIST_SECRET}\n")),
+        ),
+        ("gitlab_registry_auth_without_password", gitlab(item("quay.io", "  password:\n"))),
+        (
+            "gitlab_registry_auth_number_as_password",
+            gitlab(item("quay.io", "  password: 8675309\n").replace("8675309", "12345678901")),
+        ),
+        (
+            "bitbucket_pipe_registry_auth_stray_key",
+            pipe(item("docker.io", &format!("  password: dckr_pat_0123\n  {LIST_SECRET}: yes\n"))),
+        ),
+        (
+            "local_registry_auth_registry_twice",
+            build(&["--dry-run"]).env(
+                "ARCHWAY_REGISTRY_AUTH",
+                &format!(
+                    "{}{}",
+                    item("docker.io", "  password: dckr_pat_0123\n"),
+                    item("index.docker.io", &format!("  password: {LIST_SECRET}\n"))
+                ),
+            ),
+        ),
+        (
+            "github_registry_auth_ecr",
+            github(item("1.dkr.ecr.us-east-1.amazonaws.com", &format!("  password: {LIST_SECRET}\n  ecr: true\n"))),
+        ),
+        (
+            "promote_registry_auth_not_a_host",
+            Case::new(&["promote", "ghcr.io/acme/app:1", "ghcr.io/acme/app:2"])
+                .env("ARCHWAY_REGISTRY_AUTH", &item(&format!("{LIST_SECRET} x"), "  password: dckr_pat_0123\n")),
+        ),
+        (
+            "merge_registry_auth_not_yaml",
+            merge_one(&[]).env("ARCHWAY_REGISTRY_AUTH", &format!("- {{registry: ghcr.io, password: {LIST_SECRET}\n")),
+        ),
+    ]
+}
+
+#[test]
+fn registry_auth_errors_never_show_the_list() {
+    for (name, case) in registry_auth_cases() {
+        let out = case.run();
+        for line in out.lines().filter(|l| !l.starts_with("::add-mask::")) {
+            assert!(!line.contains(LIST_SECRET) && !line.contains("12345678901"), "{name}: {line}");
+        }
+        assert!(out.starts_with("exit: 2\n"), "{name}: an input error: {out}");
+        case.check(name);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Dockerfiles archway cannot make sense of, through `plan` (recorded capabilities) and
 // through `build --dry-run` (the same analysis after probing: nothing answers here).
 

@@ -92,3 +92,122 @@ fn one_build_publishes_to_two_registries_or_to_neither() {
     }
     assert!(stderr.contains(&format!("copied into {other_repo}")), "the copy is reported: {stderr}");
 }
+
+/// The list a GitLab job gives in the masked variable `ARCHWAY_REGISTRY_AUTH`: the second
+/// registry's credential, and nothing else.
+fn registry_auth(host: &str, password: &str) -> String {
+    format!("- registry: {host}\n  username: {USER}\n  password: \"{password}\"\n")
+}
+
+/// `build`, `merge` and `promote` in a GitLab job, the second registry's credential given only
+/// in the `registry-auth` list (`ARCHWAY_REGISTRY_AUTH`): each reaches both registries, reading
+/// from and writing to the second with the list's credential; with a wrong password in the list,
+/// each fails naming the registry, and no tag moves on either registry.
+#[test]
+fn build_merge_and_promote_take_the_second_registrys_credential_from_the_list() {
+    let second = AuthRegistry::start(USER, PASSWORD);
+    let lab_repo = unique_repo("registry-auth");
+    let other_path = format!("acme/registry-auth-{}", nonce());
+    let other_repo = format!("{}/{other_path}", second.host);
+    let ctx = prebuilt(&nonce());
+    let run = |args: &[&str], password: &str| {
+        let out = archway_env(
+            ctx.path(),
+            args,
+            &[
+                ("GITLAB_CI", "true"),
+                ("CI_PROJECT_DIR", ctx.path().to_str().unwrap()),
+                ("ARCHWAY_REGISTRY_AUTH", &registry_auth(&second.host, password)),
+            ],
+        );
+        let (stdout, stderr) = text(&out);
+        for secret in [PASSWORD, "wr0ng-pa55"] {
+            assert!(!stdout.contains(secret) && !stderr.contains(secret), "a password was printed: {stderr}");
+        }
+        (out.status.success(), stderr)
+    };
+    let other = |reference: &str| auth_manifest(&second.host, &other_path, reference, PASSWORD);
+    let build = ["build", ".", "--platform", "linux/amd64,linux/arm64", "--push"];
+    let (lab_tag, other_tag) = (format!("{lab_repo}:1"), format!("{other_repo}:1"));
+    let build = [&build[..], &["-t", &lab_tag, "-t", &other_tag]].concat();
+
+    // build: a wrong password in the list stops it before anything is published.
+    let (ok, stderr) = run(&build, "wr0ng-pa55");
+    assert!(!ok && stderr.contains(&second.host), "the error names the registry: {stderr}");
+    assert!(tag_digest(&lab_repo, "1").is_none(), "no tag moved on the lab registry");
+    assert_eq!(other("1").0, 404, "nor on the second");
+    let (ok, stderr) = run(&build, PASSWORD);
+    assert!(ok, "{stderr}");
+    let (_, lab_index) = manifest(&lab_repo, "1").expect("tagged on the lab registry");
+    let (status, other_index) = other("1");
+    assert_eq!((status, &other_index), (200, &lab_index), "the same index on both: {stderr}");
+    let children: Vec<String> =
+        platform_manifests(&json(&other_index)).into_iter().map(|(_, d)| format!("{other_repo}@{d}")).collect();
+
+    // merge: the platform images on the second registry, under a new tag there.
+    let merged = format!("{other_repo}:merged");
+    let merge: Vec<&str> = ["merge", "-t", &merged].into_iter().chain(children.iter().map(String::as_str)).collect();
+    let (ok, stderr) = run(&merge, "wr0ng-pa55");
+    assert!(!ok && stderr.contains(&second.host), "{stderr}");
+    assert_eq!(other("merged").0, 404, "a refused merge moves no tag");
+    let (ok, stderr) = run(&merge, PASSWORD);
+    assert!(ok, "{stderr}");
+    assert_eq!(platforms_of(&json(&other("merged").1)), ["linux/amd64", "linux/arm64"]);
+
+    // promote: from the second registry (read with the list's credential) to the lab registry,
+    // and from the lab registry to the second (written with it).
+    let (to_lab, to_other) = (format!("{lab_repo}:promoted"), format!("{other_repo}:promoted"));
+    for (src, dst) in [(other_tag.as_str(), to_lab.as_str()), (lab_tag.as_str(), to_other.as_str())] {
+        let (ok, stderr) = run(&["promote", src, dst], "wr0ng-pa55");
+        assert!(!ok && stderr.contains(&second.host), "{src} → {dst}: {stderr}");
+    }
+    assert!(tag_digest(&lab_repo, "promoted").is_none(), "a refused promote moves no tag");
+    assert_eq!(other("promoted").0, 404);
+    for (src, dst) in [(other_tag.as_str(), to_lab.as_str()), (lab_tag.as_str(), to_other.as_str())] {
+        let (ok, stderr) = run(&["promote", src, dst], PASSWORD);
+        assert!(ok, "{src} → {dst}: {stderr}");
+    }
+    assert_eq!(manifest(&lab_repo, "promoted").unwrap().1, lab_index, "promoted to the lab registry");
+    assert_eq!(other("promoted"), (200, lab_index), "promoted to the second registry");
+}
+
+/// buildx pulls a private base image from the second registry with the list's credential while
+/// the image is pushed to the lab registry: the credential of a registry that is not the one
+/// pushed to reaches buildx too (through archway's credential helper; no file holds it).
+#[test]
+fn buildx_pulls_a_private_base_from_another_registry_with_the_lists_credential() {
+    let _machine = support::machine::lock();
+    let second = AuthRegistry::start(USER, PASSWORD);
+    let copy = Command::new("skopeo")
+        .args(["copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false", "--dest-creds"])
+        .arg(format!("{USER}:{PASSWORD}"))
+        .arg(format!("docker://{}", lab().base))
+        .arg(format!("docker://{}/private/base:1", second.host))
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{}", String::from_utf8_lossy(&copy.stderr));
+    let ctx = context(&format!("FROM {}/private/base:1\nRUN echo {} > /built\n", second.host, nonce()));
+    let repo = unique_repo("private-base");
+    let args = ["build", ".", "--platform", "linux/amd64", "--prefer", "native", "-t", &format!("{repo}:1"), "--push"];
+    let run = |password: &str| {
+        let tmp = tempfile::tempdir().unwrap();
+        let env = [
+            ("GITLAB_CI", "true"),
+            ("CI_PROJECT_DIR", ctx.path().to_str().unwrap()),
+            ("ARCHWAY_REGISTRY_AUTH", &registry_auth(&second.host, password)),
+            ("TMPDIR", tmp.path().to_str().unwrap()),
+        ];
+        let out = archway_env(ctx.path(), &args, &env);
+        let (stdout, stderr) = text(&out);
+        assert!(!format!("{stdout}{stderr}").contains(password), "the password was printed: {stderr}");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "archway leaves nothing behind");
+        (out.status.success(), stderr)
+    };
+    let (ok, stderr) = run("wr0ng-pa55");
+    assert!(!ok, "a wrong password in the list cannot pull the base: {stderr}");
+    assert!(tag_digest(&repo, "1").is_none(), "no tag moved");
+    let (ok, stderr) = run(PASSWORD);
+    assert!(ok, "buildx pulled the private base with the list's credential: {stderr}");
+    assert!(stderr.contains("native"), "built by buildx, not assembled: {stderr}");
+    assert!(tag_digest(&repo, "1").is_some());
+}

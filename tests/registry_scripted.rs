@@ -36,8 +36,7 @@ fn client() -> Client {
 /// A client holding `ci-bot`/`s3cret` for the scripted registry.
 fn client_with_login(server: &Server) -> Client {
     let cred = Credential::Basic { username: "ci-bot".into(), password: Secret::new("s3cret") };
-    Client::new(CredentialSource { explicit: Some((server.host(), cred)), docker_config: false }, vec![])
-        .with_retry(no_delays())
+    Client::new(CredentialSource::only(&server.host(), cred), vec![]).with_retry(no_delays())
 }
 
 fn reference(server: &Server) -> Reference {

@@ -1,8 +1,10 @@
-//! credentials: hands archway's registry credential to buildx (which pulls base images with it)
-//! without writing the secret to any file. buildx runs with a private `DOCKER_CONFIG` whose
-//! `credHelpers` names `archway` for that one registry, and a `docker-credential-archway` on its
-//! `PATH` that is archway itself: invoked under that name, archway answers the Docker
-//! credential-helper protocol from variables set only in buildx's environment.
+//! credentials: hands archway's registry credentials (every one its credential source holds
+//! besides the Docker config's: `username`/`password`, `registry-auth`, the CI's own) to buildx,
+//! which pulls base images and caches with them, without writing a secret to any file. buildx
+//! runs with a private `DOCKER_CONFIG` whose `credHelpers` names `archway` for each of those
+//! registries, and a `docker-credential-archway` on its `PATH` that is archway itself: invoked
+//! under that name, archway answers the Docker credential-helper protocol from variables set only
+//! in buildx's environment.
 
 use std::io::{Read as _, Write as _};
 
@@ -16,10 +18,11 @@ use crate::secret::Secret;
 
 /// The helper's name: `docker-credential-<HELPER>` on `PATH`, `"<HELPER>"` in `credHelpers`.
 pub const HELPER: &str = "archway";
-/// The variables that hand the credential to the helper, set only in buildx's environment.
-pub const VAR_SERVER: &str = "ARCHWAY_CREDENTIAL_SERVER";
-pub const VAR_USERNAME: &str = "ARCHWAY_CREDENTIAL_USERNAME";
-pub const VAR_SECRET: &str = "ARCHWAY_CREDENTIAL_SECRET";
+/// The variables that hand the credentials to the helper, set only in buildx's environment,
+/// each with the credential's number as suffix (`ARCHWAY_CREDENTIAL_SERVER_0`, …).
+pub const VAR_SERVER: &str = "ARCHWAY_CREDENTIAL_SERVER_";
+pub const VAR_USERNAME: &str = "ARCHWAY_CREDENTIAL_USERNAME_";
+pub const VAR_SECRET: &str = "ARCHWAY_CREDENTIAL_SECRET_";
 
 /// Why the private Docker config for buildx could not be prepared. Names the registry and the
 /// path involved, never the credential.
@@ -58,19 +61,20 @@ pub struct CredentialBridge {
     dir: tempfile::TempDir,
     /// `PATH` for buildx children: the helper's directory, then the runner's.
     path: std::ffi::OsString,
-    server: String,
-    username: String,
-    secret: Secret,
+    /// (server as the Docker config keys it, username, secret), one per registry.
+    entries: Vec<(String, String, Secret)>,
 }
 
 impl CredentialBridge {
-    /// A private config for `registry`, copied from the runner's Docker config, with archway
-    /// (the runner's `exe`) as the credential helper for that registry.
-    pub fn new(registry: &str, cred: &Credential, runner: &Runner) -> Result<Self, CredentialError> {
+    /// A private config for `credentials`' registries, copied from the runner's Docker config,
+    /// with archway (the runner's `exe`) as the credential helper for each of them.
+    pub fn new(credentials: &[(String, Credential)], runner: &Runner) -> Result<Self, CredentialError> {
         use std::os::unix::fs::PermissionsExt as _;
         let original = &runner.docker_config;
+        let names: Vec<&str> = credentials.iter().map(|(r, _)| r.as_str()).collect();
+        let registry = names.join(", ");
         let write = |path: &Path| {
-            let (registry, path) = (registry.to_string(), path.to_path_buf());
+            let (registry, path) = (registry.clone(), path.to_path_buf());
             move |source| CredentialError::Write { registry, path, source }
         };
         let dir = tempfile::Builder::new()
@@ -79,12 +83,21 @@ impl CredentialBridge {
             .map_err(write(&tempfile::env::temp_dir()))?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).map_err(write(dir.path()))?;
         let original_config = original.join("config.json");
-        let cfg: serde_json::Value = std::fs::read(&original_config)
+        let mut cfg: serde_json::Value = std::fs::read(&original_config)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_else(|| serde_json::json!({}));
-        let server = docker_config_key(registry).to_string();
-        let cfg = with_helper(cfg, &server, &original_config)?;
+        let mut entries = Vec::new();
+        for (registry, cred) in credentials {
+            let server = docker_config_key(crate::reference::canonical_registry(registry)).to_string();
+            cfg = with_helper(cfg, &server, &original_config)?;
+            let (username, secret) = match cred {
+                Credential::Basic { username, password } => (username.clone(), password.clone()),
+                // The Docker convention for identity tokens.
+                Credential::IdentityToken(t) => ("<token>".to_string(), t.clone()),
+            };
+            entries.push((server, username, secret));
+        }
         let config = dir.path().join("config.json");
         std::fs::write(&config, cfg.to_string()).map_err(write(&config))?;
         // The user's builders, contexts and CLI plugins stay visible.
@@ -105,21 +118,17 @@ impl CredentialBridge {
         let mut paths = vec![bin.clone()];
         paths.extend(std::env::split_paths(&runner.path));
         let path = std::env::join_paths(paths).unwrap_or_else(|_| runner.path.clone().into());
-        let (username, secret) = match cred {
-            Credential::Basic { username, password } => (username.clone(), password.clone()),
-            // The Docker convention for identity tokens.
-            Credential::IdentityToken(t) => ("<token>".to_string(), t.clone()),
-        };
-        Ok(CredentialBridge { dir, path, server, username, secret })
+        Ok(CredentialBridge { dir, path, entries })
     }
 
     /// Points a buildx child at the private config and gives it the helper's variables.
     pub fn apply(&self, cmd: &mut tokio::process::Command) {
-        cmd.env(crate::env::DOCKER_CONFIG, self.dir.path())
-            .env(crate::env::PATH, &self.path)
-            .env(VAR_SERVER, &self.server)
-            .env(VAR_USERNAME, &self.username)
-            .env(VAR_SECRET, self.secret.expose());
+        cmd.env(crate::env::DOCKER_CONFIG, self.dir.path()).env(crate::env::PATH, &self.path);
+        for (n, (server, username, secret)) in self.entries.iter().enumerate() {
+            cmd.env(format!("{VAR_SERVER}{n}"), server)
+                .env(format!("{VAR_USERNAME}{n}"), username)
+                .env(format!("{VAR_SECRET}{n}"), secret.expose());
+        }
     }
 }
 
@@ -144,17 +153,11 @@ pub fn serve_helper(call: &HelperCall) -> u8 {
     match action {
         "get" => {
             let asked = input.trim();
-            let Some(HelperCredential { server, username, secret }) = &call.credential else {
+            let found = call.credentials.iter().find(|c| crate::reference::same_registry(asked, &c.server));
+            let Some(HelperCredential { username, secret, .. }) = found else {
                 let _ = writeln!(out, "credentials not found in native keychain");
                 return 1;
             };
-            let norm = |s: &str| {
-                s.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').to_string()
-            };
-            if norm(asked) != norm(server) {
-                let _ = writeln!(out, "credentials not found in native keychain");
-                return 1;
-            }
             let answer = serde_json::json!({ "ServerURL": asked, "Username": username, "Secret": secret.expose() });
             let _ = writeln!(out, "{answer}");
             0

@@ -133,12 +133,14 @@ async fn choose(
         (Strategy::Assembled, None) | (Strategy::Native { builder: LocalBuilder::EngineApi }, _) => false,
         _ => true,
     });
-    let bridge = match &req.registry.explicit {
-        Some((registry, cred)) if uses_buildx => Some(Arc::new(
-            CredentialBridge::new(registry, cred, &req.runner)
+    let overrides = if uses_buildx { req.registry.credentials.overrides() } else { Vec::new() };
+    let bridge = if overrides.is_empty() {
+        None
+    } else {
+        Some(Arc::new(
+            CredentialBridge::new(&overrides, &req.runner)
                 .map_err(|e| UserError::failure("cannot prepare the registry credentials for buildx").caused_by(e))?,
-        )),
-        _ => None,
+        ))
     };
     // One assembler for every assembled platform, so a layer they share is made once.
     let assembler =

@@ -1,5 +1,5 @@
 //! github: GitHub Actions — `INPUT_*` inputs, commit metadata from `GITHUB_*` and the event
-//! payload, `ghcr.io` with the workflow token, workflow commands (`::group::`, `::error …::`,
+//! payload, `ghcr.io` with the workflow token when nothing else logs in, the `github-token` for Git contexts, workflow commands (`::group::`, `::error …::`,
 //! `::add-mask::`) with GitHub's escaping, `$GITHUB_OUTPUT` and the step summary.
 
 use std::io::{self, Write};
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::log::{Dialect, Level, Reporter, lines};
 use super::outputs::{self, CiResult};
 use super::vars::{self, ACTIONS_RUNTIME_TOKEN, GITHUB_TOKEN, INPUT_GITHUB_TOKEN};
-use super::{Ci, CiInputs, Credentials, Env, GitMeta, Provider, Spelling, from_inputs, get, same_registry};
+use super::{Ci, Credentials, Env, GitMeta, Provider, Spelling, get};
 use crate::secret::Secret;
 
 /// GitHub's container registry, where the workflow token can push.
@@ -46,25 +46,28 @@ impl Ci for GitHub {
         get(env, vars::GITHUB_REPOSITORY).map(|r| format!("{GHCR}/{}", r.to_lowercase()))
     }
 
-    /// The `username`/`password` inputs; else, for `ghcr.io`, the `github-token` input or
-    /// `GITHUB_TOKEN`, as `username` or the actor.
-    fn credentials(&self, env: &Env, inputs: &CiInputs, registry: &str) -> Option<Credentials> {
-        if let Some(c) = from_inputs(inputs, registry) {
-            return Some(c);
+    /// ghcr.io with the GitHub token (`GITHUB_TOKEN` in the step's environment, else the
+    /// `github-token` input, by default the workflow token) as the actor, when nothing else has a
+    /// credential for ghcr.io: `username`/`password`, `registry-auth` and the Docker config
+    /// (docker/login-action) all come first.
+    fn last_credentials(&self, env: &Env) -> Vec<Credentials> {
+        let token = get(env, GITHUB_TOKEN).or_else(|| get(env, INPUT_GITHUB_TOKEN));
+        match (token, get(env, vars::GITHUB_ACTOR)) {
+            (Some(t), Some(actor)) => {
+                vec![Credentials { registry: GHCR.into(), username: actor.into(), password: Secret::new(t) }]
+            }
+            _ => Vec::new(),
         }
-        if !same_registry(registry, GHCR) {
-            return None;
-        }
-        // The inputs count only when they are for this registry (`registry` unset or ghcr.io).
-        let own = inputs.registry.as_deref().is_none_or(|r| same_registry(r, registry));
-        let token = inputs
-            .password
-            .clone()
-            .filter(|_| own)
-            .or_else(|| get(env, INPUT_GITHUB_TOKEN).or_else(|| get(env, GITHUB_TOKEN)).map(Secret::new))?;
-        let username =
-            inputs.username.clone().filter(|_| own).or_else(|| get(env, vars::GITHUB_ACTOR).map(String::from))?;
-        Some(Credentials { registry: registry.into(), username, password: token })
+    }
+
+    /// The `github-token` input (else `GITHUB_TOKEN`) for the GitHub server's host
+    /// (`GITHUB_SERVER_URL`, default `github.com`), as build-push-action passes it for a Git
+    /// context.
+    fn git_auth_token(&self, env: &Env) -> Option<(String, Secret)> {
+        let token = get(env, INPUT_GITHUB_TOKEN).or_else(|| get(env, GITHUB_TOKEN))?;
+        let server = get(env, vars::GITHUB_SERVER_URL).unwrap_or("https://github.com");
+        let host = url::Url::parse(server).ok()?.host_str()?.to_ascii_lowercase();
+        Some((host, Secret::new(token)))
     }
 
     fn secret_vars(&self) -> &'static [&'static str] {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::log::{Dialect, Level, Reporter, lines, location_prefix};
 use super::outputs::{self, CiResult};
 use super::vars::{self, CI_DEPENDENCY_PROXY_PASSWORD, CI_JOB_TOKEN, CI_REGISTRY_PASSWORD};
-use super::{Ci, CiInputs, Credentials, Env, GitMeta, Provider, Spelling, from_inputs, get, same_registry};
+use super::{Ci, Credentials, Env, GitMeta, Provider, Spelling, get};
 use crate::secret::Secret;
 
 /// The username that goes with `CI_JOB_TOKEN`.
@@ -43,20 +43,17 @@ impl Ci for GitLab {
         get(env, vars::CI_REGISTRY_IMAGE).map(String::from)
     }
 
-    /// The `ARCHWAY_REGISTRY_*` inputs; else, for `CI_REGISTRY`, `CI_REGISTRY_USER` and
-    /// `CI_REGISTRY_PASSWORD`, or the job token.
-    fn credentials(&self, env: &Env, inputs: &CiInputs, registry: &str) -> Option<Credentials> {
-        if let Some(c) = from_inputs(inputs, registry) {
-            return Some(c);
-        }
-        if !get(env, vars::CI_REGISTRY).is_some_and(|r| same_registry(r, registry)) {
-            return None;
-        }
+    /// For `CI_REGISTRY`: `CI_REGISTRY_USER` and `CI_REGISTRY_PASSWORD`, or the job token.
+    fn own_credentials(&self, env: &Env) -> Vec<Credentials> {
+        let Some(registry) = get(env, vars::CI_REGISTRY) else { return Vec::new() };
         let (username, password) = match (get(env, vars::CI_REGISTRY_USER), get(env, CI_REGISTRY_PASSWORD)) {
             (Some(u), Some(p)) => (u, p),
-            _ => (JOB_TOKEN_USER, get(env, CI_JOB_TOKEN)?),
+            _ => match get(env, CI_JOB_TOKEN) {
+                Some(t) => (JOB_TOKEN_USER, t),
+                None => return Vec::new(),
+            },
         };
-        Some(Credentials { registry: registry.into(), username: username.into(), password: Secret::new(password) })
+        vec![Credentials { registry: registry.into(), username: username.into(), password: Secret::new(password) }]
     }
 
     fn secret_vars(&self) -> &'static [&'static str] {

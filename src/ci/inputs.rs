@@ -75,6 +75,10 @@ pub struct CiInputs {
     #[serde(deserialize_with = "de_secret")]
     pub password: Option<Secret>,
     pub registry: Option<String>,
+    /// docker/login-action's `registry-auth`: a YAML list, kept whole as a secret until
+    /// [`super::registry_auth::parse`] reads it.
+    #[serde(deserialize_with = "de_secret")]
+    pub registry_auth: Option<Secret>,
     pub metadata_file: Option<PathBuf>,
     #[serde(skip)]
     pub dry_run: Option<bool>,
@@ -126,6 +130,7 @@ impl CiInputs {
     /// The secrets among the inputs, for the log masker.
     pub fn secrets(&self) -> Vec<Secret> {
         let mut out: Vec<Secret> = self.password.iter().cloned().collect();
+        out.extend(self.registry_auth.iter().flat_map(|a| super::registry_auth::secrets(a.expose())));
         out.extend(self.secrets.iter().flat_map(secret_values));
         out
     }

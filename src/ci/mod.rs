@@ -19,7 +19,7 @@
 //! let run = ci::resolve(&*ci, &env, event.as_deref(), now)?;
 //! // … `inputs` merges `run` with the command-line flags, then before pushing:
 //! run.check_push()?;
-//! let creds = ci.credentials(&env, &run.inputs, "ghcr.io");
+//! let gitlab_registry = ci.own_credentials(&env); // the CI's own credentials, for its registry
 //! log.group_start("build linux/arm64");
 //! // … build, publish, then:
 //! let result = ci::CiResult::default();
@@ -37,6 +37,7 @@ pub mod local;
 pub mod log;
 pub mod metadata;
 pub mod outputs;
+pub mod registry_auth;
 pub mod vars;
 
 use std::collections::HashMap;
@@ -133,11 +134,22 @@ pub trait Ci: Send + Sync {
         None
     }
 
-    /// Credentials for `registry` (a host, `ghcr.io`): the `username`/`password` inputs when
-    /// given (and `registry`, when given, is that host), else what the CI provides for its own
-    /// registry. A password without a username is not enough.
-    fn credentials(&self, _env: &Env, inputs: &CiInputs, registry: &str) -> Option<Credentials> {
-        from_inputs(inputs, registry)
+    /// The credentials this CI provides for its own registry (GitLab's `CI_REGISTRY`), after
+    /// the `username`/`password` inputs and the `registry-auth` list, before the Docker config.
+    fn own_credentials(&self, _env: &Env) -> Vec<Credentials> {
+        Vec::new()
+    }
+
+    /// Credentials used only when nothing else (not even the Docker config) has one for their
+    /// registry: the GitHub token for ghcr.io.
+    fn last_credentials(&self, _env: &Env) -> Vec<Credentials> {
+        Vec::new()
+    }
+
+    /// build-push-action's `github-token`: the token for a Git context on this CI's Git server,
+    /// with that server's host (`github.com`), for the build secret `GIT_AUTH_TOKEN.<host>`.
+    fn git_auth_token(&self, _env: &Env) -> Option<(String, Secret)> {
+        None
     }
 
     /// Variables that hold a secret on this CI, besides the `password` input.
@@ -156,6 +168,10 @@ pub trait Ci: Send + Sync {
             .filter(|v| !v.is_empty())
             .map(|v| Secret::new(v.as_str()))
             .collect();
+        // Each password of the `registry-auth` list.
+        for var in [self.spelling().var(&vars::REGISTRY_AUTH), vars::REGISTRY_AUTH.archway] {
+            out.extend(env.get(var).map(|v| registry_auth::secrets(v)).unwrap_or_default());
+        }
         // Build secrets: each value of `secrets`, and the variables `secret-envs` names.
         let spelling = self.spelling();
         for var in [spelling.var(&vars::SECRETS), vars::SECRETS.archway] {
@@ -197,25 +213,7 @@ pub(crate) fn new_reporter<D: Dialect + 'static>(
     Box::new(log)
 }
 
-/// The `username`/`password` inputs, when both are given and `registry` is the one they are for.
-pub fn from_inputs(inputs: &CiInputs, registry: &str) -> Option<Credentials> {
-    let (username, password) = (inputs.username.as_ref()?, inputs.password.as_ref()?);
-    if inputs.registry.as_deref().is_some_and(|r| !same_registry(r, registry)) {
-        return None;
-    }
-    Some(Credentials { registry: registry.into(), username: username.clone(), password: password.clone() })
-}
-
-/// Whether two spellings name one registry: case, a URL scheme, a trailing `/` and Docker
-/// Hub's several names do not matter.
-pub fn same_registry(a: &str, b: &str) -> bool {
-    fn norm(r: &str) -> String {
-        let r = r.trim().to_ascii_lowercase();
-        let r = r.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
-        crate::reference::canonical_registry(r).into()
-    }
-    norm(a) == norm(b)
-}
+pub use crate::reference::same_registry;
 
 /// A CI input that cannot be used. Each names the variable as the CI spells it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -236,6 +234,9 @@ pub enum InputError {
     TagWithoutImage { var: String, item: String, image_var: String },
     #[error("`{var}`: {why}")]
     BadFlavor { var: String, why: String },
+    /// Names the item and field, never a value: the whole input is a secret.
+    #[error("`{var}` {why}")]
+    BadRegistryAuth { var: String, why: String },
     #[error("the CI inputs cannot be read: {0}")]
     Unreadable(String),
 }
@@ -265,6 +266,9 @@ impl InputError {
                     "write `{var}` as docker/metadata-action's flavor: `latest=auto`, `prefix=…`, `suffix=…`, one a line"
                 )
             }
+            InputError::BadRegistryAuth { var, .. } => format!(
+                "write `{var}` as docker/login-action's `registry-auth`: a YAML list with `registry`, `username` and `password` in each item; quote a value holding `: `, ` #` or starting with `*`, `&`, `!`, `@`, `%`, `'` or `\"`"
+            ),
             InputError::Unreadable(_) => "check the CI variables archway reads (see `archway::ci::vars`)".into(),
         }
     }
@@ -442,22 +446,6 @@ mod tests {
         assert!(same_registry("https://Index.Docker.io/", "docker.io"));
         assert!(same_registry("ghcr.io", "GHCR.IO"));
         assert!(!same_registry("ghcr.io", "docker.io"));
-    }
-
-    #[test]
-    fn credentials_from_inputs_only_for_their_registry() {
-        let i = CiInputs {
-            username: Some("u".into()),
-            password: Some(Secret::new("p")),
-            registry: Some("quay.io".into()),
-            ..Default::default()
-        };
-        assert_eq!(from_inputs(&i, "quay.io").unwrap().username, "u");
-        assert_eq!(from_inputs(&i, "ghcr.io"), None);
-        let i = CiInputs { registry: None, ..i };
-        assert!(from_inputs(&i, "ghcr.io").is_some());
-        let i = CiInputs { username: None, ..i };
-        assert_eq!(from_inputs(&i, "ghcr.io"), None);
     }
 
     #[test]

@@ -35,11 +35,14 @@ pub const GITHUB_EVENT_NAME: &str = "GITHUB_EVENT_NAME";
 /// The webhook payload as a JSON file; archway reads `repository.default_branch` and
 /// `pull_request.number` from it.
 pub const GITHUB_EVENT_PATH: &str = "GITHUB_EVENT_PATH";
-/// The user or app that triggered the run; the username for `ghcr.io` with the workflow token.
+/// The user or app that triggered the run; the username for `ghcr.io` with the GitHub token.
 pub const GITHUB_ACTOR: &str = "GITHUB_ACTOR";
-/// The workflow token, when the workflow puts it in the step's environment. Never printed.
+/// The workflow token, when the workflow puts it in the step's environment; for ghcr.io when no
+/// other credential is found. Never printed.
 pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
-/// The action's `github-token` input (the runner keeps the hyphen). Never printed.
+/// The action's `github-token` input (the runner keeps the hyphen), as build-push-action's: the
+/// token for a Git context on the GitHub server, handed to buildx as the build secret
+/// `GIT_AUTH_TOKEN.<host>`; for ghcr.io after `GITHUB_TOKEN`. Never printed.
 pub const INPUT_GITHUB_TOKEN: &str = "INPUT_GITHUB-TOKEN";
 /// The runner's own token for the Actions service; masked in case anything echoes it.
 pub const ACTIONS_RUNTIME_TOKEN: &str = "ACTIONS_RUNTIME_TOKEN";
@@ -287,15 +290,16 @@ inputs! {
         default Computed("buildx's default");
     USERNAME: "username", "INPUT_USERNAME", "REGISTRY_USERNAME", "ARCHWAY_REGISTRY_USERNAME", Text,
         "Username for the registry pushed to (or for `registry`)",
-        default Computed("the workflow's actor, for ghcr.io"), pipe InputDefault::None, gitlab NotListed,
-        local InputDefault::None;
+        default InputDefault::None, gitlab NotListed;
     PASSWORD: "password", "INPUT_PASSWORD", "REGISTRY_PASSWORD", "ARCHWAY_REGISTRY_PASSWORD", Secret,
         "Password or token for the registry pushed to (or for `registry`)",
-        default Computed("`github-token`, for ghcr.io"), pipe InputDefault::None, gitlab NotListed,
-        local InputDefault::None;
+        default InputDefault::None, gitlab NotListed;
     REGISTRY: "registry", "INPUT_REGISTRY", "REGISTRY", "ARCHWAY_REGISTRY", Text,
         "The registry the credentials are for",
         default Computed("the one pushed to");
+    REGISTRY_AUTH: "registry-auth", "INPUT_REGISTRY-AUTH", "REGISTRY_AUTH", "ARCHWAY_REGISTRY_AUTH", Secret,
+        "Credentials for several registries, as docker/login-action's `registry-auth`: a YAML list of `registry` (Docker Hub when left out), `username` and `password`",
+        default InputDefault::None, gitlab NotListed;
     METADATA_FILE: "metadata-file", "INPUT_METADATA-FILE", "METADATA_FILE", "ARCHWAY_METADATA_FILE", Text,
         "File to write the result to, as JSON",
         default InputDefault::None, gitlab Value("archway-metadata.json");
@@ -390,7 +394,7 @@ mod tests {
         }
         assert_eq!(USERNAME.archway, crate::env::REGISTRY_USERNAME);
         assert_eq!(PASSWORD.archway, crate::env::REGISTRY_PASSWORD);
-        assert_eq!(INPUTS.len(), 45);
+        assert_eq!(INPUTS.len(), 46);
     }
 
     /// A secret is never a component input (inputs are part of the pipeline configuration) and

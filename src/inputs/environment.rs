@@ -75,8 +75,9 @@ pub fn own_executable() -> Option<PathBuf> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HelperCall {
     pub action: String,
-    /// The credential the parent archway handed down, when all three variables are set.
-    pub credential: Option<HelperCredential>,
+    /// The credentials the parent archway handed down: the `n`th from the three variables with
+    /// the suffix `n`, from 0 until one is missing.
+    pub credentials: Vec<HelperCredential>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,14 +97,17 @@ pub fn helper_call() -> Option<HelperCall> {
         return None;
     }
     let action = args.next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
-    let var = |k: &str| std::env::var(k).ok();
-    let credential = match (var(VAR_SERVER), var(VAR_USERNAME), var(VAR_SECRET)) {
-        (Some(server), Some(username), Some(secret)) => {
-            Some(HelperCredential { server, username, secret: crate::secret::Secret::new(secret) })
+    let var = |k: &str, n: usize| std::env::var(format!("{k}{n}")).ok();
+    let mut credentials = Vec::new();
+    for n in 0.. {
+        match (var(VAR_SERVER, n), var(VAR_USERNAME, n), var(VAR_SECRET, n)) {
+            (Some(server), Some(username), Some(secret)) => {
+                credentials.push(HelperCredential { server, username, secret: crate::secret::Secret::new(secret) })
+            }
+            _ => break,
         }
-        _ => None,
-    };
-    Some(HelperCall { action, credential })
+    }
+    Some(HelperCall { action, credentials })
 }
 
 #[cfg(test)]

@@ -113,6 +113,21 @@ pub fn set(pairs: &mut Vec<(String, String)>, key: String, value: String) {
     }
 }
 
+/// The host of a Git repository fetched over HTTP(S), as buildx tells a Git context from a
+/// tarball URL: `https://HOST/PATH.git` (with an optional `#REF:DIR`), or `github.com/…` without
+/// a scheme. `None` for anything else (SSH remotes use keys, not a token).
+pub fn git_url_host(value: &str) -> Option<String> {
+    let v = value.trim();
+    if let Some(rest) = v.strip_prefix("github.com/") {
+        return (!rest.is_empty()).then(|| "github.com".to_string());
+    }
+    let url = url::Url::parse(v).ok()?;
+    if !matches!(url.scheme(), "https" | "http") || !url.path().ends_with(".git") {
+        return None;
+    }
+    url.host_str().map(str::to_ascii_lowercase)
+}
+
 /// Platforms given as `flag` (repeated or comma-separated), duplicates dropped; `default` when
 /// none are given (`None`: the empty list).
 pub fn platforms(flag: &str, given: &[String], default: Option<&str>) -> Result<Vec<Platform>, UserError> {
@@ -162,6 +177,17 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn git_urls_as_buildx_tells_them() {
+        assert_eq!(git_url_host("https://github.com/acme/private.git#main:sub").as_deref(), Some("github.com"));
+        assert_eq!(git_url_host("https://GHE.example.com/a/b.git").as_deref(), Some("ghe.example.com"));
+        assert_eq!(git_url_host("github.com/acme/private").as_deref(), Some("github.com"));
+        assert_eq!(git_url_host("https://github.com/acme/app/archive/v1.tar.gz"), None, "a tarball");
+        assert_eq!(git_url_host("git@github.com:acme/private.git"), None, "SSH: keys, not a token");
+        assert_eq!(git_url_host("../src"), None);
+        assert_eq!(git_url_host("docker-image://alpine:3.20"), None);
     }
 
     #[test]

@@ -62,16 +62,17 @@ pub struct StrategyInput {
 /// Which credentials and transport a registry client uses.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryAccess {
-    /// The credential for the registry written to (the CI's, or `ARCHWAY_REGISTRY_*`).
-    pub explicit: Option<(String, Credential)>,
+    /// Where every registry's credential comes from ([`Invocation::credentials`]): the same
+    /// source for `build` (and its buildx), `merge`, `promote`, `inspect` and `plan`.
+    pub credentials: CredentialSource,
     /// Hosts talked to over plain HTTP (loopback hosts always are).
     pub insecure: Vec<String>,
 }
 
 impl RegistryAccess {
-    /// A registry client with these credentials (the Docker config fills in the rest).
+    /// A registry client with these credentials.
     pub fn client(&self) -> Client {
-        Client::new(CredentialSource { explicit: self.explicit.clone(), docker_config: true }, self.insecure.clone())
+        Client::new(self.credentials.clone(), self.insecure.clone())
     }
 }
 
@@ -299,7 +300,7 @@ impl Invocation {
             source: self.source(&a.source, &run)?,
             strategy,
             runner: self.runner.clone(),
-            registry: RegistryAccess::default(),
+            registry: RegistryAccess { credentials: self.credentials(None, &run.inputs)?, insecure: Vec::new() },
             format: a.format,
             capabilities: a.capabilities.clone(),
             save_capabilities: a.save_capabilities.clone(),
@@ -388,7 +389,7 @@ impl Invocation {
             }
         }
         let registry = RegistryAccess {
-            explicit: self.credential(
+            credentials: self.credentials(
                 match &output {
                     Output::Registry { tags } => tags.first().map(|t| t.registry.as_str()),
                     Output::Digest { repo, .. } => Some(repo.registry.as_str()),
@@ -450,7 +451,7 @@ impl Invocation {
                     .hint("write it as buildx does, e.g. `type=registry,ref=REGISTRY/REPO:buildcache` or `type=gha`"));
             }
         }
-        let (secrets, masks) = self.secrets(a, i)?;
+        let (mut secrets, mut masks) = self.secrets(a, i)?;
         let ssh = pick(&a.ssh, &i.ssh);
         if ssh.iter().any(|s| s.trim() == "default" || s.trim().starts_with("default="))
             && !ssh.iter().any(|s| s.contains('='))
@@ -471,6 +472,15 @@ impl Invocation {
                     .hint("e.g. `src=../src`, `alpine=docker-image://alpine:3.20` or `repo=https://github.com/o/r.git`")
             })?;
             lists::set(&mut build_contexts, k, v);
+        }
+        // build-push-action's `github-token`: for a Git context on the CI's Git server, the build
+        // secret `GIT_AUTH_TOKEN.<host>` BuildKit fetches it with, unless one is given already.
+        if let Some((host, token)) = self.ci.git_auth_token(&self.env)
+            && build_contexts.iter().any(|(_, v)| lists::git_url_host(v).is_some_and(|h| h.eq_ignore_ascii_case(&host)))
+            && !secrets.iter().any(|s| s.id == "GIT_AUTH_TOKEN" || s.id.starts_with("GIT_AUTH_TOKEN."))
+        {
+            masks.push(token.clone());
+            secrets.push(BuildSecret { id: format!("GIT_AUTH_TOKEN.{host}"), source: SecretSource::Value(token) });
         }
         let call = match (a.check, a.call.clone().or_else(|| i.call.clone())) {
             (true, _) => Some("check".to_string()),
@@ -721,35 +731,66 @@ impl Invocation {
     }
 
     fn registry(&self, a: &RegistryArgs, registry: Option<&str>, i: &CiInputs) -> Result<RegistryAccess, UserError> {
-        Ok(RegistryAccess { explicit: self.credential(registry, i)?, insecure: a.insecure_registries.clone() })
+        Ok(RegistryAccess { credentials: self.credentials(registry, i)?, insecure: a.insecure_registries.clone() })
     }
 
-    /// The CI's own credentials for `registry` (its `username`/`password` inputs, its token for
-    /// its own registry), else `ARCHWAY_REGISTRY_USERNAME`/`_PASSWORD`, which apply to the
-    /// registry written to only.
-    fn credential(&self, registry: Option<&str>, i: &CiInputs) -> Result<Option<(String, Credential)>, UserError> {
-        use crate::env::{REGISTRY_PASSWORD, REGISTRY_USERNAME};
-        if let Some(c) = registry.and_then(|r| self.ci.credentials(&self.env, i, r)) {
-            return Ok(Some((c.registry, Credential::Basic { username: c.username, password: c.password })));
-        }
-        let user = ci::get(&self.env, REGISTRY_USERNAME);
-        let pass = self.env.get(REGISTRY_PASSWORD).filter(|s| !s.is_empty());
-        let (user, pass) = match (user, pass) {
-            (None, None) => return Ok(None),
-            (Some(u), Some(p)) => (u.to_string(), Secret::new(p.as_str())),
-            (Some(_), None) => {
-                return Err(UserError::input(format!("`{REGISTRY_USERNAME}` is set but `{REGISTRY_PASSWORD}` is not"))
-                    .hint("set both, or neither"));
-            }
-            (None, Some(_)) => {
-                return Err(UserError::input(format!("`{REGISTRY_PASSWORD}` is set but `{REGISTRY_USERNAME}` is not"))
-                    .hint("set both, or neither"));
+    /// The one credential source of a run, for every registry it touches; `target` is the
+    /// registry written to. In order: the `username`/`password` inputs (else
+    /// `ARCHWAY_REGISTRY_USERNAME`/`_PASSWORD`) for `registry` or `target`; the `registry-auth`
+    /// list (else `ARCHWAY_REGISTRY_AUTH`); the CI's own (GitLab's `CI_REGISTRY`); the Docker
+    /// config; last the CI's fallback (GitHub's token for ghcr.io).
+    pub fn credentials(&self, target: Option<&str>, i: &CiInputs) -> Result<CredentialSource, UserError> {
+        let basic = |c: ci::Credentials| (c.registry, Credential::Basic { username: c.username, password: c.password });
+        let mut first: Vec<(String, Credential)> = Vec::new();
+        first.extend(self.explicit_credential(target, i)?);
+        let (var, list) = match &i.registry_auth {
+            Some(l) => (self.var(&ci::vars::REGISTRY_AUTH), Some(l.clone())),
+            None => {
+                let var = ci::vars::REGISTRY_AUTH.archway;
+                (var, self.env.get(var).filter(|v| !v.trim().is_empty()).map(|v| Secret::new(v.as_str())))
             }
         };
-        // The `registry` input names the registry they are for; else the one pushed to.
-        let target =
+        if let Some(list) = list {
+            first.extend(ci::registry_auth::parse(&list, var)?.into_iter().map(basic));
+        }
+        first.extend(self.ci.own_credentials(&self.env).into_iter().map(basic));
+        let last = self.ci.last_credentials(&self.env).into_iter().map(basic).collect();
+        Ok(CredentialSource { first, docker_config: true, last })
+    }
+
+    /// The `username`/`password` inputs (else `ARCHWAY_REGISTRY_USERNAME`/`_PASSWORD`, on any CI):
+    /// for the `registry` input when given, else for `target`. One without the other is an error.
+    fn explicit_credential(
+        &self,
+        target: Option<&str>,
+        i: &CiInputs,
+    ) -> Result<Option<(String, Credential)>, UserError> {
+        use ci::vars::{PASSWORD, USERNAME};
+        let (uvar, pvar) = (self.var(&USERNAME), self.var(&PASSWORD));
+        let (user, pass, uvar, pvar) = if i.username.is_some() || i.password.is_some() {
+            (i.username.clone(), i.password.clone(), uvar, pvar)
+        } else {
+            let user = ci::get(&self.env, USERNAME.archway).map(String::from);
+            let pass = self.env.get(PASSWORD.archway).filter(|s| !s.is_empty()).map(|p| Secret::new(p.as_str()));
+            (user, pass, USERNAME.archway, PASSWORD.archway)
+        };
+        let (user, pass) = match (user, pass) {
+            (None, None) => return Ok(None),
+            (Some(u), Some(p)) => (u, p),
+            (Some(_), None) => {
+                return Err(UserError::input(format!("`{uvar}` is set but `{pvar}` is not"))
+                    .hint("set both, or neither (an empty password: is its secret set for this job?)"));
+            }
+            (None, Some(_)) => {
+                return Err(
+                    UserError::input(format!("`{pvar}` is set but `{uvar}` is not")).hint("set both, or neither")
+                );
+            }
+        };
+        // The `registry` input names the registry they are for; else the one written to.
+        let registry =
             i.registry.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(crate::reference::canonical_registry);
-        Ok(target.or(registry).map(|r| (r.to_string(), Credential::Basic { username: user, password: pass })))
+        Ok(registry.or(target).map(|r| (r.to_string(), Credential::Basic { username: user, password: pass })))
     }
 
     /// What to build: flags, else the CI's inputs, else the defaults.
@@ -1234,7 +1275,7 @@ mod tests {
                 "ghcr.io/acme/app:latest"
             ]
         );
-        assert_eq!(m.registry.explicit.as_ref().map(|(r, _)| r.as_str()), Some("ghcr.io"), "the workflow token");
+        assert_eq!(user_for(&m.registry.credentials, "ghcr.io").as_deref(), Some("octocat"), "the workflow token");
         assert_eq!(m.annotations.get("org.opencontainers.image.version").map(String::as_str), Some("1.2.3"));
         assert_eq!(
             m.annotations.get("org.opencontainers.image.revision").map(String::as_str),
@@ -1258,8 +1299,198 @@ mod tests {
             _ => unreachable!(),
         };
         let r = i.inspect(&a).unwrap();
-        assert_eq!(r.registry.explicit.as_ref().map(|(reg, _)| reg.as_str()), Some("127.0.0.1:5000"));
+        assert_eq!(user_for(&r.registry.credentials, "127.0.0.1:5000").as_deref(), Some("u"));
         let i = inv(&[("ARCHWAY_REGISTRY_USERNAME", "u")]);
         assert!(i.inspect(&a).unwrap_err().message.contains("`ARCHWAY_REGISTRY_PASSWORD` is not"));
+    }
+
+    /// The username the source gives for `registry`, the Docker config left out (a test must
+    /// not read the machine's).
+    fn user_for(src: &CredentialSource, registry: &str) -> Option<String> {
+        match (CredentialSource { docker_config: false, ..src.clone() }).lookup(registry).unwrap() {
+            Some(Credential::Basic { username, .. }) => Some(username),
+            _ => None,
+        }
+    }
+
+    const LIST: &str = "- registry: registry.gitlab.com\n  username: listed\n  password: list-pass\n- username: hubuser\n  password: hub-pass\n";
+
+    /// Explicit `username`/`password` > the `registry-auth` list > the CI's own variables > the
+    /// Docker config > the GitHub token for ghcr.io, on every CI and for every command.
+    #[test]
+    fn credential_precedence() {
+        let gitlab = [
+            ("GITLAB_CI", "true"),
+            ("CI_REGISTRY", "registry.gitlab.com"),
+            ("CI_REGISTRY_USER", "gitlab-ci-token"),
+            ("CI_REGISTRY_PASSWORD", "job-pass"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut v = gitlab.to_vec();
+            v.extend_from_slice(extra);
+            inv(&v)
+        };
+        let src = |i: &Invocation, target: &str| i.credentials(Some(target), &i.ci.inputs(&i.env).unwrap()).unwrap();
+        type Case = (Vec<(&'static str, &'static str)>, &'static str, &'static str, Option<&'static str>);
+        let cases: Vec<Case> = vec![
+            // (extra variables, target pushed to, registry asked, username expected)
+            (vec![], "registry.gitlab.com", "registry.gitlab.com", Some("gitlab-ci-token")),
+            (vec![("ARCHWAY_REGISTRY_AUTH", LIST)], "quay.io", "registry.gitlab.com", Some("listed")),
+            (vec![("ARCHWAY_REGISTRY_AUTH", LIST)], "quay.io", "docker.io", Some("hubuser")),
+            (vec![("ARCHWAY_REGISTRY_AUTH", LIST)], "quay.io", "index.docker.io", Some("hubuser")),
+            (vec![("ARCHWAY_REGISTRY_AUTH", LIST)], "quay.io", "ghcr.io", None),
+            (
+                vec![
+                    ("ARCHWAY_REGISTRY_AUTH", LIST),
+                    ("ARCHWAY_REGISTRY_USERNAME", "me"),
+                    ("ARCHWAY_REGISTRY_PASSWORD", "p"),
+                ],
+                "registry.gitlab.com",
+                "registry.gitlab.com",
+                Some("me"),
+            ),
+            (
+                vec![
+                    ("ARCHWAY_REGISTRY_AUTH", LIST),
+                    ("ARCHWAY_REGISTRY_USERNAME", "me"),
+                    ("ARCHWAY_REGISTRY_PASSWORD", "p"),
+                ],
+                "quay.io",
+                "registry.gitlab.com",
+                Some("listed"),
+            ),
+            (
+                vec![
+                    ("ARCHWAY_REGISTRY_USERNAME", "me"),
+                    ("ARCHWAY_REGISTRY_PASSWORD", "p"),
+                    ("ARCHWAY_REGISTRY", "docker.io"),
+                    ("ARCHWAY_REGISTRY_AUTH", LIST),
+                ],
+                "quay.io",
+                "docker.io",
+                Some("me"),
+            ),
+        ];
+        for (extra, target, asked, want) in cases {
+            let i = with(&extra);
+            assert_eq!(user_for(&src(&i, target), asked).as_deref(), want, "{extra:?} pushing to {target}, {asked}");
+        }
+
+        // GitHub: the list (its own spelling, or `ARCHWAY_REGISTRY_AUTH`) comes before the
+        // workflow token, which is a last resort, after the Docker config.
+        let github = [("GITHUB_ACTIONS", "true"), ("GITHUB_ACTOR", "octocat"), ("INPUT_GITHUB-TOKEN", "ghs_x")];
+        let list = "- registry: ghcr.io\n  username: bot\n  password: pat\n";
+        for var in ["INPUT_REGISTRY-AUTH", "ARCHWAY_REGISTRY_AUTH"] {
+            let mut v = github.to_vec();
+            v.push((var, list));
+            let i = inv(&v);
+            assert_eq!(user_for(&src(&i, "ghcr.io"), "ghcr.io").as_deref(), Some("bot"), "{var}");
+        }
+        let i = inv(&github);
+        let s = src(&i, "ghcr.io");
+        assert_eq!(user_for(&s, "ghcr.io").as_deref(), Some("octocat"));
+        assert!(s.first.is_empty() && s.last.len() == 1, "the token is only the last resort: {s:?}");
+        let mut v = github.to_vec();
+        v.extend([("INPUT_USERNAME", "me"), ("INPUT_PASSWORD", "pw"), ("INPUT_REGISTRY-AUTH", list)]);
+        assert_eq!(user_for(&src(&inv(&v), "ghcr.io"), "ghcr.io").as_deref(), Some("me"), "explicit first");
+        // A Bitbucket pipe spells it `REGISTRY_AUTH`.
+        let i = inv(&[("BITBUCKET_BUILD_NUMBER", "1"), ("BITBUCKET_PIPE_STORAGE_DIR", "/s"), ("REGISTRY_AUTH", list)]);
+        assert_eq!(user_for(&src(&i, "docker.io"), "ghcr.io").as_deref(), Some("bot"));
+        // A password without its username, in the CI's own spelling, is an error too.
+        let mut v = github.to_vec();
+        v.push(("INPUT_USERNAME", "me"));
+        let i = inv(&v);
+        let e = i.credentials(Some("ghcr.io"), &i.ci.inputs(&i.env).unwrap()).unwrap_err();
+        assert_eq!(e.message, "`INPUT_USERNAME` is set but `INPUT_PASSWORD` is not");
+    }
+
+    #[test]
+    fn build_merge_and_promote_share_one_credential_source() {
+        let d = ctx();
+        let c = d.path().to_str().unwrap();
+        let vars = [("GITLAB_CI", "true"), ("ARCHWAY_REGISTRY_AUTH", LIST)];
+        let i = inv(&vars);
+        let b = i.build(&build_args(&[c, "-t", "quay.io/a/b:1", "-t", "registry.gitlab.com/a/b:1", "--push"])).unwrap();
+        let m = match Cli::try_parse_from(["archway", "merge", "-t", "quay.io/a/b:1", "d/"]).unwrap().command {
+            Command::Merge(a) => i.merge(&a).unwrap(),
+            _ => unreachable!(),
+        };
+        let p = match Cli::try_parse_from(["archway", "promote", "docker.io/a/b:1", "registry.gitlab.com/a/b:2"])
+            .unwrap()
+            .command
+        {
+            Command::Promote(a) => i.promote(&a).unwrap(),
+            _ => unreachable!(),
+        };
+        let plan = i.plan(&plan_args(&[c])).unwrap();
+        for (name, src) in [
+            ("build", &b.registry.credentials),
+            ("merge", &m.registry.credentials),
+            ("promote", &p.registry.credentials),
+            ("plan", &plan.registry.credentials),
+        ] {
+            assert_eq!(user_for(src, "registry.gitlab.com").as_deref(), Some("listed"), "{name}");
+            assert_eq!(user_for(src, "docker.io").as_deref(), Some("hubuser"), "{name}: a source registry too");
+        }
+        // A broken list stops each of them alike, naming the variable and never its content.
+        let i = inv(&[
+            ("GITLAB_CI", "true"),
+            ("ARCHWAY_REGISTRY_AUTH", "- registry: r.io\n  username: u\n  password: 'hunter2\n"),
+        ]);
+        let errors = [
+            i.build(&build_args(&[c, "-t", "quay.io/a/b:1", "--push"])).unwrap_err(),
+            i.plan(&plan_args(&[c])).unwrap_err(),
+            match Cli::try_parse_from(["archway", "promote", "r.io/a/b:1", "r.io/a/b:2"]).unwrap().command {
+                Command::Promote(a) => i.promote(&a).unwrap_err(),
+                _ => unreachable!(),
+            },
+        ];
+        for e in errors {
+            assert_eq!(e.kind, crate::error::ErrorKind::Input);
+            assert!(
+                e.message.starts_with("`ARCHWAY_REGISTRY_AUTH` is not valid YAML (line 3, column 21)"),
+                "{}",
+                e.message
+            );
+            assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
+        }
+    }
+
+    /// build-push-action's `github-token`: a Git build context on the GitHub server gets the
+    /// build secret `GIT_AUTH_TOKEN.github.com`, by variable, never on the command line.
+    #[test]
+    fn github_token_reaches_buildx_as_the_git_auth_secret() {
+        let d = ctx();
+        let c = d.path().to_str().unwrap();
+        let gh = |extra: &[(&'static str, &'static str)]| {
+            let mut v = vec![("GITHUB_ACTIONS", "true"), ("INPUT_GITHUB-TOKEN", "ghs_secret")];
+            v.extend_from_slice(extra);
+            inv(&v).build(&build_args(&[c, "--dry-run"])).unwrap()
+        };
+        let b = gh(&[("INPUT_BUILD-CONTEXTS", "lib=https://github.com/acme/private.git#main")]);
+        let args = b.options.args(None).join(" ");
+        assert!(args.contains("--secret id=GIT_AUTH_TOKEN.github.com,env=ARCHWAY_BUILD_SECRET_0"), "{args}");
+        assert!(!args.contains("ghs_secret"), "{args}");
+        let env: Vec<(String, String)> =
+            b.options.secret_env().into_iter().map(|(k, v)| (k, v.expose().to_string())).collect();
+        assert_eq!(env, [("ARCHWAY_BUILD_SECRET_0".to_string(), "ghs_secret".to_string())]);
+        assert!(b.secret_masks.iter().any(|s| s.expose() == "ghs_secret"), "masked");
+        assert!(b.strategy.policy.not_assemblable.contains(&"build-contexts".to_string()), "never assembled");
+        // GitHub Enterprise: the server's own host.
+        let b = gh(&[
+            ("GITHUB_SERVER_URL", "https://ghe.acme.io"),
+            ("INPUT_BUILD-CONTEXTS", "lib=https://ghe.acme.io/a/b.git"),
+        ]);
+        assert_eq!(b.options.secrets[0].id, "GIT_AUTH_TOKEN.ghe.acme.io");
+        // Not for another host, a path, or when the user gives the secret.
+        for contexts in ["lib=https://gitlab.com/acme/private.git", "lib=../lib"] {
+            assert!(gh(&[("INPUT_BUILD-CONTEXTS", contexts)]).options.secrets.is_empty(), "{contexts}");
+        }
+        let b = gh(&[
+            ("INPUT_BUILD-CONTEXTS", "lib=https://github.com/acme/private.git"),
+            ("INPUT_SECRETS", "GIT_AUTH_TOKEN.github.com=pat"),
+        ]);
+        assert_eq!(b.options.secrets.len(), 1);
+        assert!(matches!(&b.options.secrets[0].source, SecretSource::Value(v) if v.expose() == "pat"));
     }
 }

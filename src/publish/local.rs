@@ -20,7 +20,7 @@ use crate::inputs::{BuildRequest, Exporter, Output};
 use crate::oci::{self, Descriptor, ImageManifest, Index};
 use crate::platform::Platform;
 use crate::reference::{Digest, Reference};
-use crate::registry::{Client, Credential, CredentialSource};
+use crate::registry::{Client, Credential};
 use crate::report::Log;
 
 /// Runs `load` and every exporter of `req`, after publishing. `engine`: the local engine's
@@ -136,9 +136,7 @@ async fn load(req: &BuildRequest, index: &Descriptor, dir: &Path, p: &Platform) 
         }
         return Ok(req.tags.first().map(ToString::to_string).unwrap_or_else(|| index.digest.to_string()));
     };
-    let credentials = match (CredentialSource { explicit: req.registry.explicit.clone(), docker_config: true })
-        .lookup(&repo.registry)
-    {
+    let credentials = match req.registry.credentials.lookup(&repo.registry) {
         Ok(Some(Credential::Basic { username, password })) => Some(bollard::auth::DockerCredentials {
             username: Some(username),
             password: Some(password.expose().to_string()),

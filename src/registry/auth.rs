@@ -1,5 +1,5 @@
 //! Registry credentials and the token dance: where a username/password comes from
-//! (`ARCHWAY_REGISTRY_*`, `~/.docker/config.json`, credential helpers), how a
+//! ([`CredentialSource`]: archway's own, `~/.docker/config.json`, credential helpers), how a
 //! `WWW-Authenticate` challenge is answered, and which token goes with which request.
 //! Credentials live only in `Secret`s and sensitive header values; no message shows them.
 
@@ -24,23 +24,63 @@ pub enum Credential {
     IdentityToken(Secret),
 }
 
-/// Where credentials for a registry come from, in order: the explicit override for one
-/// registry, then the Docker CLI configuration and its helpers.
+/// Where credentials for a registry come from: the one source every command asks (`build` for
+/// its own pushes and, through `builder::credentials`, for buildx; `merge`, `promote`, `inspect`,
+/// `plan`), for every registry a run touches. In order: `first` (resolved by `inputs`: the
+/// explicit `username`/`password`, the `registry-auth` list, the CI's own variables), then the
+/// Docker CLI configuration and its helpers, then `last` (the GitHub token for ghcr.io, used only
+/// when nothing else has a credential for it).
 #[derive(Clone, Debug, Default)]
 pub struct CredentialSource {
-    /// (registry, credential) given through `ARCHWAY_REGISTRY_USERNAME`/`_PASSWORD`.
-    pub explicit: Option<(String, Credential)>,
+    /// (registry, credential), the first one for a registry wins.
+    pub first: Vec<(String, Credential)>,
     /// Read `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`)? Off in tests.
     pub docker_config: bool,
+    /// (registry, credential) used only when neither `first` nor the Docker config has one.
+    pub last: Vec<(String, Credential)>,
 }
 
 impl CredentialSource {
+    /// Only the Docker config (and its helpers).
+    pub fn docker_config() -> Self {
+        CredentialSource { docker_config: true, ..Default::default() }
+    }
+
+    /// Only `(registry, credential)`, no Docker config (tests).
+    pub fn only(registry: &str, credential: Credential) -> Self {
+        CredentialSource { first: vec![(registry.to_string(), credential)], ..Default::default() }
+    }
+
     pub fn lookup(&self, registry: &str) -> Result<Option<Credential>, String> {
-        if let Some((r, c)) = &self.explicit
-            && r == registry
-        {
-            return Ok(Some(c.clone()));
+        if let Some(c) = find(&self.first, registry) {
+            return Ok(Some(c));
         }
+        if let Some(c) = self.docker_config_credential(registry)? {
+            return Ok(Some(c));
+        }
+        Ok(find(&self.last, registry))
+    }
+
+    /// The credentials archway holds itself (not the Docker config's), one per registry, that
+    /// buildx must be handed: every one of `first`, and those of `last` for registries the Docker
+    /// config has nothing for.
+    pub fn overrides(&self) -> Vec<(String, Credential)> {
+        let mut out: Vec<(String, Credential)> = Vec::new();
+        for (r, c) in &self.first {
+            if find(&out, r).is_none() {
+                out.push((r.clone(), c.clone()));
+            }
+        }
+        for (r, c) in &self.last {
+            if find(&out, r).is_none() && matches!(self.docker_config_credential(r), Ok(None)) {
+                out.push((r.clone(), c.clone()));
+            }
+        }
+        out
+    }
+
+    /// The Docker config's credential for `registry`, when it is read.
+    fn docker_config_credential(&self, registry: &str) -> Result<Option<Credential>, String> {
         if !self.docker_config {
             return Ok(None);
         }
@@ -57,6 +97,11 @@ impl CredentialSource {
             Err(e) => Err(format!("could not read credentials for `{registry}` from the Docker config: {e}")),
         }
     }
+}
+
+/// The credential `entries` hold for `registry` (the first, spelled any way that names it).
+fn find(entries: &[(String, Credential)], registry: &str) -> Option<Credential> {
+    entries.iter().find(|(r, _)| crate::reference::same_registry(r, registry)).map(|(_, c)| c.clone())
 }
 
 /// A parsed `WWW-Authenticate` challenge.
@@ -376,11 +421,23 @@ mod tests {
 
     #[test]
     fn explicit_credential_only_for_its_registry() {
-        let src = CredentialSource {
-            explicit: Some(("ghcr.io".into(), Credential::Basic { username: "u".into(), password: Secret::new("p") })),
-            docker_config: false,
+        let basic = |u: &str| Credential::Basic { username: u.into(), password: Secret::new("p") };
+        let user = |c: Option<Credential>| match c {
+            Some(Credential::Basic { username, .. }) => Some(username),
+            _ => None,
         };
+        let src = CredentialSource::only("ghcr.io", basic("u"));
         assert!(src.lookup("ghcr.io").unwrap().is_some());
         assert!(src.lookup("docker.io").unwrap().is_none());
+        // The first entry for a registry wins, however it is spelled; `last` only when nothing else.
+        let src = CredentialSource {
+            first: vec![("https://index.docker.io/v1/".into(), basic("hub")), ("docker.io".into(), basic("later"))],
+            docker_config: false,
+            last: vec![("docker.io".into(), basic("fallback")), ("ghcr.io".into(), basic("token"))],
+        };
+        assert_eq!(user(src.lookup("docker.io").unwrap()).as_deref(), Some("hub"));
+        assert_eq!(user(src.lookup("ghcr.io").unwrap()).as_deref(), Some("token"));
+        let over: Vec<String> = src.overrides().into_iter().map(|(r, _)| r).collect();
+        assert_eq!(over, ["https://index.docker.io/v1/", "ghcr.io"]);
     }
 }
