@@ -1,5 +1,5 @@
 //! Secrets everywhere (issue 12): every input that carries a secret — the registry password of
-//! each CI's spelling, `ARCHWAY_REGISTRY_PASSWORD`, each CI's own tokens, the build secrets
+//! each CI's spelling, `ARCHWAY_REGISTRY_PASSWORD`, the `registry-auth` list, each CI's own tokens, the build secrets
 //! (`secrets`, `secret-envs`, `secret-files`) and a Docker config's `auths` — set at once, each to
 //! a value of its own, for every subcommand in every CI dialect; then every byte archway wrote
 //! is searched for each value (whole, a distinctive piece of it, and as HTTP Basic credentials):
@@ -85,6 +85,13 @@ fn secret_inputs(d: Dialect, inputs_dir: &Path, registry: &str) -> (Pairs, Pairs
             put(var, var, &mut env, &mut secrets);
         }
     }
+    // The registry-auth list: a password for another registry, YAML-quoted.
+    let listed = secret_value("registry-auth list");
+    env.push((
+        d.var(&vars::REGISTRY_AUTH).into(),
+        format!("- registry: other.example\n  username: lister\n  password: '{}'\n", listed.replace('\'', "''")),
+    ));
+    secrets.push(("registry-auth list password".into(), listed));
     // Build secrets: values, from a variable, from a file (outside the context).
     let (s1, s2) = (secret_value("secrets one"), secret_value("secrets two"));
     env.push((d.var(&vars::SECRETS).into(), format!("one={s1}\ntwo={s2}\n")));
