@@ -6,47 +6,125 @@
 
 mod support;
 
-use std::process::Stdio;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use support::lab::*;
+use support::proxy::{Fault, Kind, Proxy, Seen};
 
-/// A no-RUN context (assembled: no engine) with `size` bytes that differ per `nonce`.
+/// A no-RUN context (assembled: no engine) on the lab's base image with `size` bytes that
+/// differ per `nonce`.
 fn payload(nonce: &str, size: usize) -> tempfile::TempDir {
-    let ctx = context(&format!("FROM {}\nARG TARGETARCH\nCOPY blob-$TARGETARCH /blob\n", lab().base));
-    for arch in ["amd64", "arm64"] {
-        let mut data = format!("{nonce} {arch}\n").into_bytes();
-        let mut x: u64 = nonce.len() as u64 + arch.len() as u64;
-        while data.len() < size {
-            // Incompressible enough that compressing and pushing take a while.
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            data.extend_from_slice(&x.to_le_bytes());
-        }
-        std::fs::write(ctx.path().join(format!("blob-{arch}")), data).unwrap();
-    }
+    payload_from(&lab().base, nonce, size)
+}
+
+/// A no-RUN context on `base` whose files (`size` bytes per platform) differ per `nonce`.
+fn payload_from(base: &str, nonce: &str, size: usize) -> tempfile::TempDir {
+    let ctx = context(&format!("FROM {base}\nARG TARGETARCH\nCOPY blob-$TARGETARCH /blob\n"));
+    write_payload(ctx.path(), nonce, size);
     ctx
+}
+
+/// (Re)writes the context's per-platform files with content that differs per `nonce`.
+fn write_payload(dir: &Path, nonce: &str, size: usize) {
+    for arch in ["amd64", "arm64"] {
+        std::fs::write(dir.join(format!("blob-{arch}")), noise(&format!("{nonce} {arch}"), size)).unwrap();
+    }
+}
+
+/// `size` bytes, incompressible enough that compressing and pushing take a while, that differ
+/// per `seed`.
+fn noise(seed: &str, size: usize) -> Vec<u8> {
+    let mut data = format!("{seed}\n").into_bytes();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed.bytes().fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b));
+    while data.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(size.max(seed.len() + 1));
+    data
+}
+
+/// Pushes a two-platform image (linux/amd64, linux/arm64) to `repo:tag` through the
+/// registry API, without archway: per platform one gzip layer holding one file of `size`
+/// bytes that differ per `seed`. A base image small enough that reading it costs nothing,
+/// and a fresh source for each promote. Returns the index digest.
+fn push_image(repo: &str, tag: &str, seed: &str, size: usize) -> String {
+    use support::layout::{push_blob, push_manifest, write_blob};
+    let dir = tempfile::tempdir().unwrap();
+    let put = |bytes: &[u8]| (write_blob(dir.path(), bytes), bytes.len());
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let mut tar = tar::Builder::new(Vec::new());
+        let data = noise(&format!("{seed} {arch}"), size);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, format!("payload-{arch}"), &data[..]).unwrap();
+        let tar = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let (layer, layer_size) = put(&gz.finish().unwrap());
+        let config = serde_json::json!({
+            "architecture": arch, "os": "linux", "config": {},
+            "rootfs": { "type": "layers", "diff_ids": [sha256(&tar)] },
+            "history": [{ "created_by": format!("test layer {seed}") }],
+        });
+        let (config, config_size) = put(config.to_string().as_bytes());
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size },
+            "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": layer_size }],
+        });
+        let (manifest, manifest_size) = put(manifest.to_string().as_bytes());
+        for d in [&layer, &config] {
+            push_blob(dir.path(), repo, d).unwrap();
+        }
+        push_manifest(dir.path(), repo, &manifest, &manifest, "application/vnd.oci.image.manifest.v1+json").unwrap();
+        children.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest, "size": manifest_size,
+            "platform": { "architecture": arch, "os": "linux" },
+        }));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children,
+    });
+    let (index, _) = put(index.to_string().as_bytes());
+    push_manifest(dir.path(), repo, tag, &index, "application/vnd.oci.image.index.v1+json").unwrap();
+    index
 }
 
 /// Whether what `repo:tag` names is whole: an index whose every child manifest, config and
 /// layer the registry holds. `None` when the tag does not exist.
 fn complete(repo: &str, tag: &str) -> Option<Result<String, String>> {
-    let (_, bytes) = manifest(repo, tag)?;
+    complete_as(repo, tag, None)
+}
+
+/// [`complete`] for a tag or a digest, on a registry that may want basic credentials.
+fn complete_as(repo: &str, reference: &str, basic: Option<&str>) -> Option<Result<String, String>> {
+    let (_, bytes) = manifest_as(repo, reference, basic)?;
     let index = json(&bytes);
     let Some(children) = index["manifests"].as_array() else {
-        return Some(Err(format!("{repo}:{tag} is not an index: {index}")));
+        return Some(Err(format!("{repo}:{reference} is not an index: {index}")));
     };
     for child in children {
         let d = child["digest"].as_str().unwrap();
-        let Some((_, m)) = manifest(repo, d) else {
-            return Some(Err(format!("{repo}:{tag} names {d}, which the registry lacks")));
+        let Some((_, m)) = manifest_as(repo, d, basic) else {
+            return Some(Err(format!("{repo}:{reference} names {d}, which the registry lacks")));
         };
         let m = json(&m);
         let blobs = std::iter::once(&m["config"]).chain(m["layers"].as_array().into_iter().flatten());
         for b in blobs {
             let bd = b["digest"].as_str().unwrap();
-            if blob_status(repo, bd) != 200 {
-                return Some(Err(format!("{repo}:{tag} → {d} names blob {bd}, which the registry lacks")));
+            if blob_status(repo, bd, basic) != 200 {
+                return Some(Err(format!("{repo}:{reference} → {d} names blob {bd}, which the registry lacks")));
             }
         }
     }
@@ -54,82 +132,245 @@ fn complete(repo: &str, tag: &str) -> Option<Result<String, String>> {
 }
 
 /// The registry's status for `HEAD` of a blob.
-fn blob_status(repo: &str, digest: &str) -> u16 {
+fn blob_status(repo: &str, digest: &str, basic: Option<&str>) -> u16 {
     let (registry, path) = repo.split_once('/').unwrap();
     let out = std::process::Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I"])
+        .args(basic.map(|b| ["-u", b]).into_iter().flatten())
         .arg(format!("http://{registry}/v2/{path}/blobs/{digest}"))
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
 }
 
-#[test]
-fn kill_9_at_any_moment_never_leaves_a_tag_on_an_incomplete_image() {
-    let repo = unique_repo("kill9");
-    let tag = format!("{repo}:1");
-    let args = ["build", ".", "--platform", "linux/amd64,linux/arm64", "-t", tag.as_str(), "--push"];
-    let no_engine = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
-    // One whole run first: how long a run takes, and a tag that must stay whole from now on.
-    let began = std::time::Instant::now();
-    let out = archway_env(payload(&nonce(), 6 << 20).path(), &args, &no_engine);
-    let whole_run = began.elapsed();
-    assert!(out.status.success(), "{}", text(&out).1);
-    let mut last = complete(&repo, "1").expect("tagged").unwrap();
-    let mut moved = 0;
-    // Then runs with new content, each killed at another moment of its life.
-    for tenth in 1..=11u32 {
-        let ctx = payload(&format!("{}-{tenth}", nonce()), 6 << 20);
-        let mut child = support::spawn::archway();
-        support::spawn::pass_lab_env(&mut child)
-            .args(args)
-            .env(no_engine[0].0, no_engine[0].1)
-            .current_dir(ctx.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let mut child = child.spawn().unwrap();
-        std::thread::sleep(whole_run * tenth / 10);
-        let _ = child.kill(); // SIGKILL: no cleanup, no destructor
-        let _ = child.wait();
-        match complete(&repo, "1") {
-            None => panic!("killed at {tenth}/10 of a run: the tag disappeared"),
-            Some(Ok(now)) => {
-                moved += usize::from(now != last);
-                last = now;
-            }
-            Some(Err(why)) => panic!("killed at {tenth}/10 of a run ({whole_run:?}): {why}"),
-        }
-    }
-    eprintln!("a whole run took {whole_run:?}; {moved} of 11 killed runs had moved the tag (to a whole image)");
+/// The `sha256:…` of the `REPO@sha256:…` line archway prints on stdout.
+fn printed_digest(o: &Output) -> String {
+    let stdout = text(o).0;
+    let line = stdout.lines().rev().find(|l| l.contains("@sha256:")).unwrap_or_else(|| panic!("no digest in {stdout:?}"));
+    line.trim().rsplit('@').next().unwrap().to_string()
 }
 
-#[test]
-fn two_publishers_racing_for_one_tag_leave_it_on_one_whole_index() {
-    let repo = unique_repo("race");
-    let tag = format!("{repo}:latest");
-    for round in 0..3 {
-        let (a, b) =
-            (payload(&format!("a{round}-{}", nonce()), 2 << 20), payload(&format!("b{round}-{}", nonce()), 2 << 20));
-        let start = |ctx: &std::path::Path| {
-            let mut c = support::spawn::archway();
-            support::spawn::pass_lab_env(&mut c)
-                .args(["build", ".", "--platform", "linux/amd64,linux/arm64", "-t", &tag, "--push"])
-                .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-                .current_dir(ctx)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            c.spawn().unwrap()
-        };
-        let (ca, cb) = (start(a.path()), start(b.path()));
-        let (oa, ob) = (ca.wait_with_output().unwrap(), cb.wait_with_output().unwrap());
-        assert!(oa.status.success() && ob.status.success(), "{}\n{}", text(&oa).1, text(&ob).1);
-        let digest = |o: &std::process::Output| text(o).0.trim().rsplit('@').next().unwrap().to_string();
-        let (da, db) = (digest(&oa), digest(&ob));
-        assert_ne!(da, db, "different content, different indexes");
-        let now = complete(&repo, "latest").expect("the tag exists").unwrap_or_else(|why| panic!("{why}"));
-        assert!(now == da || now == db, "round {round}: the tag is on {now}, neither {da} nor {db}");
+/// One command a test kills at chosen moments and then runs again to the end.
+struct Command<'a> {
+    cwd: &'a Path,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Command<'_> {
+    /// Started, with stdout and stderr into `log` (a pipe nobody reads could stall it).
+    fn spawn(&self, log: &Path) -> Child {
+        let f = std::fs::File::create(log).unwrap();
+        let mut c = support::spawn::archway();
+        support::spawn::pass_lab_env(&mut c)
+            .args(&self.args)
+            .current_dir(self.cwd)
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
+        c.spawn().unwrap()
+    }
+
+    /// Run to the end.
+    fn run(&self) -> Output {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        archway_env(self.cwd, &args, &env)
     }
 }
+
+/// Where a kill lands: once the proxy has answered `requests` requests of this run, `then`
+/// later.
+#[derive(Debug, Clone, Copy)]
+struct KillPoint {
+    requests: usize,
+    then: Duration,
+}
+
+/// Kill points over a run like `reference` (the requests a whole run made): after each request
+/// of the publishing phases (uploads, manifests, index, tags), right away and `later` (inside
+/// the next request, which the proxy holds), and after requests of the long start (reading,
+/// building, checking access) spread evenly, until there are `at_least`.
+fn kill_points(reference: &[Seen], children: usize, tags: usize, at_least: usize, later: Duration) -> Vec<KillPoint> {
+    let at = |requests, then| KillPoint { requests, then };
+    let (start, publishing): (Vec<usize>, Vec<usize>) =
+        (0..=reference.len()).partition(|&n| phase(&reference[..n], children, tags) == START);
+    let mut points: Vec<KillPoint> =
+        publishing.iter().flat_map(|&n| [at(n, Duration::ZERO), at(n, later)]).collect();
+    let need = at_least.saturating_sub(points.len()).max(4);
+    points.extend((0..need).map(|k| at(start[k * start.len() / need], Duration::ZERO)));
+    points
+}
+
+/// SIGKILLs `child` at `at` (counting the proxy's requests from `before`), unless it exits
+/// first; `true` when it was killed before it finished.
+fn kill_at(child: &mut Child, proxy: &Proxy, before: usize, at: KillPoint) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while proxy.requests() < before + at.requests {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        assert!(Instant::now() < deadline, "the run never made {} requests", at.requests);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(at.then);
+    let finished = child.try_wait().unwrap().is_some();
+    let _ = child.kill(); // SIGKILL: no cleanup, no destructor
+    let _ = child.wait();
+    !finished
+}
+
+/// What a publisher had done when it was killed, from the requests the proxy answered:
+/// `children` manifests are pushed by digest before the index; `tags` are the tags it puts.
+fn phase(seen: &[Seen], children: usize, tags: usize) -> &'static str {
+    let puts = |by_digest: bool| {
+        seen.iter()
+            .filter(|s| s.method == "PUT" && s.kind == Kind::Manifest && s.path.contains("/manifests/sha256:") == by_digest)
+            .count()
+    };
+    let uploads = seen.iter().any(|s| {
+        (s.kind == Kind::Upload && s.method == "PUT") || (s.method == "POST" && s.query.contains("mount="))
+    });
+    match (puts(false), puts(true)) {
+        (t, _) if t >= tags => "after the last tag PUT",
+        (t, _) if t > 0 => "between tag PUTs",
+        (_, m) if m > children => "index pushed, no tag yet",
+        (_, m) if m > 0 => "child manifests by digest",
+        _ if uploads => "blob uploads",
+        _ => START,
+    }
+}
+
+const START: &str = "start: reading, building, checking access";
+
+/// Counts per phase, for the test's output and its checks.
+#[derive(Default)]
+struct Phases(BTreeMap<&'static str, usize>);
+
+impl Phases {
+    fn add(&mut self, p: &'static str) {
+        *self.0.entry(p).or_default() += 1;
+    }
+    fn report(&self, what: &str, elapsed: Duration) -> String {
+        let total: usize = self.0.iter().filter(|(k, _)| **k != NOT_KILLED).map(|(_, n)| n).sum();
+        let list: Vec<String> = self.0.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        format!("{what}: {total} kills survived in {elapsed:.1?} ({})", list.join(", "))
+    }
+    /// Fails unless a kill landed in each of `phases`.
+    fn cover(&self, what: &str, phases: &[&str]) {
+        for p in phases {
+            assert!(self.0.get(p).copied().unwrap_or(0) > 0, "{what}: no kill landed in `{p}`: {:?}", self.0);
+        }
+    }
+}
+
+const NOT_KILLED: &str = "finished before the kill";
+
+/// Tags whose digests (`None`: absent) were read after a kill.
+fn read_tags(repo: &str, tags: &[&str], basic: Option<&str>, context: &str) -> Vec<Option<String>> {
+    tags.iter()
+        .map(|t| complete_as(repo, t, basic).map(|r| r.unwrap_or_else(|why| panic!("{context}: {why}"))))
+        .collect()
+}
+
+/// The kill-and-rerun loop shared by every subcommand. `next(trial)` prepares trial's new
+/// content and returns the command to run; every tag is read (whole or absent) after each
+/// kill, must then be on the index before it (`old`) or on the one the rerun publishes, and
+/// is on the rerun's afterwards.
+#[allow(clippy::too_many_arguments)]
+fn kill_and_rerun<'a>(
+    what: &str,
+    proxy: &Proxy,
+    repo: &str,
+    tags: &[&str],
+    basic: Option<&str>,
+    children: usize,
+    points: &[KillPoint],
+    mut next: impl FnMut(usize) -> Command<'a>,
+) -> Phases {
+    let logs = tempfile::tempdir().unwrap();
+    let mut old: Vec<Option<String>> = read_tags(repo, tags, basic, what);
+    let mut phases = Phases::default();
+    for (trial, at) in points.iter().enumerate() {
+        let cmd = next(trial);
+        let log = logs.path().join(format!("{trial}.log"));
+        let before = proxy.requests();
+        let mut child = cmd.spawn(&log);
+        let killed = kill_at(&mut child, proxy, before, *at);
+        let seen: Vec<Seen> = proxy.seen(|_| true).into_iter().skip(before).collect();
+        let landed = if killed { phase(&seen, children, tags.len()) } else { NOT_KILLED };
+        phases.add(landed);
+        let context = format!("{what}, killed at {at:?} ({landed})");
+        let after_kill = read_tags(repo, tags, basic, &context);
+        let out = cmd.run();
+        assert!(
+            out.status.success(),
+            "{context}: the rerun failed:\n{}\nthe killed run said:\n{}",
+            text(&out).1,
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let new = printed_digest(&out);
+        for ((tag, was), now) in tags.iter().zip(&old).zip(&after_kill) {
+            assert!(
+                now.is_some() && (now == was || now.as_deref() == Some(new.as_str())),
+                "{context}: `{tag}` is on {now:?}, neither the index before ({was:?}) nor the new one ({new})"
+            );
+        }
+        let after_rerun = read_tags(repo, tags, basic, &format!("{context}, rerun"));
+        assert!(after_rerun.iter().all(|d| d.as_deref() == Some(new.as_str())), "{context}: the rerun left {after_rerun:?}, not {new}");
+        old = after_rerun;
+    }
+    phases
+}
+
+/// `archway build … --push` with two tags, killed at ≥ 30 points spread over its requests
+/// (reading the base, building, uploading, the manifests by digest, the index, between and
+/// after the tag PUTs). Manifest PUTs go through a proxy that holds each a moment, so a kill
+/// lands inside the short phases too.
+#[test]
+fn kill_9_at_any_moment_never_leaves_a_tag_on_an_incomplete_image() {
+    let began = Instant::now();
+    let proxy = Proxy::start(&lab().registry);
+    let hold = Duration::from_millis(100);
+    proxy.fault("PUT", Kind::Manifest, 1, usize::MAX, Fault::Delay(hold));
+    let via = |r: &str| r.replacen(&lab().registry, &proxy.addr, 1);
+    let lab_repo = unique_repo("kill9");
+    let repo = via(&lab_repo);
+    let base = unique_repo("kill9-base");
+    push_image(&base, "1", &nonce(), 4 << 10);
+    let (t1, latest) = (format!("{repo}:1"), format!("{repo}:latest"));
+    let ctx = payload_from(&via(&format!("{base}:1")), &nonce(), SIZE);
+    let args: Vec<String> = ["build", ".", "--platform", "linux/amd64,linux/arm64", "-t", &t1, "-t", &latest, "--push"]
+        .map(String::from)
+        .to_vec();
+    let cmd = || Command {
+        cwd: ctx.path(),
+        args: args.clone(),
+        env: vec![("DOCKER_HOST", "unix:///nonexistent/docker.sock".into())],
+    };
+    // A whole run puts the tags that must stay whole from now on; a second (over them, with new
+    // content) shows the requests of a run.
+    assert!(cmd().run().status.success());
+    write_payload(ctx.path(), &nonce(), SIZE);
+    let before = proxy.requests();
+    let out = cmd().run();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let reference: Vec<Seen> = proxy.seen(|_| true).into_iter().skip(before).collect();
+    let points = kill_points(&reference, 2, 2, 32, hold / 2);
+    let phases = kill_and_rerun("build --push", &proxy, &lab_repo, &["1", "latest"], None, 2, &points, |trial| {
+        write_payload(ctx.path(), &format!("{}-{trial}", nonce()), SIZE);
+        cmd()
+    });
+    eprintln!("{} (a run makes {} requests)", phases.report("build --push", began.elapsed()), reference.len());
+    phases.cover(
+        "build --push",
+        &[START, "blob uploads", "child manifests by digest", "index pushed, no tag yet", "between tag PUTs"],
+    );
+}
+
+/// Bytes per platform of the content the kill tests build: small, so that the ~100 runs stay
+/// quick.
+const SIZE: usize = 256 << 10;
 
 /// A build's output is the user's (or an attacker's, through a dependency) text: on GitHub it
 /// must not run workflow commands. Every line of builder output that looks like one is only
