@@ -12,13 +12,8 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::lab::*;
+use support::auth_registry::AuthRegistry;
 use support::proxy::{Fault, Kind, Proxy, Seen};
-
-/// A no-RUN context (assembled: no engine) on the lab's base image with `size` bytes that
-/// differ per `nonce`.
-fn payload(nonce: &str, size: usize) -> tempfile::TempDir {
-    payload_from(&lab().base, nonce, size)
-}
 
 /// A no-RUN context on `base` whose files (`size` bytes per platform) differ per `nonce`.
 fn payload_from(base: &str, nonce: &str, size: usize) -> tempfile::TempDir {
@@ -368,9 +363,332 @@ fn kill_9_at_any_moment_never_leaves_a_tag_on_an_incomplete_image() {
     );
 }
 
+/// `archway merge` of two legs that `build --push-by-digest` pushed, with two tags, killed
+/// at every request (each merge annotates its index differently, so each moves the tags).
+#[test]
+fn kill_9_during_merge_never_leaves_a_tag_on_an_incomplete_image() {
+    let began = Instant::now();
+    let proxy = Proxy::start(&lab().registry);
+    let hold = Duration::from_millis(100);
+    proxy.fault("PUT", Kind::Manifest, 1, usize::MAX, Fault::Delay(hold));
+    let via = |r: &str| r.replacen(&lab().registry, &proxy.addr, 1);
+    let lab_repo = unique_repo("kill9-merge");
+    let repo = via(&lab_repo);
+    let base = unique_repo("kill9-merge-base");
+    push_image(&base, "1", &nonce(), 4 << 10);
+    let ctx = payload_from(&via(&format!("{base}:1")), &nonce(), SIZE);
+    let no_engine = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    std::fs::create_dir(ctx.path().join("legs")).unwrap();
+    for p in ["linux/amd64", "linux/arm64"] {
+        let file = format!("legs/{}", p.replace('/', "-"));
+        let leg = ["build", ".", "--platform", p, "--push-by-digest", "-t", &repo, "--digest-file", &file];
+        let out = archway_env(ctx.path(), &leg, &no_engine);
+        assert!(out.status.success(), "{}", text(&out).1);
+    }
+    let (t1, latest) = (format!("{repo}:1"), format!("{repo}:latest"));
+    let cmd = |trial: &str| Command {
+        cwd: ctx.path(),
+        args: ["merge", "-t", &t1, "-t", &latest, "--platform", "linux/amd64,linux/arm64", "--annotation"]
+            .map(String::from)
+            .into_iter()
+            .chain([format!("index:org.example.trial={trial}-{}", nonce()), "legs".into()])
+            .collect(),
+        env: vec![],
+    };
+    assert!(cmd("first").run().status.success());
+    let before = proxy.requests();
+    let out = cmd("reference").run();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let reference: Vec<Seen> = proxy.seen(|_| true).into_iter().skip(before).collect();
+    let points = kill_points(&reference, 0, 2, 18, hold / 2);
+    let phases = kill_and_rerun("merge", &proxy, &lab_repo, &["1", "latest"], None, 0, &points, |trial| {
+        cmd(&trial.to_string())
+    });
+    eprintln!("{} (a run makes {} requests)", phases.report("merge", began.elapsed()), reference.len());
+    phases.cover("merge", &[START, "index pushed, no tag yet", "between tag PUTs"]);
+}
+
+/// `archway promote` of a new two-platform image each time into another repository of the
+/// same registry (blobs mounted), with two tags, killed at every request.
+#[test]
+fn kill_9_during_promote_never_leaves_a_tag_on_an_incomplete_image() {
+    let began = Instant::now();
+    let proxy = Proxy::start(&lab().registry);
+    let hold = Duration::from_millis(100);
+    proxy.fault("PUT", Kind::Manifest, 1, usize::MAX, Fault::Delay(hold));
+    let via = |r: &str| r.replacen(&lab().registry, &proxy.addr, 1);
+    let src = unique_repo("kill9-promote-src");
+    let lab_repo = unique_repo("kill9-promote");
+    let dst = via(&lab_repo);
+    let ctx = tempfile::tempdir().unwrap();
+    let cmd = |tag: &str| {
+        push_image(&src, tag, &format!("{tag}-{}", nonce()), 64 << 10);
+        Command {
+            cwd: ctx.path(),
+            args: vec!["promote".into(), via(&format!("{src}:{tag}")), format!("{dst}:1"), format!("{dst}:latest")],
+            env: vec![],
+        }
+    };
+    assert!(cmd("first").run().status.success());
+    let reference_cmd = cmd("reference");
+    let before = proxy.requests();
+    let out = reference_cmd.run();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let reference: Vec<Seen> = proxy.seen(|_| true).into_iter().skip(before).collect();
+    let points = kill_points(&reference, 2, 2, 16, hold / 2);
+    let phases = kill_and_rerun("promote", &proxy, &lab_repo, &["1", "latest"], None, 2, &points, |trial| {
+        cmd(&format!("t{trial}"))
+    });
+    eprintln!("{} (a run makes {} requests)", phases.report("promote", began.elapsed()), reference.len());
+    phases.cover(
+        "promote",
+        &[START, "blob uploads", "child manifests by digest", "index pushed, no tag yet", "between tag PUTs"],
+    );
+}
+
+/// `archway promote` from the lab registry into a second registry that wants a password
+/// (blobs streamed through archway), with two tags, killed at every request to the second.
+#[test]
+fn kill_9_during_promote_across_registries_never_leaves_a_tag_on_an_incomplete_image() {
+    const USER: &str = "ci-bot";
+    const PASSWORD: &str = "kill9-pa55";
+    let began = Instant::now();
+    let second = AuthRegistry::start(USER, PASSWORD);
+    let proxy = Proxy::start(&second.host);
+    let hold = Duration::from_millis(100);
+    proxy.fault("PUT", Kind::Manifest, 1, usize::MAX, Fault::Delay(hold));
+    let src = unique_repo("kill9-xpromote-src");
+    let path = format!("acme/kill9-{}", nonce());
+    let (direct, dst) = (format!("{}/{path}", second.host), format!("{}/{path}", proxy.addr));
+    let basic = format!("{USER}:{PASSWORD}");
+    let ctx = tempfile::tempdir().unwrap();
+    let cmd = |tag: &str| {
+        push_image(&src, tag, &format!("{tag}-{}", nonce()), 64 << 10);
+        Command {
+            cwd: ctx.path(),
+            args: vec!["promote".into(), format!("{src}:{tag}"), format!("{dst}:1"), format!("{dst}:latest")],
+            env: vec![
+                ("ARCHWAY_REGISTRY", proxy.addr.clone()),
+                ("ARCHWAY_REGISTRY_USERNAME", USER.into()),
+                ("ARCHWAY_REGISTRY_PASSWORD", PASSWORD.into()),
+            ],
+        }
+    };
+    let out = cmd("first").run();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let reference_cmd = cmd("reference");
+    let before = proxy.requests();
+    let out = reference_cmd.run();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let reference: Vec<Seen> = proxy.seen(|_| true).into_iter().skip(before).collect();
+    let points = kill_points(&reference, 2, 2, 16, hold / 2);
+    let phases =
+        kill_and_rerun("promote to another registry", &proxy, &direct, &["1", "latest"], Some(&basic), 2, &points, |t| {
+            cmd(&format!("t{t}"))
+        });
+    eprintln!(
+        "{} (a run makes {} requests)",
+        phases.report("promote to another registry", began.elapsed()),
+        reference.len()
+    );
+    phases.cover(
+        "promote to another registry",
+        &[START, "blob uploads", "child manifests by digest", "index pushed, no tag yet", "between tag PUTs"],
+    );
+}
+
+/// What an OCI layout directory holds: `None` when absent; the digest of the image its
+/// `index.json` names when it is whole (every blob there, of the right digest and size, every
+/// layer's diff_id right, and skopeo reads it); else why not.
+fn layout_state(dir: &Path) -> Option<Result<String, String>> {
+    if !dir.exists() {
+        return None;
+    }
+    let check = || -> Result<String, String> {
+        let images = support::layout::images(dir)?;
+        for image in images.values() {
+            for i in 0..image.layers.len() {
+                image.layer_tar(dir, i)?;
+            }
+        }
+        let index = json(&std::fs::read(dir.join("index.json")).map_err(|e| e.to_string())?);
+        let top = index["manifests"][0]["digest"].as_str().ok_or("index.json names nothing")?.to_string();
+        let raw = std::process::Command::new("skopeo")
+            .args(["inspect", "--raw", &format!("oci:{}", dir.display())])
+            .output()
+            .map_err(|e| format!("skopeo: {e}"))?;
+        if !raw.status.success() || sha256(&raw.stdout) != top {
+            return Err(format!("skopeo reads {}: {}", sha256(&raw.stdout), String::from_utf8_lossy(&raw.stderr)));
+        }
+        Ok(top)
+    };
+    Some(check().map_err(|why| format!("{} is not a whole OCI layout: {why}", dir.display())))
+}
+
+/// `archway build` to an OCI layout (no push), killed at moments spread over its whole run
+/// and beyond: the output is absent (when it was), the old whole layout or the new whole one;
+/// nothing is left beside it that trips the rerun, which succeeds.
+#[test]
+fn kill_9_during_a_layout_write_leaves_the_old_layout_or_the_new_one() {
+    let began = Instant::now();
+    let base = unique_repo("kill9-layout-base");
+    push_image(&base, "1", &nonce(), 4 << 10);
+    let ctx = payload_from(&format!("{base}:1"), &nonce(), SIZE);
+    let cmd = |out: &str| Command {
+        cwd: ctx.path(),
+        args: ["build", ".", "--platform", "linux/amd64,linux/arm64", "--output", out].map(String::from).to_vec(),
+        env: vec![("DOCKER_HOST", "unix:///nonexistent/docker.sock".into())],
+    };
+    let t = Instant::now();
+    let out = cmd("out").run();
+    let whole_run = t.elapsed();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let mut old = layout_state(&ctx.path().join("out")).expect("written").unwrap_or_else(|e| panic!("{e}"));
+    let logs = tempfile::tempdir().unwrap();
+    let (mut killed, mut moved) = (0, 0);
+    const TRIALS: u32 = 20;
+    for trial in 0..TRIALS {
+        write_payload(ctx.path(), &format!("{}-{trial}", nonce()), SIZE);
+        // Every fourth into a directory that does not exist yet.
+        let name = if trial % 4 == 0 { format!("fresh-{trial}") } else { "out".into() };
+        let dir = ctx.path().join(&name);
+        let c = cmd(&name);
+        let mut child = c.spawn(&logs.path().join(format!("{trial}.log")));
+        // From a tenth of a run to a fifth past its end: the layout is written at the end.
+        std::thread::sleep(whole_run.mul_f64(0.1 + 1.1 * f64::from(trial) / f64::from(TRIALS - 1)));
+        killed += usize::from(child.try_wait().unwrap().is_none());
+        let _ = child.kill();
+        let _ = child.wait();
+        let after_kill = layout_state(&dir).map(|r| r.unwrap_or_else(|e| panic!("killed in trial {trial}: {e}")));
+        let out = c.run();
+        assert!(out.status.success(), "trial {trial}: the rerun failed: {}", text(&out).1);
+        let new = layout_state(&dir).expect("written").unwrap_or_else(|e| panic!("trial {trial}, rerun: {e}"));
+        let was = (name == "out").then(|| old.clone());
+        assert!(
+            after_kill.is_none() && was.is_none() || after_kill == was || after_kill.as_ref() == Some(&new),
+            "trial {trial}: after the kill `{name}` held {after_kill:?}, neither what it held before ({was:?}) nor the new image ({new})"
+        );
+        moved += usize::from(name == "out" && after_kill.as_ref() == Some(&new));
+        let left: Vec<String> = std::fs::read_dir(ctx.path())
+            .unwrap()
+            .chain(std::fs::read_dir(&dir).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "trial {trial}: the rerun left {left:?} beside or in the layout");
+        if name == "out" {
+            old = new;
+        }
+    }
+    eprintln!(
+        "layout: {killed} of {TRIALS} runs killed before they finished, {moved} had replaced `out` already, in {:.1?}",
+        began.elapsed()
+    );
+}
+
 /// Bytes per platform of the content the kill tests build: small, so that the ~100 runs stay
 /// quick.
 const SIZE: usize = 256 << 10;
+
+/// Checks what a publisher that raced another for `tag` (in `repo` on the lab registry,
+/// reached through `proxy`) says it published: the index it printed is whole by digest and is
+/// the one it names in its log; each tag it says it put was really put on that index (the
+/// proxy saw the PUT of those bytes answered 201) — the other may have moved it since.
+fn truthful(o: &Output, who: &str, proxy: &Proxy, before: usize, lab_repo: &str, tag: &str) -> String {
+    let (_, stderr) = text(o);
+    assert!(o.status.success(), "{who}: {stderr}");
+    let digest = printed_digest(o);
+    match complete_as(lab_repo, &digest, None) {
+        Some(Ok(_)) => {}
+        Some(Err(why)) => panic!("{who} printed {digest}: {why}"),
+        None => panic!("{who} printed {digest}, which the registry lacks"),
+    }
+    let (name, tag_name) = tag.rsplit_once(':').unwrap();
+    let path = format!("/v2/{}/manifests/{tag_name}", name.split_once('/').unwrap().1);
+    let claims = stderr.lines().any(|l| l.trim() == format!("tagged {tag}"));
+    assert!(claims, "{who} says it tagged {tag}: {stderr}");
+    let puts = proxy.seen(|_| true).into_iter().skip(before).filter(|s| {
+        s.method == "PUT" && s.path == path && s.status == 201 && s.body_digest.as_deref() == Some(digest.as_str())
+    });
+    assert_eq!(puts.count(), 1, "{who} says it tagged {tag} with {digest}: the registry took that PUT once");
+    digest
+}
+
+/// Two `archway build --push` of different content to one tag at the same moment, 20 times:
+/// the tag ends on one whole index, one of theirs, and each says truly what it published.
+#[test]
+fn two_publishers_racing_for_one_tag_leave_it_on_one_whole_index() {
+    let began = Instant::now();
+    let proxy = Proxy::start(&lab().registry);
+    let via = |r: &str| r.replacen(&lab().registry, &proxy.addr, 1);
+    let lab_repo = unique_repo("race");
+    let base = unique_repo("race-base");
+    push_image(&base, "1", &nonce(), 4 << 10);
+    let tag = format!("{}:latest", via(&lab_repo));
+    let mut won = [0; 2];
+    for round in 0..20 {
+        let ctxs = ["a", "b"].map(|who| payload_from(&via(&format!("{base}:1")), &format!("{who}{round}-{}", nonce()), 16 << 10));
+        let before = proxy.requests();
+        let children = ctxs.each_ref().map(|ctx| {
+            let mut c = support::spawn::archway();
+            support::spawn::pass_lab_env(&mut c)
+                .args(["build", ".", "--platform", "linux/amd64,linux/arm64", "-t", &tag, "--push"])
+                .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+                .current_dir(ctx.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c.spawn().unwrap()
+        });
+        let outs = children.map(|c| c.wait_with_output().unwrap());
+        let digests: Vec<String> = ["a", "b"]
+            .iter()
+            .zip(&outs)
+            .map(|(who, o)| truthful(o, &format!("round {round}, {who}"), &proxy, before, &lab_repo, &tag))
+            .collect();
+        assert_ne!(digests[0], digests[1], "different content, different indexes");
+        let now = complete(&lab_repo, "latest").expect("the tag exists").unwrap_or_else(|why| panic!("{why}"));
+        let i = digests.iter().position(|d| *d == now);
+        let i = i.unwrap_or_else(|| panic!("round {round}: the tag is on {now}, neither of {digests:?}"));
+        won[i] += 1;
+    }
+    eprintln!("20 races of build --push: a won {}, b won {}, in {:.1?}", won[0], won[1], began.elapsed());
+}
+
+/// Two `archway promote` of different images to one tag at the same moment, 20 times: the tag
+/// ends on one whole index, one of theirs, and each says truly what it published.
+#[test]
+fn two_promotes_racing_for_one_tag_leave_it_on_one_whole_index() {
+    let began = Instant::now();
+    let proxy = Proxy::start(&lab().registry);
+    let via = |r: &str| r.replacen(&lab().registry, &proxy.addr, 1);
+    let src = unique_repo("race-promote-src");
+    let lab_repo = unique_repo("race-promote");
+    let tag = format!("{}:latest", via(&lab_repo));
+    let ctx = tempfile::tempdir().unwrap();
+    let mut won = [0; 2];
+    for round in 0..20 {
+        let pushed = ["a", "b"].map(|who| push_image(&src, &format!("{who}{round}"), &format!("{who}{round}-{}", nonce()), 16 << 10));
+        let before = proxy.requests();
+        let children = ["a", "b"].map(|who| {
+            let mut c = support::spawn::archway();
+            support::spawn::pass_lab_env(&mut c)
+                .args(["promote", &via(&format!("{src}:{who}{round}")), &tag])
+                .current_dir(ctx.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c.spawn().unwrap()
+        });
+        let outs = children.map(|c| c.wait_with_output().unwrap());
+        for (i, who) in ["a", "b"].iter().enumerate() {
+            let d = truthful(&outs[i], &format!("round {round}, {who}"), &proxy, before, &lab_repo, &tag);
+            assert_eq!(d, pushed[i], "round {round}, {who}: promote prints the index it copied");
+        }
+        let now = complete(&lab_repo, "latest").expect("the tag exists").unwrap_or_else(|why| panic!("{why}"));
+        let i = pushed.iter().position(|d| *d == now);
+        won[i.unwrap_or_else(|| panic!("round {round}: the tag is on {now}, neither of {pushed:?}"))] += 1;
+    }
+    eprintln!("20 races of promote: a won {}, b won {}, in {:.1?}", won[0], won[1], began.elapsed());
+}
 
 /// A build's output is the user's (or an attacker's, through a dependency) text: on GitHub it
 /// must not run workflow commands. Every line of builder output that looks like one is only

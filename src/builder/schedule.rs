@@ -465,7 +465,8 @@ fn failure(req: &BuildRequest, failed: &[(Platform, &'static str, anyhow::Error)
 
 /// Where platforms are exported before being pushed or merged; removed when dropped.
 pub enum Staging {
-    /// Inside the output layout, so blobs move into it by rename.
+    /// Beside the output layout (`publish::layout::beside`), so blobs move into the new layout
+    /// by rename and the new layout into place.
     Dir(PathBuf),
     Temp(tempfile::TempDir),
 }
@@ -474,7 +475,8 @@ impl Staging {
     fn new(output: &Output) -> Result<Staging, UserError> {
         let made = match output {
             Output::Layout { dir, .. } => {
-                let s = dir.join(format!(".archway-staging-{}", std::process::id()));
+                crate::publish::layout::clean_stale(dir);
+                let s = crate::publish::layout::beside(dir);
                 std::fs::create_dir_all(&s).map(|()| Staging::Dir(s.clone())).map_err(|e| (s, e))
             }
             Output::Registry { .. } | Output::Digest { .. } => tempfile::Builder::new()
