@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::lab::*;
 use support::auth_registry::AuthRegistry;
+use support::lab::*;
 use support::proxy::{Fault, Kind, Proxy, Seen};
 
 /// A no-RUN context on `base` whose files (`size` bytes per platform) differ per `nonce`.
@@ -141,7 +141,8 @@ fn blob_status(repo: &str, digest: &str, basic: Option<&str>) -> u16 {
 /// The `sha256:…` of the `REPO@sha256:…` line archway prints on stdout.
 fn printed_digest(o: &Output) -> String {
     let stdout = text(o).0;
-    let line = stdout.lines().rev().find(|l| l.contains("@sha256:")).unwrap_or_else(|| panic!("no digest in {stdout:?}"));
+    let line =
+        stdout.lines().rev().find(|l| l.contains("@sha256:")).unwrap_or_else(|| panic!("no digest in {stdout:?}"));
     line.trim().rsplit('@').next().unwrap().to_string()
 }
 
@@ -190,8 +191,7 @@ fn kill_points(reference: &[Seen], children: usize, tags: usize, at_least: usize
     let at = |requests, then| KillPoint { requests, then };
     let (start, publishing): (Vec<usize>, Vec<usize>) =
         (0..=reference.len()).partition(|&n| phase(&reference[..n], children, tags) == START);
-    let mut points: Vec<KillPoint> =
-        publishing.iter().flat_map(|&n| [at(n, Duration::ZERO), at(n, later)]).collect();
+    let mut points: Vec<KillPoint> = publishing.iter().flat_map(|&n| [at(n, Duration::ZERO), at(n, later)]).collect();
     let need = at_least.saturating_sub(points.len()).max(4);
     points.extend((0..need).map(|k| at(start[k * start.len() / need], Duration::ZERO)));
     points
@@ -220,12 +220,14 @@ fn kill_at(child: &mut Child, proxy: &Proxy, before: usize, at: KillPoint) -> bo
 fn phase(seen: &[Seen], children: usize, tags: usize) -> &'static str {
     let puts = |by_digest: bool| {
         seen.iter()
-            .filter(|s| s.method == "PUT" && s.kind == Kind::Manifest && s.path.contains("/manifests/sha256:") == by_digest)
+            .filter(|s| {
+                s.method == "PUT" && s.kind == Kind::Manifest && s.path.contains("/manifests/sha256:") == by_digest
+            })
             .count()
     };
-    let uploads = seen.iter().any(|s| {
-        (s.kind == Kind::Upload && s.method == "PUT") || (s.method == "POST" && s.query.contains("mount="))
-    });
+    let uploads = seen
+        .iter()
+        .any(|s| (s.kind == Kind::Upload && s.method == "PUT") || (s.method == "POST" && s.query.contains("mount=")));
     match (puts(false), puts(true)) {
         (t, _) if t >= tags => "after the last tag PUT",
         (t, _) if t > 0 => "between tag PUTs",
@@ -312,7 +314,10 @@ fn kill_and_rerun<'a>(
             );
         }
         let after_rerun = read_tags(repo, tags, basic, &format!("{context}, rerun"));
-        assert!(after_rerun.iter().all(|d| d.as_deref() == Some(new.as_str())), "{context}: the rerun left {after_rerun:?}, not {new}");
+        assert!(
+            after_rerun.iter().all(|d| d.as_deref() == Some(new.as_str())),
+            "{context}: the rerun left {after_rerun:?}, not {new}"
+        );
         old = after_rerun;
     }
     phases
@@ -401,9 +406,8 @@ fn kill_9_during_merge_never_leaves_a_tag_on_an_incomplete_image() {
     assert!(out.status.success(), "{}", text(&out).1);
     let reference: Vec<Seen> = proxy.seen(|_| true).into_iter().skip(before).collect();
     let points = kill_points(&reference, 0, 2, 18, hold / 2);
-    let phases = kill_and_rerun("merge", &proxy, &lab_repo, &["1", "latest"], None, 0, &points, |trial| {
-        cmd(&trial.to_string())
-    });
+    let phases =
+        kill_and_rerun("merge", &proxy, &lab_repo, &["1", "latest"], None, 0, &points, |trial| cmd(&trial.to_string()));
     eprintln!("{} (a run makes {} requests)", phases.report("merge", began.elapsed()), reference.len());
     phases.cover("merge", &[START, "index pushed, no tag yet", "between tag PUTs"]);
 }
@@ -482,10 +486,16 @@ fn kill_9_during_promote_across_registries_never_leaves_a_tag_on_an_incomplete_i
     assert!(out.status.success(), "{}", text(&out).1);
     let reference: Vec<Seen> = proxy.seen(|_| true).into_iter().skip(before).collect();
     let points = kill_points(&reference, 2, 2, 16, hold / 2);
-    let phases =
-        kill_and_rerun("promote to another registry", &proxy, &direct, &["1", "latest"], Some(&basic), 2, &points, |t| {
-            cmd(&format!("t{t}"))
-        });
+    let phases = kill_and_rerun(
+        "promote to another registry",
+        &proxy,
+        &direct,
+        &["1", "latest"],
+        Some(&basic),
+        2,
+        &points,
+        |t| cmd(&format!("t{t}")),
+    );
     eprintln!(
         "{} (a run makes {} requests)",
         phases.report("promote to another registry", began.elapsed()),
@@ -627,7 +637,8 @@ fn two_publishers_racing_for_one_tag_leave_it_on_one_whole_index() {
     let tag = format!("{}:latest", via(&lab_repo));
     let mut won = [0; 2];
     for round in 0..20 {
-        let ctxs = ["a", "b"].map(|who| payload_from(&via(&format!("{base}:1")), &format!("{who}{round}-{}", nonce()), 16 << 10));
+        let ctxs = ["a", "b"]
+            .map(|who| payload_from(&via(&format!("{base}:1")), &format!("{who}{round}-{}", nonce()), 16 << 10));
         let before = proxy.requests();
         let children = ctxs.each_ref().map(|ctx| {
             let mut c = support::spawn::archway();
@@ -667,7 +678,8 @@ fn two_promotes_racing_for_one_tag_leave_it_on_one_whole_index() {
     let ctx = tempfile::tempdir().unwrap();
     let mut won = [0; 2];
     for round in 0..20 {
-        let pushed = ["a", "b"].map(|who| push_image(&src, &format!("{who}{round}"), &format!("{who}{round}-{}", nonce()), 16 << 10));
+        let pushed = ["a", "b"]
+            .map(|who| push_image(&src, &format!("{who}{round}"), &format!("{who}{round}-{}", nonce()), 16 << 10));
         let before = proxy.requests();
         let children = ["a", "b"].map(|who| {
             let mut c = support::spawn::archway();

@@ -96,7 +96,14 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
     // SAFETY: both are NUL-terminated paths that live across the call; the syscall reads them only.
     let r = unsafe {
-        libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
     };
     if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
