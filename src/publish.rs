@@ -450,7 +450,8 @@ pub struct Published {
     pub index: Descriptor,
     /// Where it went: `registry/repo@digest`, or the layout directory.
     pub location: String,
-    /// The tags a registry now holds for it; never a layout's names.
+    /// The tags archway put on it, in order (another publisher may have moved one since);
+    /// never a layout's names.
     pub tags: Vec<String>,
     /// The names a layout's `index.json` gives it (`org.opencontainers.image.ref.name`).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -615,6 +615,7 @@ fn truthful(o: &Output, who: &str, proxy: &Proxy, before: usize, lab_repo: &str,
     }
     let (name, tag_name) = tag.rsplit_once(':').unwrap();
     let path = format!("/v2/{}/manifests/{tag_name}", name.split_once('/').unwrap().1);
+    assert!(stderr.contains(&digest), "{who} names the index it printed ({digest}) in its log: {stderr}");
     let claims = stderr.lines().any(|l| l.trim() == format!("tagged {tag}"));
     assert!(claims, "{who} says it tagged {tag}: {stderr}");
     let puts = proxy.seen(|_| true).into_iter().skip(before).filter(|s| {
@@ -644,6 +645,7 @@ fn two_publishers_racing_for_one_tag_leave_it_on_one_whole_index() {
             let mut c = support::spawn::archway();
             support::spawn::pass_lab_env(&mut c)
                 .args(["build", ".", "--platform", "linux/amd64,linux/arm64", "-t", &tag, "--push"])
+                .args(["--metadata-file", "metadata.json"])
                 .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
                 .current_dir(ctx.path())
                 .stdout(Stdio::piped())
@@ -657,6 +659,12 @@ fn two_publishers_racing_for_one_tag_leave_it_on_one_whole_index() {
             .map(|(who, o)| truthful(o, &format!("round {round}, {who}"), &proxy, before, &lab_repo, &tag))
             .collect();
         assert_ne!(digests[0], digests[1], "different content, different indexes");
+        // The metadata file says the same: this index, under the tag it put.
+        for (ctx, d) in ctxs.iter().zip(&digests) {
+            let m = json(&std::fs::read(ctx.path().join("metadata.json")).unwrap());
+            assert_eq!(m["digest"], d.as_str(), "round {round}: {m}");
+            assert_eq!(m["tags"], serde_json::json!([tag]), "round {round}: {m}");
+        }
         let now = complete(&lab_repo, "latest").expect("the tag exists").unwrap_or_else(|why| panic!("{why}"));
         let i = digests.iter().position(|d| *d == now);
         let i = i.unwrap_or_else(|| panic!("round {round}: the tag is on {now}, neither of {digests:?}"));
