@@ -286,10 +286,13 @@ fn kill_and_rerun<'a>(
     mut next: impl FnMut(usize) -> Command<'a>,
 ) -> Phases {
     let logs = tempfile::tempdir().unwrap();
+    // Its own temporary directory, to see what killed runs leave there.
+    let tmp = tempfile::tempdir().unwrap();
     let mut old: Vec<Option<String>> = read_tags(repo, tags, basic, what);
     let mut phases = Phases::default();
     for (trial, at) in points.iter().enumerate() {
-        let cmd = next(trial);
+        let mut cmd = next(trial);
+        cmd.env.push(("TMPDIR", tmp.path().display().to_string()));
         let log = logs.path().join(format!("{trial}.log"));
         let before = proxy.requests();
         let mut child = cmd.spawn(&log);
@@ -318,6 +321,8 @@ fn kill_and_rerun<'a>(
             after_rerun.iter().all(|d| d.as_deref() == Some(new.as_str())),
             "{context}: the rerun left {after_rerun:?}, not {new}"
         );
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "{context}: the rerun left in the temporary directory: {left:?}");
         old = after_rerun;
     }
     phases
@@ -544,10 +549,14 @@ fn kill_9_during_a_layout_write_leaves_the_old_layout_or_the_new_one() {
     let base = unique_repo("kill9-layout-base");
     push_image(&base, "1", &nonce(), 4 << 10);
     let ctx = payload_from(&format!("{base}:1"), &nonce(), SIZE);
+    let tmp = tempfile::tempdir().unwrap();
     let cmd = |out: &str| Command {
         cwd: ctx.path(),
         args: ["build", ".", "--platform", "linux/amd64,linux/arm64", "--output", out].map(String::from).to_vec(),
-        env: vec![("DOCKER_HOST", "unix:///nonexistent/docker.sock".into())],
+        env: vec![
+            ("DOCKER_HOST", "unix:///nonexistent/docker.sock".into()),
+            ("TMPDIR", tmp.path().display().to_string()),
+        ],
     };
     let t = Instant::now();
     let out = cmd("out").run();
@@ -586,6 +595,8 @@ fn kill_9_during_a_layout_write_leaves_the_old_layout_or_the_new_one() {
             .filter(|n| n.starts_with('.'))
             .collect();
         assert!(left.is_empty(), "trial {trial}: the rerun left {left:?} beside or in the layout");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "trial {trial}: the rerun left in the temporary directory: {left:?}");
         if name == "out" {
             old = new;
         }

@@ -5,7 +5,7 @@
 //! is built and push access is confirmed. Fails, naming every failed platform and step, when
 //! any platform failed; never moves a tag.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -467,7 +467,7 @@ fn failure(req: &BuildRequest, failed: &[(Platform, &'static str, anyhow::Error)
 pub enum Staging {
     /// Beside the output layout (`publish::layout::beside`), so blobs move into the new layout
     /// by rename and the new layout into place.
-    Dir(PathBuf),
+    Dir(crate::scratch::Owned),
     Temp(tempfile::TempDir),
 }
 
@@ -477,7 +477,7 @@ impl Staging {
             Output::Layout { dir, .. } => {
                 crate::publish::layout::clean_stale(dir);
                 let s = crate::publish::layout::beside(dir);
-                std::fs::create_dir_all(&s).map(|()| Staging::Dir(s.clone())).map_err(|e| (s, e))
+                crate::scratch::Owned::create(s.clone()).map(Staging::Dir).map_err(|e| (s, e))
             }
             Output::Registry { .. } | Output::Digest { .. } => tempfile::Builder::new()
                 .prefix("archway-staging-")
@@ -494,7 +494,7 @@ impl Staging {
 
     pub fn path(&self) -> &Path {
         match self {
-            Staging::Dir(p) => p,
+            Staging::Dir(p) => p.path(),
             Staging::Temp(t) => t.path(),
         }
     }
@@ -503,7 +503,7 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if let Staging::Dir(p) = self {
-            let _ = std::fs::remove_dir_all(p);
+            let _ = std::fs::remove_dir_all(p.path());
         }
     }
 }

@@ -7,7 +7,7 @@
 //! layouts, then the new layout itself. An absent output is created by renaming the new layout
 //! onto it; an existing one is swapped with it in one step (`renameat2(RENAME_EXCHANGE)`), and
 //! the old one, now beside, is removed. A run that was killed leaves its directory beside the
-//! output; the next run removes those of processes that no longer exist.
+//! output; the next run removes it (`crate::scratch`).
 
 use std::path::{Path, PathBuf};
 
@@ -39,28 +39,11 @@ fn parent(out: &Path) -> PathBuf {
     }
 }
 
-/// Removes what killed runs left beside `out`: directories of processes that no longer exist.
-/// Those of running processes (another build writing the same output) are left alone.
+/// Removes what killed runs left beside `out` ([`crate::scratch::remove_abandoned`]); the work
+/// of a running process (another build writing the same output) is left alone.
 pub fn clean_stale(out: &Path) {
     let out = resolve(out);
-    let prefix = prefix(&out);
-    let Ok(entries) = std::fs::read_dir(parent(&out)) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if pid != std::process::id() && !alive(pid) {
-            tracing::debug!(dir = %e.path().display(), "removing what a killed run left beside the output");
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-
-/// Whether a process with this id exists (signal 0 checks without sending anything).
-fn alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
-    // SAFETY: kill(2) with signal 0 only checks that the process exists and may be signalled.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    crate::scratch::remove_abandoned(&parent(&out), &prefix(&out));
 }
 
 /// Puts the whole layout `new` at `out` in one step: renamed onto it when `out` does not
@@ -144,18 +127,16 @@ mod tests {
     }
 
     #[test]
-    fn stale_directories_of_dead_processes_are_removed() {
+    fn what_killed_runs_left_beside_the_output_is_removed() {
         let d = tempfile::tempdir().unwrap();
         let out = d.path().join("out");
-        // A pid above the kernel's limit (2^22) belongs to no process.
         let dead = d.path().join(".out.archway-4999999");
-        let mine = beside(&out);
+        drop(crate::scratch::Owned::create(dead.clone()).unwrap());
+        let mine = crate::scratch::Owned::create(beside(&out)).unwrap();
         let other = d.path().join(".other.archway-4999999");
-        for p in [&dead, &mine, &other] {
-            std::fs::create_dir_all(p).unwrap();
-        }
+        drop(crate::scratch::Owned::create(other.clone()).unwrap());
         clean_stale(&out);
         assert!(!dead.exists(), "a killed run's directory is removed");
-        assert!(mine.exists() && other.exists(), "this run's and another output's are kept");
+        assert!(mine.path().exists() && other.exists(), "this run's and another output's are kept");
     }
 }
