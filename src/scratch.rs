@@ -6,7 +6,9 @@
 //! directory is [`Owned`]: the run holds an exclusive lock on a file inside for as long as it
 //! lives, which the kernel releases however the process ends. A later run removes the
 //! directories whose lock it can take ([`remove_abandoned`]), never one a running process
-//! still holds — also one in another container that shares the directory.
+//! still holds — also one in another container that shares the directory. The lock goes last
+//! when a directory is removed ([`remove`]), so a run killed while removing one leaves it
+//! recognisable.
 //!
 //! Every temporary file and directory of a run is made inside one owned directory in the
 //! system's temporary directory ([`temp_root`]), removed at the end of the run.
@@ -45,24 +47,48 @@ impl Owned {
 }
 
 /// Removes the directories in `parent` whose names start with `prefix` and whose owner is
-/// gone (their lock can be taken). Directories without a lock file are not archway's own
-/// and are left alone. Returns how many were removed.
+/// gone: their lock can be taken, or they have none (left by a run killed as it made or removed
+/// one) and are older than a minute. Returns how many were removed.
 pub fn remove_abandoned(parent: &Path, prefix: &str) -> usize {
     let Ok(entries) = std::fs::read_dir(parent) else { return 0 };
     let mut removed = 0;
     for e in entries.flatten() {
-        if !e.file_name().to_string_lossy().starts_with(prefix) {
+        if !e.file_name().to_string_lossy().starts_with(prefix) || !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let Ok(lock) = File::open(e.path().join(LOCK)) else { continue };
-        if lock.try_lock().is_ok() {
-            tracing::debug!(dir = %e.path().display(), "removing what a killed run left");
-            if std::fs::remove_dir_all(e.path()).is_ok() {
-                removed += 1;
+        let abandoned = match File::open(e.path().join(LOCK)) {
+            Ok(lock) => lock.try_lock().is_ok(),
+            // Made a moment ago, its lock not yet there: not abandoned.
+            Err(_) => {
+                e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().unwrap_or_default() > ABANDONED)
             }
+        };
+        if abandoned && remove(&e.path()).is_ok() {
+            tracing::debug!(dir = %e.path().display(), "removed what a killed run left");
+            removed += 1;
         }
     }
     removed
+}
+
+/// How old a directory without a lock must be to be taken for abandoned.
+const ABANDONED: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes an owned directory, its lock last: a run killed while removing it leaves one the
+/// next run can still tell abandoned.
+pub fn remove(dir: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_name() == LOCK {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(e.path())?;
+        } else {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    std::fs::remove_dir_all(dir)
 }
 
 /// The prefix of [`temp_root`]'s directories.
@@ -89,12 +115,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let held = Owned::create(d.path().join("x-held")).unwrap();
         drop(Owned::create(d.path().join("x-gone")).unwrap());
-        std::fs::create_dir(d.path().join("x-not-ours")).unwrap();
+        std::fs::create_dir(d.path().join("x-just-made")).unwrap();
         drop(Owned::create(d.path().join("y-gone")).unwrap());
         assert_eq!(remove_abandoned(d.path(), "x-"), 1);
         assert!(held.path().exists(), "a living owner's directory stays");
         assert!(!d.path().join("x-gone").exists());
-        assert!(d.path().join("x-not-ours").exists(), "a directory without a lock is not archway's");
+        assert!(d.path().join("x-just-made").exists(), "a directory without a lock yet is being made");
         assert!(d.path().join("y-gone").exists(), "another prefix is left alone");
         let e = Owned::create(d.path().join("x-held")).unwrap_err();
         assert!(e.to_string().contains("in use by another running archway"), "{e}");
