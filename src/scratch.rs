@@ -30,13 +30,27 @@ impl Owned {
     /// it.
     pub fn create(dir: PathBuf) -> std::io::Result<Owned> {
         std::fs::create_dir_all(&dir)?;
-        let lock = File::create(dir.join(LOCK))?;
-        match lock.try_lock() {
-            Ok(()) => Ok(Owned { dir, _lock: lock }),
-            Err(TryLockError::WouldBlock) => Err(std::io::Error::new(
+        let busy = || {
+            std::io::Error::new(
                 std::io::ErrorKind::ResourceBusy,
                 format!("`{}` is in use by another running archway", dir.display()),
-            )),
+            )
+        };
+        if let Ok(held) = File::open(dir.join(LOCK))
+            && matches!(held.try_lock(), Err(TryLockError::WouldBlock))
+        {
+            return Err(busy());
+        }
+        // Locked under another name, then renamed: whoever opens the lock file finds it held
+        // (a lock file not yet locked would look abandoned to another run's cleaning).
+        let making = dir.join(format!("{LOCK}.{}", std::process::id()));
+        let lock = File::create(&making)?;
+        match lock.try_lock() {
+            Ok(()) => {
+                std::fs::rename(&making, dir.join(LOCK))?;
+                Ok(Owned { dir, _lock: lock })
+            }
+            Err(TryLockError::WouldBlock) => Err(busy()),
             Err(TryLockError::Error(e)) => Err(e),
         }
     }
@@ -56,7 +70,9 @@ pub fn remove_abandoned(parent: &Path, prefix: &str) -> usize {
         if !e.file_name().to_string_lossy().starts_with(prefix) || !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let abandoned = match File::open(e.path().join(LOCK)) {
+        // Held while removing, so that no other run removes it at the same time.
+        let lock = File::open(e.path().join(LOCK));
+        let abandoned = match &lock {
             Ok(lock) => lock.try_lock().is_ok(),
             // Made a moment ago, its lock not yet there: not abandoned.
             Err(_) => {
