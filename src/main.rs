@@ -67,7 +67,7 @@ fn main() -> ExitCode {
     });
     drop(runtime);
     if let Some(s) = scratch {
-        let _ = archway::scratch::remove(s.path());
+        let _ = std::fs::remove_dir_all(s.path());
     }
     match result {
         Ok(done) => {

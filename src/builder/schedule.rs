@@ -503,7 +503,7 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if let Staging::Dir(p) = self {
-            let _ = crate::scratch::remove(p.path());
+            let _ = std::fs::remove_dir_all(p.path());
         }
     }
 }
