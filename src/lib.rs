@@ -22,4 +22,5 @@ pub mod publish;
 pub mod reference;
 pub mod registry;
 pub mod report;
+pub mod scratch;
 pub mod secret;

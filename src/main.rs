@@ -35,6 +35,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
+    // Every temporary file of this run in one directory, removed at the end; a killed run's is
+    // removed by the next.
+    let scratch = archway::scratch::temp_root();
     let groups = matches!(inv.ci.provider(), archway::ci::Provider::GitHub | archway::ci::Provider::GitLab);
     let log = Arc::new(Log::new(inv.ci.reporter(&inv.env, Box::new(std::io::stderr())), groups));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -62,6 +65,10 @@ fn main() -> ExitCode {
             s = interrupted() => Err(archway::error::UserError::failure(format!("stopped by {s}; no tag was moved unless the summary above says so")).into()),
         }
     });
+    drop(runtime);
+    if let Some(s) = scratch {
+        let _ = std::fs::remove_dir_all(s.path());
+    }
     match result {
         Ok(done) => {
             if !done.is_empty() {

@@ -6,6 +6,7 @@
 //! platforms that matrix legs pushed by digest.
 
 pub mod early;
+pub mod layout;
 pub mod local;
 pub mod merge;
 pub mod rootfs;
@@ -473,7 +474,8 @@ pub struct Published {
     pub index: Descriptor,
     /// Where it went: `registry/repo@digest`, or the layout directory.
     pub location: String,
-    /// The tags a registry now holds for it; never a layout's names.
+    /// The tags archway put on it, in order (another publisher may have moved one since);
+    /// never a layout's names.
     pub tags: Vec<String>,
     /// The names a layout's `index.json` gives it (`org.opencontainers.image.ref.name`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -625,12 +627,19 @@ async fn put_tags(
 
 /// Writes the index into an OCI image layout at `out`, moving every platform's blobs from its
 /// staging layout, and names it in `index.json` once per tag (`org.opencontainers.image.ref.name`).
+///
+/// The layout is written beside `out` and put in place whole ([`layout::put_in_place`]): `out`
+/// holds the old layout, or nothing, until the new one replaces it in one step.
 pub fn to_layout(out: &Path, staging: &[PathBuf], index: &Index, tags: &[String]) -> Result<Published, PublishError> {
     let write = |path: &Path| {
         let path = path.to_path_buf();
         move |source| PublishError::WriteLayout { path, source }
     };
-    let blobs = out.join("blobs/sha256");
+    let new = layout::beside(out).join("layout");
+    if new.exists() {
+        std::fs::remove_dir_all(&new).map_err(write(&new))?;
+    }
+    let blobs = new.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).map_err(write(&blobs))?;
     for dir in staging {
         let from = dir.join("blobs/sha256");
@@ -657,13 +666,11 @@ pub fn to_layout(out: &Path, staging: &[PathBuf], index: &Index, tags: &[String]
         tags.iter().map(|t| desc.clone().with_annotation(oci::ANN_REF_NAME, t)).collect()
     };
     let top = Index { schema_version: 2, media_type: oci::OCI_INDEX.into(), manifests: refs, annotations: None };
-    let marker = out.join("oci-layout");
+    let marker = new.join("oci-layout");
     std::fs::write(&marker, b"{\"imageLayoutVersion\":\"1.0.0\"}\n").map_err(write(&marker))?;
-    // Written last: a layout whose index.json exists is complete.
-    let tmp = out.join("index.json.tmp");
-    std::fs::write(&tmp, top.to_bytes()).map_err(write(&tmp))?;
-    let index_json = out.join("index.json");
-    std::fs::rename(&tmp, &index_json).map_err(write(&index_json))?;
+    let index_json = new.join("index.json");
+    std::fs::write(&index_json, top.to_bytes()).map_err(write(&index_json))?;
+    layout::put_in_place(&new, out).map_err(write(out))?;
     Ok(Published { index: desc, location: out.display().to_string(), tags: vec![], names: tags.to_vec() })
 }
 

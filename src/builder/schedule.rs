@@ -6,7 +6,7 @@
 //! any platform failed; never moves a tag.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -500,8 +500,9 @@ fn failure(req: &BuildRequest, failed: &[(Platform, &'static str, anyhow::Error)
 
 /// Where platforms are exported before being pushed or merged; removed when dropped.
 pub enum Staging {
-    /// Inside the output layout, so blobs move into it by rename.
-    Dir(PathBuf),
+    /// Beside the output layout (`publish::layout::beside`), so blobs move into the new layout
+    /// by rename and the new layout into place.
+    Dir(crate::scratch::Owned),
     Temp(tempfile::TempDir),
 }
 
@@ -509,8 +510,9 @@ impl Staging {
     fn new(output: &Output) -> Result<Staging, UserError> {
         let made = match output {
             Output::Layout { dir, .. } => {
-                let s = dir.join(format!(".archway-staging-{}", std::process::id()));
-                std::fs::create_dir_all(&s).map(|()| Staging::Dir(s.clone())).map_err(|e| (s, e))
+                crate::publish::layout::clean_stale(dir);
+                let s = crate::publish::layout::beside(dir);
+                crate::scratch::Owned::create(s.clone()).map(Staging::Dir).map_err(|e| (s, e))
             }
             Output::Registry { .. } | Output::Digest { .. } => tempfile::Builder::new()
                 .prefix("archway-staging-")
@@ -527,7 +529,7 @@ impl Staging {
 
     pub fn path(&self) -> &Path {
         match self {
-            Staging::Dir(p) => p,
+            Staging::Dir(p) => p.path(),
             Staging::Temp(t) => t.path(),
         }
     }
@@ -536,7 +538,7 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if let Staging::Dir(p) = self {
-            let _ = std::fs::remove_dir_all(p);
+            let _ = std::fs::remove_dir_all(p.path());
         }
     }
 }

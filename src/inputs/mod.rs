@@ -1066,7 +1066,10 @@ fn check_layout_dir(dir: &Path) -> Result<(), UserError> {
         return Err(UserError::input(format!("`--output {}` exists and is not a directory", dir.display()))
             .hint("name a new directory with `--output DIR`"));
     }
-    let empty = dir.read_dir().map(|mut d| d.next().is_none()).unwrap_or(false);
+    // What an older archway, killed, left inside the output (its staging, now made beside it)
+    // does not count: the new layout replaces the whole directory.
+    let leftover = |e: &std::fs::DirEntry| e.file_name().to_string_lossy().starts_with(".archway-staging-");
+    let empty = dir.read_dir().map(|mut d| d.all(|e| e.is_ok_and(|e| leftover(&e)))).unwrap_or(false);
     if !empty && !dir.join("oci-layout").is_file() {
         return Err(UserError::input(format!(
             "`--output {}` holds files and is not an OCI image layout; archway will not write into it",
@@ -1492,5 +1495,14 @@ mod tests {
         ]);
         assert_eq!(b.options.secrets.len(), 1);
         assert!(matches!(&b.options.secrets[0].source, SecretSource::Value(v) if v.expose() == "pat"));
+    }
+
+    #[test]
+    fn an_output_holding_only_a_killed_runs_staging_is_written_into() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join(".archway-staging-4999999/linux-amd64")).unwrap();
+        assert!(check_layout_dir(d.path()).is_ok(), "an older archway's leftover staging does not count");
+        std::fs::write(d.path().join("notes.txt"), "mine").unwrap();
+        assert!(check_layout_dir(d.path()).is_err(), "the user's files do");
     }
 }

@@ -90,9 +90,15 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.d
 
 /// GET a manifest through the registry API: (content type, bytes), or `None` for 404.
 pub fn manifest(name: &str, reference: &str) -> Option<(String, Vec<u8>)> {
+    manifest_as(name, reference, None)
+}
+
+/// [`manifest`] from a registry that wants basic credentials (`user:password`).
+pub fn manifest_as(name: &str, reference: &str, basic: Option<&str>) -> Option<(String, Vec<u8>)> {
     let (host, repo) = name.split_once('/').unwrap();
     let out = Command::new("curl")
         .args(["-sS", "-H", &format!("Accept: {ACCEPT}"), "-D", "-", "-o", "-"])
+        .args(basic.map(|b| ["-u", b]).into_iter().flatten())
         .arg(format!("http://{host}/v2/{repo}/manifests/{reference}"))
         .output()
         .unwrap();

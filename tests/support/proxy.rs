@@ -91,6 +91,9 @@ pub struct Seen {
     pub status: u16,
     /// Request body bytes read from the client.
     pub body_bytes: u64,
+    /// `sha256:…` of the body of a manifest `PUT` that reached the registry: which manifest
+    /// (or index) a tag was put on.
+    pub body_digest: Option<String>,
     /// Why the proxy answered itself: "missing token", "expired token", "fault", "token".
     pub note: &'static str,
 }
@@ -180,6 +183,11 @@ impl Proxy {
     /// `/token` that expire after `uses` requests.
     pub fn require_bearer(&self, uses: u32) {
         self.state.lock().unwrap().bearer = Some(uses);
+    }
+
+    /// Requests answered so far (or dropped), at both addresses.
+    pub fn requests(&self) -> usize {
+        self.state.lock().unwrap().log.len()
     }
 
     /// Requests of this method and kind at the main address.
@@ -322,6 +330,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>, alt: bool) -> io::Result<()> {
             authorization,
             status: 0,
             body_bytes: 0,
+            body_digest: None,
             note: "",
         };
         let mut logged = false;
@@ -352,6 +361,9 @@ fn serve(conn: TcpStream, state: &Mutex<State>, alt: bool) -> io::Result<()> {
                 Plan::Forward { delay, extra } => {
                     let body = read_body(&mut reader, &req)?;
                     seen.body_bytes = body.len() as u64;
+                    if seen.kind == Kind::Manifest && req.method == "PUT" {
+                        seen.body_digest = Some(super::lab::sha256(&body));
+                    }
                     std::thread::sleep(delay);
                     let upstream = state.lock().unwrap().upstream.clone();
                     let resp = match forward(&upstream, &req, &body, false) {
