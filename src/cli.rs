@@ -266,7 +266,7 @@ pub struct BuildxArgs {
     pub progress: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub source: SourceArgs,

@@ -28,6 +28,9 @@ pub const GITHUB_REF_NAME: &str = "GITHUB_REF_NAME";
 pub const GITHUB_REF_TYPE: &str = "GITHUB_REF_TYPE";
 /// The commit the workflow runs on (for a pull request: the merge commit).
 pub const GITHUB_SHA: &str = "GITHUB_SHA";
+/// GitHub's REST API (`https://api.github.com`, or a GitHub Enterprise Server's); where the
+/// Git context is fetched from when nothing is checked out.
+pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
 /// A pull request's source branch; empty for other events.
 pub const GITHUB_HEAD_REF: &str = "GITHUB_HEAD_REF";
 /// `push`, `pull_request`, `release`, …
@@ -234,7 +237,7 @@ use InputDefault::{Computed, NotListed, Value};
 inputs! {
     CONTEXT: "context", "INPUT_CONTEXT", "CONTEXT", "ARCHWAY_CONTEXT", Text,
         "Build context directory",
-        default Computed("the checkout"), pipe Computed("the clone directory"), gitlab Value("."), local Value(".");
+        default Computed("the checkout; without one, the Git context (the repository at the workflow's commit), as build-push-action"), pipe Computed("the clone directory"), gitlab Value("."), local Value(".");
     FILE: "file", "INPUT_FILE", "FILE", "ARCHWAY_FILE", Text,
         "Dockerfile",
         default Computed("`CONTEXT/Dockerfile`");

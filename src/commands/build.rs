@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use crate::builder::schedule::{self, TIMINGS};
 use crate::cli::BuildArgs;
-use crate::inputs::Invocation;
+use crate::inputs::{Invocation, git_context};
 use crate::planning::Probe;
 use crate::report::{self, Log};
 use crate::{planning, publish};
 
 pub async fn run(args: &BuildArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::Result<String> {
-    let req = inv.build(args)?;
+    let (source, _git_context) = git_context::resolve(inv, &args.source, &log).await?;
+    let req = inv.build(&BuildArgs { source, ..args.clone() })?;
     for s in &req.secret_masks {
         log.reporter().mask(s);
     }

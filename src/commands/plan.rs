@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use crate::cli::PlanArgs;
-use crate::inputs::Invocation;
+use crate::inputs::{Invocation, git_context};
 use crate::planning::{self, Probe};
 use crate::report::{self, Log};
 
 pub async fn run(args: &PlanArgs, inv: &Invocation, log: Arc<Log>) -> anyhow::Result<String> {
-    let req = inv.plan(args)?;
+    let (source, _git_context) = git_context::resolve(inv, &args.source, &log).await?;
+    let req = inv.plan(&PlanArgs { source, ..args.clone() })?;
     let recorded = req.capabilities.as_deref().map(planning::load_capabilities).transpose()?;
     let probe = match (&recorded, &req.save_capabilities) {
         (Some(_), _) => Probe::Recorded,

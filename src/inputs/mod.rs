@@ -9,6 +9,7 @@
 //! [`Invocation::strategy`], so they agree on every input by construction.
 
 pub mod environment;
+pub mod git_context;
 pub mod gitrefs;
 pub mod lists;
 
@@ -285,6 +286,44 @@ impl Invocation {
         let checkout = self.ci.default_context(&self.env).unwrap_or_else(|| PathBuf::from("."));
         let repo_tags = gitrefs::tags(&checkout);
         Ok(ci::resolve_with(&*self.ci, &self.env, event.as_deref(), self.now_unix, repo_tags)?)
+    }
+
+    /// The Dockerfile named by `-f` or the CI's `file` input, if any.
+    pub fn file_input(&self, a: &SourceArgs) -> Option<PathBuf> {
+        a.file.clone().or_else(|| self.ci.inputs(&self.env).ok()?.file)
+    }
+
+    /// docker/build-push-action's default context, when it applies: on GitHub, no `context`
+    /// given and no Dockerfile in the workspace (no `actions/checkout`) — then the repository
+    /// at the workflow's commit is fetched and built ([`git_context`]).
+    pub fn git_context(&self, a: &SourceArgs) -> Result<Option<git_context::GitContext>, UserError> {
+        use ci::vars;
+        if self.ci.spelling() != ci::Spelling::GitHub || a.context.is_some() {
+            return Ok(None);
+        }
+        let run = self.ci_run()?;
+        if run.inputs.context.is_some() {
+            return Ok(None);
+        }
+        let workspace = run.context.clone().unwrap_or_else(|| PathBuf::from("."));
+        let dockerfile = match a.file.clone().or_else(|| run.inputs.file.clone()) {
+            Some(f) if f.is_relative() && !f.exists() => workspace.join(f),
+            Some(f) => f,
+            None => workspace.join("Dockerfile"),
+        };
+        let get = |k: &str| self.env.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let (Some(repository), Some(sha)) = (get(vars::GITHUB_REPOSITORY), get(vars::GITHUB_SHA)) else {
+            return Ok(None);
+        };
+        if dockerfile.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(git_context::GitContext {
+            api: get(vars::GITHUB_API_URL).unwrap_or_else(|| git_context::DEFAULT_API.into()),
+            repository,
+            sha,
+            token: get(vars::INPUT_GITHUB_TOKEN).or_else(|| get(vars::GITHUB_TOKEN)).map(Secret::new),
+        }))
     }
 
     fn var(&self, input: &ci::vars::InputVar) -> &'static str {
