@@ -65,7 +65,7 @@ impl GitContext {
             // reqwest drops it when GitHub redirects to its download host.
             req = req.bearer_auth(t.expose());
         }
-        let resp = req.send().await.map_err(|e| failed(chain(&e)))?;
+        let resp = req.send().await.map_err(|e| failed(crate::registry::error_chain(&e)))?;
         let status = resp.status();
         if !status.is_success() {
             let why = match status.as_u16() {
@@ -79,7 +79,7 @@ impl GitContext {
         let mut file = tokio::fs::File::create(&tarball).await.map_err(|e| failed(e.to_string()))?;
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| failed(chain(&e)))?;
+            let chunk = chunk.map_err(|e| failed(crate::registry::error_chain(&e)))?;
             file.write_all(&chunk).await.map_err(|e| failed(e.to_string()))?;
         }
         file.flush().await.map_err(|e| failed(e.to_string()))?;
@@ -109,17 +109,6 @@ fn unpack(tarball: &Path, into: &Path) -> std::io::Result<PathBuf> {
         [one] if one.is_dir() => one.clone(),
         _ => into.to_path_buf(),
     })
-}
-
-/// An error with its causes, `a: b: c`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    out
 }
 
 /// The source to build: `a` itself, or — when build-push-action's Git context applies (see

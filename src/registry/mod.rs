@@ -41,6 +41,7 @@ use bytes::Bytes;
 pub use auth::{Credential, CredentialSource};
 pub use blob::BlobPush;
 pub use host::{DEFAULT_MAX_IN_FLIGHT, RateLimit};
+pub(crate) use http::error_chain;
 pub use http::{
     ANSWER_TIMEOUT, MAX_ERROR_BODY, MAX_MANIFEST_BYTES, MAX_TOKEN_BYTES, STALLED_BLOB_BYTES, UPLOAD_TIMEOUT,
 };
