@@ -29,6 +29,13 @@ fuzz_target!(|data: &[u8]| {
             env.insert(k.to_string(), v.to_string());
         }
     }
+    // The `registry-auth` list (YAML), from any variable's value.
+    for v in env.values() {
+        let secret = archway::secret::Secret::new(v.clone());
+        if ci::registry_auth::parse(&secret, "REGISTRY_AUTH").is_ok() {
+            let _ = ci::registry_auth::secrets(v);
+        }
+    }
     for (p, _, _) in PROVIDERS {
         let ci = ci::for_provider(p);
         let _ = ci.secrets(&env);
@@ -37,8 +44,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(run) => {
                 let _ = run.check_push();
                 let _ = run.push(true);
-                let _ = ci.credentials(&env, &run.inputs, "ghcr.io");
-                let _ = ci.credentials(&env, &run.inputs, "registry.gitlab.com");
+                let _ = ci.own_credentials(&env);
                 let _ = run.inputs.secrets();
             }
             Err(e) => {
