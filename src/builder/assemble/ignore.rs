@@ -141,14 +141,12 @@ impl Matcher {
                 if pattern.exclusion != matched {
                     continue;
                 }
-                hit = pattern.matches(path);
-                if !hit && parent.0.is_empty() {
-                    // No parent results: try every parent directory.
-                    let parts: Vec<&str> = path.split('/').collect();
-                    if parts.len() > 1 {
-                        hit = (1..parts.len()).any(|n| pattern.matches(&parts[..n].join("/")));
-                    }
-                }
+                hit = if parent.0.is_empty() {
+                    // No parent results: the path or any parent directory.
+                    pattern.matches_or_parent(path)
+                } else {
+                    pattern.matches(path)
+                };
             }
             info[i] = hit;
             if hit {
@@ -188,6 +186,21 @@ fn has_pattern_chars(s: &str) -> bool {
 }
 
 impl Pattern {
+    /// Whether the pattern matches `path` or one of its parent directories (`path` cut before
+    /// any `/`); for a regular expression in one pass over `path`.
+    fn matches_or_parent(&self, path: &str) -> bool {
+        if let Kind::Tokens(tokens) = &self.kind {
+            let chars: Vec<char> = path.chars().collect();
+            let ends = match_ends(tokens, &chars);
+            return ends[chars.len()] || chars.iter().enumerate().any(|(i, &c)| c == '/' && ends[i]);
+        }
+        if self.matches(path) {
+            return true;
+        }
+        let parts: Vec<&str> = path.split('/').collect();
+        (1..parts.len()).any(|n| self.matches(&parts[..n].join("/")))
+    }
+
     fn matches(&self, path: &str) -> bool {
         match &self.kind {
             Kind::Exact => path == self.text,
@@ -315,48 +328,149 @@ fn parse_class(chars: &[char]) -> (Token, usize) {
     (Token::Class { negated, ranges }, i)
 }
 
-/// Match of the whole path: backtracking, each (token, position) state decided once. Plain
-/// backtracking was exponential in the number of `*` and `**/` (a few dozen stars took minutes;
-/// found by the `dockerignore` fuzz target); patternmatcher compiles to a Go regexp, which is
-/// linear.
+/// Match of the whole path.
 fn match_tokens(tokens: &[Token], s: &[char]) -> bool {
-    let mut memo = vec![None; (tokens.len() + 1) * (s.len() + 1)];
-    match_from(tokens, s, 0, 0, &mut memo)
+    match_ends(tokens, s)[s.len()]
 }
 
-/// Whether `tokens[t..]` matches `s[i..]`; `memo` holds the states decided so far.
-fn match_from(tokens: &[Token], s: &[char], t: usize, i: usize, memo: &mut [Option<bool>]) -> bool {
-    let key = t * (s.len() + 1) + i;
-    if let Some(known) = memo[key] {
-        return known;
-    }
-    let next = t + 1;
-    let one = |ok: &dyn Fn(char) -> bool| s.get(i).is_some_and(|&c| ok(c));
-    let matched = match tokens.get(t) {
-        None => i == s.len(),
-        Some(Token::Lit(c)) => one(&|x| x == *c) && match_from(tokens, s, next, i + 1, memo),
-        Some(Token::One) => one(&|x| x != '/') && match_from(tokens, s, next, i + 1, memo),
-        Some(Token::Class { negated, ranges }) => {
-            one(&|x| ranges.iter().any(|&(lo, hi)| lo <= x && x <= hi) != *negated)
-                && match_from(tokens, s, next, i + 1, memo)
-        }
-        Some(Token::Star) => {
-            let run = s[i..].iter().take_while(|&&c| c != '/').count();
-            (0..=run).any(|n| match_from(tokens, s, next, i + n, memo))
-        }
-        Some(Token::Rest) => true,
-        Some(Token::Dirs) => {
-            match_from(tokens, s, next, i, memo)
-                || (i..s.len()).filter(|&n| s[n] == '/').any(|n| match_from(tokens, s, next, n + 1, memo))
+/// For each end `e` in `0..=s.len()`, whether `tokens` match `s[..e]` exactly: one forward pass
+/// over `s` keeping the set of token positions reached (a Thompson simulation), so a path and
+/// all its parent directories cost O(tokens × path) together. Backtracking was exponential in
+/// the number of `*` and `**/`, and a memo per parent directory still took seconds for a
+/// hundred stars over a path of many slashes (both found by the `dockerignore` fuzz target);
+/// patternmatcher compiles to a Go regexp, which is linear too.
+fn match_ends(tokens: &[Token], s: &[char]) -> Vec<bool> {
+    let n = tokens.len();
+    let mut out = vec![false; s.len() + 1];
+    // Zero-width steps only go forward (`*` and `**/` may match nothing), so one sweep closes.
+    let close = |set: &mut [bool]| {
+        for t in 0..n {
+            if set[t] && matches!(tokens[t], Token::Star | Token::Dirs) {
+                set[t + 1] = true;
+            }
         }
     };
-    memo[key] = Some(matched);
-    matched
+    let mut cur = vec![false; n + 1];
+    cur[0] = true;
+    close(&mut cur);
+    // `**/` part-way through a segment: it must reach a `/` before the tokens after it may go
+    // on (in `cur` it is at a segment's start, where it may also match nothing).
+    let mut inside = vec![false; n];
+    // A final `**` reached: everything from there on matches.
+    let mut rest = false;
+    for i in 0..=s.len() {
+        rest |= (0..n).any(|t| cur[t] && matches!(tokens[t], Token::Rest));
+        out[i] = rest || cur[n];
+        let Some(&c) = s.get(i) else { break };
+        let mut next = vec![false; n + 1];
+        let mut next_inside = vec![false; n];
+        for t in (0..n).filter(|&t| inside[t]) {
+            if c == '/' {
+                next[t] = true;
+            } else {
+                next_inside[t] = true;
+            }
+        }
+        for t in (0..n).filter(|&t| cur[t]) {
+            match &tokens[t] {
+                Token::Lit(x) => next[t + 1] |= c == *x,
+                Token::One => next[t + 1] |= c != '/',
+                Token::Class { negated, ranges } => {
+                    next[t + 1] |= ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
+                }
+                Token::Star => next[t] |= c != '/',
+                Token::Dirs => {
+                    if c == '/' {
+                        next[t] = true;
+                    } else {
+                        next_inside[t] = true;
+                    }
+                }
+                Token::Rest => {}
+            }
+        }
+        close(&mut next);
+        cur = next;
+        inside = next_inside;
+        if rest {
+            out[i + 1..].iter_mut().for_each(|e| *e = true);
+            break;
+        }
+        if !cur.iter().chain(&inside).any(|&b| b) {
+            break; // nothing can match any longer prefix
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The matcher before the one-pass simulation (each (token, position) state decided once by
+    /// backtracking), kept as the reference the simulation must agree with.
+    #[allow(clippy::only_used_in_recursion)]
+    fn backtracking(tokens: &[Token], s: &[char], t: usize, i: usize, memo: &mut [Option<bool>]) -> bool {
+        let key = t * (s.len() + 1) + i;
+        if let Some(known) = memo[key] {
+            return known;
+        }
+        let next = t + 1;
+        let one = |ok: &dyn Fn(char) -> bool| s.get(i).is_some_and(|&c| ok(c));
+        let matched = match tokens.get(t) {
+            None => i == s.len(),
+            Some(Token::Lit(c)) => one(&|x| x == *c) && backtracking(tokens, s, next, i + 1, memo),
+            Some(Token::One) => one(&|x| x != '/') && backtracking(tokens, s, next, i + 1, memo),
+            Some(Token::Class { negated, ranges }) => {
+                one(&|x| ranges.iter().any(|&(lo, hi)| lo <= x && x <= hi) != *negated)
+                    && backtracking(tokens, s, next, i + 1, memo)
+            }
+            Some(Token::Star) => {
+                let run = s[i..].iter().take_while(|&&c| c != '/').count();
+                (0..=run).any(|n| backtracking(tokens, s, next, i + n, memo))
+            }
+            Some(Token::Rest) => true,
+            Some(Token::Dirs) => {
+                backtracking(tokens, s, next, i, memo)
+                    || (i..s.len()).filter(|&n| s[n] == '/').any(|n| backtracking(tokens, s, next, n + 1, memo))
+            }
+        };
+        memo[key] = Some(matched);
+        matched
+    }
+
+    /// The one-pass simulation agrees with backtracking on every end of generated paths, for
+    /// generated patterns of literals, `?`, `*`, `**/`, final `**` and classes.
+    #[test]
+    fn one_pass_agrees_with_backtracking() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let pieces = ["a", "b", "/", "?", "*", "**/", "[ab]", "[^a]", ".x"];
+        let letters = ['a', 'b', '/', 'x', '.'];
+        for _ in 0..3000 {
+            let len = 1 + next(6);
+            let mut pattern: String = (0..len).map(|_| pieces[next(pieces.len() as u64) as usize]).collect();
+            if next(4) == 0 {
+                pattern.push_str("/**");
+            }
+            let Kind::Tokens(tokens) = compile(&pattern) else { continue };
+            for _ in 0..20 {
+                let path: Vec<char> = (0..next(10)).map(|_| letters[next(letters.len() as u64) as usize]).collect();
+                let ends = match_ends(&tokens, &path);
+                for e in 0..=path.len() {
+                    let prefix = &path[..e];
+                    let mut memo = vec![None; (tokens.len() + 1) * (prefix.len() + 1)];
+                    let want = backtracking(&tokens, prefix, 0, 0, &mut memo);
+                    assert_eq!(ends[e], want, "pattern {pattern:?} on {:?}", prefix.iter().collect::<String>());
+                }
+            }
+        }
+    }
 
     fn m(patterns: &[&str]) -> Matcher {
         Matcher::new(patterns).unwrap()
