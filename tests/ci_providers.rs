@@ -3,9 +3,11 @@
 //! checks what archway reads from it, how it logs there and what it writes back. No network,
 //! no engine: everything runs on environment snapshots, buffers and temporary files.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use archway::ci::bitbucket::PipeStyle;
@@ -14,23 +16,11 @@ use archway::ci::outputs::{self, DotenvError};
 use archway::ci::{self, CiInputs, CiLog, CiResult, Env, PlatformRow, Provider, Reporter};
 use archway::registry::{Credential, CredentialSource};
 use archway::secret::Secret;
+use support::ci_fixture::{event, fixture};
 
 const SHA: &str = "3f786850e387550fdab836ed7e6dc881de23001b";
 /// 2024-05-02T10:00:00Z
 const NOW: i64 = 1_714_644_000;
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ci")
-}
-
-fn fixture(name: &str) -> Env {
-    let text = std::fs::read_to_string(fixture_dir().join(format!("{name}.json"))).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn event(name: &str) -> Option<String> {
-    std::fs::read_to_string(fixture_dir().join(format!("{name}.event.json"))).ok()
-}
 
 fn resolve(name: &str) -> ci::Resolved {
     let env = fixture(name);

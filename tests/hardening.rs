@@ -328,6 +328,21 @@ fn kill_and_rerun<'a>(
     phases
 }
 
+/// How long the proxy holds each manifest PUT, so a kill lands inside the short phases too.
+const HOLD: Duration = Duration::from_millis(100);
+
+/// A fault-injecting proxy in front of `registry` that holds every manifest PUT for [`HOLD`].
+fn holding_proxy(registry: &str) -> Proxy {
+    let proxy = Proxy::start(registry);
+    proxy.fault("PUT", Kind::Manifest, 1, usize::MAX, Fault::Delay(HOLD));
+    proxy
+}
+
+/// `reference` on the lab registry, reached through `proxy` instead.
+fn via(proxy: &Proxy, reference: &str) -> String {
+    reference.replacen(&lab().registry, &proxy.addr, 1)
+}
+
 /// `archway build … --push` with two tags, killed at ≥ 30 points spread over its requests
 /// (reading the base, building, uploading, the manifests by digest, the index, between and
 /// after the tag PUTs). Manifest PUTs go through a proxy that holds each a moment, so a kill
@@ -335,10 +350,8 @@ fn kill_and_rerun<'a>(
 #[test]
 fn kill_9_at_any_moment_never_leaves_a_tag_on_an_incomplete_image() {
     let began = Instant::now();
-    let proxy = Proxy::start(&lab().registry);
-    let hold = Duration::from_millis(100);
-    proxy.fault("PUT", Kind::Manifest, 1, usize::MAX, Fault::Delay(hold));
-    let via = |r: &str| r.replacen(&lab().registry, &proxy.addr, 1);
+    let proxy = holding_proxy(&lab().registry);
+    let via = |r: &str| via(&proxy, r);
     let lab_repo = unique_repo("kill9");
     let repo = via(&lab_repo);
     let base = unique_repo("kill9-base");
@@ -361,7 +374,7 @@ fn kill_9_at_any_moment_never_leaves_a_tag_on_an_incomplete_image() {
     let out = cmd().run();
     assert!(out.status.success(), "{}", text(&out).1);
     let reference: Vec<Seen> = proxy.seen(|_| true).into_iter().skip(before).collect();
-    let points = kill_points(&reference, 2, 2, 32, hold / 2);
+    let points = kill_points(&reference, 2, 2, 32, HOLD / 2);
     let phases = kill_and_rerun("build --push", &proxy, &lab_repo, &["1", "latest"], None, 2, &points, |trial| {
         write_payload(ctx.path(), &format!("{}-{trial}", nonce()), SIZE);
         cmd()
@@ -378,10 +391,8 @@ fn kill_9_at_any_moment_never_leaves_a_tag_on_an_incomplete_image() {
 #[test]
 fn kill_9_during_merge_never_leaves_a_tag_on_an_incomplete_image() {
     let began = Instant::now();
-    let proxy = Proxy::start(&lab().registry);
-    let hold = Duration::from_millis(100);
-    proxy.fault("PUT", Kind::Manifest, 1, usize::MAX, Fault::Delay(hold));
-    let via = |r: &str| r.replacen(&lab().registry, &proxy.addr, 1);
+    let proxy = holding_proxy(&lab().registry);
+    let via = |r: &str| via(&proxy, r);
     let lab_repo = unique_repo("kill9-merge");
     let repo = via(&lab_repo);
     let base = unique_repo("kill9-merge-base");
@@ -410,7 +421,7 @@ fn kill_9_during_merge_never_leaves_a_tag_on_an_incomplete_image() {
     let out = cmd("reference").run();
     assert!(out.status.success(), "{}", text(&out).1);
     let reference: Vec<Seen> = proxy.seen(|_| true).into_iter().skip(before).collect();
-    let points = kill_points(&reference, 0, 2, 18, hold / 2);
+    let points = kill_points(&reference, 0, 2, 18, HOLD / 2);
     let phases =
         kill_and_rerun("merge", &proxy, &lab_repo, &["1", "latest"], None, 0, &points, |trial| cmd(&trial.to_string()));
     eprintln!("{} (a run makes {} requests)", phases.report("merge", began.elapsed()), reference.len());
@@ -422,10 +433,8 @@ fn kill_9_during_merge_never_leaves_a_tag_on_an_incomplete_image() {
 #[test]
 fn kill_9_during_promote_never_leaves_a_tag_on_an_incomplete_image() {
     let began = Instant::now();
-    let proxy = Proxy::start(&lab().registry);
-    let hold = Duration::from_millis(100);
-    proxy.fault("PUT", Kind::Manifest, 1, usize::MAX, Fault::Delay(hold));
-    let via = |r: &str| r.replacen(&lab().registry, &proxy.addr, 1);
+    let proxy = holding_proxy(&lab().registry);
+    let via = |r: &str| via(&proxy, r);
     let src = unique_repo("kill9-promote-src");
     let lab_repo = unique_repo("kill9-promote");
     let dst = via(&lab_repo);
@@ -444,7 +453,7 @@ fn kill_9_during_promote_never_leaves_a_tag_on_an_incomplete_image() {
     let out = reference_cmd.run();
     assert!(out.status.success(), "{}", text(&out).1);
     let reference: Vec<Seen> = proxy.seen(|_| true).into_iter().skip(before).collect();
-    let points = kill_points(&reference, 2, 2, 16, hold / 2);
+    let points = kill_points(&reference, 2, 2, 16, HOLD / 2);
     let phases = kill_and_rerun("promote", &proxy, &lab_repo, &["1", "latest"], None, 2, &points, |trial| {
         cmd(&format!("t{trial}"))
     });
@@ -463,9 +472,7 @@ fn kill_9_during_promote_across_registries_never_leaves_a_tag_on_an_incomplete_i
     const PASSWORD: &str = "kill9-pa55";
     let began = Instant::now();
     let second = AuthRegistry::start(USER, PASSWORD);
-    let proxy = Proxy::start(&second.host);
-    let hold = Duration::from_millis(100);
-    proxy.fault("PUT", Kind::Manifest, 1, usize::MAX, Fault::Delay(hold));
+    let proxy = holding_proxy(&second.host);
     let src = unique_repo("kill9-xpromote-src");
     let path = format!("acme/kill9-{}", nonce());
     let (direct, dst) = (format!("{}/{path}", second.host), format!("{}/{path}", proxy.addr));
@@ -490,7 +497,7 @@ fn kill_9_during_promote_across_registries_never_leaves_a_tag_on_an_incomplete_i
     let out = reference_cmd.run();
     assert!(out.status.success(), "{}", text(&out).1);
     let reference: Vec<Seen> = proxy.seen(|_| true).into_iter().skip(before).collect();
-    let points = kill_points(&reference, 2, 2, 16, hold / 2);
+    let points = kill_points(&reference, 2, 2, 16, HOLD / 2);
     let phases = kill_and_rerun(
         "promote to another registry",
         &proxy,
@@ -642,7 +649,7 @@ fn truthful(o: &Output, who: &str, proxy: &Proxy, before: usize, lab_repo: &str,
 fn two_publishers_racing_for_one_tag_leave_it_on_one_whole_index() {
     let began = Instant::now();
     let proxy = Proxy::start(&lab().registry);
-    let via = |r: &str| r.replacen(&lab().registry, &proxy.addr, 1);
+    let via = |r: &str| via(&proxy, r);
     let lab_repo = unique_repo("race");
     let base = unique_repo("race-base");
     push_image(&base, "1", &nonce(), 4 << 10);
@@ -690,7 +697,7 @@ fn two_publishers_racing_for_one_tag_leave_it_on_one_whole_index() {
 fn two_promotes_racing_for_one_tag_leave_it_on_one_whole_index() {
     let began = Instant::now();
     let proxy = Proxy::start(&lab().registry);
-    let via = |r: &str| r.replacen(&lab().registry, &proxy.addr, 1);
+    let via = |r: &str| via(&proxy, r);
     let src = unique_repo("race-promote-src");
     let lab_repo = unique_repo("race-promote");
     let tag = format!("{}:latest", via(&lab_repo));

@@ -22,6 +22,7 @@ use std::process::Output;
 
 use archway::ci::outputs::RESULT_VARS;
 use archway::ci::vars::{self, InputVar};
+use support::dialect::{DIALECTS, Dialect};
 
 /// Hostile values, by name. Where one would become a command, its data starts with `EVIL`.
 const HOSTILE: &[(&str, &str)] = &[
@@ -43,18 +44,6 @@ const HOSTILE: &[(&str, &str)] = &[
     ("quotes", "\"EVIL\" 'EVIL'"),
     ("heredoc delimiter", "x\nghadelimiter_0123456789abcdef0123456789abcdef\nEVIL=1"),
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Dialect {
-    GitHub,
-    GitLab,
-    BitbucketPipe,
-    BitbucketStep,
-    Local,
-}
-
-const DIALECTS: [Dialect; 5] =
-    [Dialect::GitHub, Dialect::GitLab, Dialect::BitbucketPipe, Dialect::BitbucketStep, Dialect::Local];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Entry {
@@ -90,17 +79,6 @@ const ENTRIES: [Entry; 14] = [
     Entry::DockerfilePath,
     Entry::Target,
 ];
-
-impl Dialect {
-    /// The variable that carries `input` here.
-    fn var(self, input: &InputVar) -> &'static str {
-        match self {
-            Dialect::GitHub => input.github,
-            Dialect::BitbucketPipe => input.pipe,
-            _ => input.archway,
-        }
-    }
-}
 
 /// One run: the environment of `dialect` with `hostile` entering at `entry`.
 struct Run {

@@ -17,42 +17,11 @@ use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::Path;
 
-use archway::ci::vars::{self, InputVar};
-use archway::ci::{self, Provider};
+use archway::ci;
+use archway::ci::vars;
 use base64::Engine as _;
+use support::dialect::{DIALECTS, Dialect};
 use support::reqresp::{Server, Step};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Dialect {
-    GitHub,
-    GitLab,
-    BitbucketPipe,
-    BitbucketStep,
-    Local,
-}
-
-const DIALECTS: [Dialect; 5] =
-    [Dialect::GitHub, Dialect::GitLab, Dialect::BitbucketPipe, Dialect::BitbucketStep, Dialect::Local];
-
-impl Dialect {
-    fn var(self, input: &InputVar) -> &'static str {
-        match self {
-            Dialect::GitHub => input.github,
-            Dialect::BitbucketPipe => input.pipe,
-            _ => input.archway,
-        }
-    }
-
-    fn provider(self) -> Provider {
-        match self {
-            Dialect::GitHub => Provider::GitHub,
-            Dialect::GitLab => Provider::GitLab,
-            Dialect::BitbucketPipe => Provider::Bitbucket { pipe: true },
-            Dialect::BitbucketStep => Provider::Bitbucket { pipe: false },
-            Dialect::Local => Provider::Local,
-        }
-    }
-}
 
 /// (name, value) pairs: secrets by label, variables by name.
 type Pairs = Vec<(String, String)>;

@@ -5,25 +5,13 @@
 //! given as the `tags` input. The expected tags are what metadata-action documents for the same
 //! event (README "Tags from the commit" says where archway's default adds to it). Lab-free.
 
-use std::path::{Path, PathBuf};
+mod support;
 
 use archway::ci::{self, Env, InputError, Provider};
+use support::ci_fixture::{event, fixture};
 
 /// 2024-05-02T10:00:00Z
 const NOW: i64 = 1_714_644_000;
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ci")
-}
-
-fn fixture(name: &str) -> Env {
-    let text = std::fs::read_to_string(fixture_dir().join(format!("{name}.json"))).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn event(name: &str) -> Option<String> {
-    std::fs::read_to_string(fixture_dir().join(format!("{name}.event.json"))).ok()
-}
 
 /// The `tags` variable on the fixture's CI, as that CI spells it.
 fn tags_var(env: &Env) -> &'static str {

@@ -8,6 +8,8 @@
 pub mod auth_registry;
 #[cfg(feature = "lab")]
 pub mod authz;
+pub mod ci_fixture;
+pub mod dialect;
 #[cfg(feature = "lab")]
 pub mod lab;
 #[cfg(feature = "lab")]
