@@ -301,12 +301,14 @@ impl Invocation {
         if self.ci.spelling() != ci::Spelling::GitHub || a.context.is_some() {
             return Ok(None);
         }
-        let run = self.ci_run()?;
-        if run.inputs.context.is_some() {
+        // The inputs and the workspace only: the commit's metadata and tags are the build's to
+        // read, once.
+        let inputs = self.ci.inputs(&self.env)?;
+        if inputs.context.is_some() {
             return Ok(None);
         }
-        let workspace = run.context.clone().unwrap_or_else(|| PathBuf::from("."));
-        let dockerfile = match a.file.clone().or_else(|| run.inputs.file.clone()) {
+        let workspace = self.ci.default_context(&self.env).unwrap_or_else(|| PathBuf::from("."));
+        let dockerfile = match a.file.clone().or(inputs.file) {
             Some(f) if f.is_relative() && !f.exists() => workspace.join(f),
             Some(f) => f,
             None => workspace.join("Dockerfile"),
