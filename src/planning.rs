@@ -89,6 +89,7 @@ pub async fn make(
 fn probe_options(strategy: &StrategyInput, runner: &Runner) -> ProbeOptions {
     ProbeOptions {
         docker: runner.docker.clone(),
+        buildx: runner.buildx(),
         nodes: strategy
             .nodes
             .iter()

@@ -275,7 +275,13 @@ fn the_default_builder_is_known_from_buildx_state() {
 #[tokio::test]
 async fn the_lab_buildx() {
     let _machine = support::machine::lock();
-    let b = buildx::probe_buildx(Path::new("docker"), false).await.unwrap();
+    // The lab's `docker` is the Docker CLI, so its plugin is run directly; through `docker
+    // buildx` it says the same.
+    let direct = buildx::BuildxProgram::find(Path::new("docker"), &std::env::var("PATH").unwrap(), &docker_config());
+    assert!(direct.plugin.as_ref().is_some_and(|p| p.ends_with("docker-buildx")), "{direct:?}");
+    let b = buildx::probe_buildx(&direct, false).await.unwrap();
+    let through = buildx::probe_buildx(&buildx::BuildxProgram::through("docker"), false).await.unwrap();
+    assert_eq!(b, through);
     assert!(b.version.contains("0.13"), "{b:?}");
     assert_eq!(b.driver, "docker");
     assert_eq!(b.builder, "default");
@@ -285,13 +291,22 @@ async fn the_lab_buildx() {
     assert_eq!(b.refused, None);
     // With the default builder known to be in use, `inspect` is not run; what matters for
     // planning (builder, driver, not refused) is the same.
-    let quick = buildx::probe_buildx(Path::new("docker"), true).await.unwrap();
+    let quick = buildx::probe_buildx(&direct, true).await.unwrap();
     assert_eq!(
         (&quick.version, &quick.builder, &quick.driver, &quick.refused),
         (&b.version, &b.builder, &b.driver, &b.refused)
     );
-    let e = buildx::probe_buildx(Path::new("/nonexistent/docker"), false).await.unwrap_err();
+    let missing = buildx::BuildxProgram::find(Path::new("/nonexistent/docker"), "", &docker_config());
+    assert_eq!(missing.plugin, None, "no Docker CLI, no plugin run behind its back");
+    let e = buildx::probe_buildx(&missing, false).await.unwrap_err();
     assert_eq!(e.to_string(), "`/nonexistent/docker` is not installed (not found)");
+}
+
+/// The Docker CLI's config directory here, as archway finds it.
+fn docker_config() -> PathBuf {
+    std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var("HOME").unwrap()).join(".docker"))
 }
 
 /// A loopback port nothing listens on.
@@ -367,6 +382,7 @@ async fn everything_at_once_on_the_lab() {
     lab_engine();
     let opts = ProbeOptions {
         docker: PathBuf::from("docker"),
+        buildx: buildx::BuildxProgram::find(Path::new("docker"), &std::env::var("PATH").unwrap(), &docker_config()),
         nodes: vec![NodeSpec {
             platform: p("linux/arm64"),
             endpoint: format!("tcp://127.0.0.1:{}", closed_port()),

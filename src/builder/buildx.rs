@@ -21,8 +21,8 @@ use crate::probe::engine::EngineEndpoint;
 use crate::reference::Digest;
 
 pub struct Buildx {
-    /// The `docker` executable.
-    pub docker: PathBuf,
+    /// How buildx runs: its plugin directly, or `docker buildx`; `docker` itself for the rest.
+    pub program: crate::probe::buildx::BuildxProgram,
     /// Archway's registry credential, handed to buildx through a credential helper.
     pub credentials: Option<std::sync::Arc<super::credentials::CredentialBridge>>,
     /// Build on this remote engine instead of the local one.
@@ -248,7 +248,16 @@ impl Buildx {
     /// A `docker` command with the environment every invocation gets: archway's credentials,
     /// and the remote engine's `DOCKER_HOST` when there is one.
     pub(super) fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.docker);
+        self.with_env(Command::new(&self.program.docker))
+    }
+
+    /// [`Buildx::command`] for `docker ARGS` where `args` start with `buildx`: the plugin itself
+    /// runs them where archway found it.
+    fn buildx_command(&self, args: &[String]) -> Command {
+        self.with_env(self.program.command(args))
+    }
+
+    fn with_env(&self, mut cmd: Command) -> Command {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         // BuildKit's plain progress is what users paste into bug reports; keep it uncoloured.
         cmd.env("BUILDKIT_COLORS", "").env("NO_COLOR", "1");
@@ -270,7 +279,7 @@ impl Buildx {
 
     /// Runs `docker ARGS` to the end, its lines going to `route`.
     pub(super) async fn invoke(&self, spec: &BuildSpec, args: &[String], route: Route) -> Result<(), RunError> {
-        let program = self.docker.display().to_string();
+        let program = self.program.docker.display().to_string();
         // A remote node builds with its own engine's builder, never the `builder` input's.
         let mut args = args.to_vec();
         if self.rawjson
@@ -284,9 +293,9 @@ impl Buildx {
             args.drain(at..at + 2);
         }
         let command_line = format!("{program} {}", args.join(" "));
-        tracing::debug!(%command_line, "running");
-        let mut cmd = self.command();
-        cmd.args(&args);
+        let (runs, _) = self.program.program_and_args(&args);
+        tracing::debug!(%command_line, program = %runs.display(), "running");
+        let mut cmd = self.buildx_command(&args);
         spec.options.apply(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| RunError::Spawn { program: program.clone(), detail: e.to_string() })?;
         let tail = Tail::default();

@@ -263,7 +263,7 @@ fn scoped_ref(r: &str, scope: &str) -> String {
 /// `docker buildx build --call METHOD` for every platform at once: the method's report
 /// (`check` lists the Dockerfile's problems) goes to `sink`; nothing is built or exported.
 pub async fn call(
-    docker: &std::path::Path,
+    buildx: &crate::probe::buildx::BuildxProgram,
     spec: &super::BuildSpec,
     platforms: &[crate::platform::Platform],
     sink: super::SharedSink,
@@ -284,11 +284,12 @@ pub async fn call(
     rest.cache_to.clear();
     args.extend(rest.args(None));
     args.push(spec.context.display().to_string());
-    let mut cmd = tokio::process::Command::new(docker);
-    cmd.args(&args).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped());
+    let mut cmd = buildx.command(&args);
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped());
     cmd.stderr(std::process::Stdio::piped()).env("BUILDKIT_COLORS", "").env("NO_COLOR", "1").kill_on_drop(true);
     spec.options.apply(&mut cmd);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start `{}`: {e}", docker.display()))?;
+    let mut child =
+        cmd.spawn().map_err(|e| format!("cannot start `{}`: {e}", buildx.program_and_args(&args).0.display()))?;
     let pump = |r: Box<dyn tokio::io::AsyncRead + Unpin + Send>, sink: super::SharedSink| {
         tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(r).lines();
@@ -311,7 +312,7 @@ pub async fn call(
     Err(if unknown {
         format!("this buildx has no `--call` (buildx 0.14 or newer has); `call: {method}` cannot run")
     } else {
-        format!("`docker {}` exited with {status}", args.join(" "))
+        format!("`{} {}` exited with {status}", buildx.docker.display(), args.join(" "))
     })
 }
 

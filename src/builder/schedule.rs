@@ -71,7 +71,7 @@ pub async fn call(req: &BuildRequest, log: &Arc<Log>) -> anyhow::Result<String> 
         let log = log.clone();
         Arc::new(move |line| log.line(line))
     };
-    let done = super::options::call(&req.runner.docker, &spec(req), &req.source.platforms, sink).await;
+    let done = super::options::call(&req.runner.buildx(), &spec(req), &req.source.platforms, sink).await;
     log.end_group();
     done.map_err(|why| {
         UserError::failure(format!("`call: {method}` failed: {why}"))
@@ -142,6 +142,8 @@ async fn choose(
                 .map_err(|e| UserError::failure("cannot prepare the registry credentials for buildx").caused_by(e))?,
         ))
     };
+    // How every buildx invocation of this run is started.
+    let program = req.runner.buildx();
     // One assembler for every assembled platform, so a layer they share is made once.
     let assembler =
         Arc::new(Assembler::with_shared_client(client.clone(), assemble_options(req, crate::probe::host::platform())));
@@ -152,7 +154,7 @@ async fn choose(
         Some(h) => {
             let builder = match h.builder {
                 LocalBuilder::Buildx => StageBuilder::Buildx(Buildx {
-                    docker: req.runner.docker.clone(),
+                    program: program.clone(),
                     credentials: bridge.clone(),
                     remote: None,
                     export: Export::Oci,
@@ -196,7 +198,7 @@ async fn choose(
             _ => {
                 let export = export(req, caps, p, remote.as_ref());
                 Chosen::Buildx(Buildx {
-                    docker: req.runner.docker.clone(),
+                    program: program.clone(),
                     credentials: bridge.clone(),
                     remote,
                     export,
@@ -629,7 +631,7 @@ mod tests {
 
     fn buildx(remote: Option<&str>) -> Chosen {
         Chosen::Buildx(Buildx {
-            docker: "docker".into(),
+            program: crate::probe::buildx::BuildxProgram::through("docker"),
             credentials: None,
             remote: remote.map(|e| RemoteEngine { endpoint: e.into(), cert_dir: None }),
             export: Export::Oci,

@@ -41,6 +41,11 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// How buildx runs here (see [`BuildxProgram`]): looked up on each call, in microseconds.
+    pub fn buildx(&self) -> crate::probe::buildx::BuildxProgram {
+        crate::probe::buildx::BuildxProgram::find(&self.docker, &self.path, &self.docker_config)
+    }
+
     /// The runner as `env` describes it; `exe` is archway's own path.
     pub fn from_env(env: &Env, exe: Option<PathBuf>) -> Runner {
         let get = |k: &str| ci::get(env, k);

@@ -6,31 +6,150 @@
 //! The parsers are pure and tested on output captured from the lab machine
 //! (`testdata/buildx/`); [`probe_buildx`] is the I/O.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::command;
 use super::{BuildxInfo, ProbeError};
 use crate::platform::Platform;
 
+/// How archway runs buildx.
+///
+/// The Docker CLI runs a plugin by finding it, running it once for its metadata
+/// (`docker-buildx docker-cli-plugin-metadata`) and once more for the command: two Go
+/// programs started (~30 ms on the lab machine) before buildx does anything, on every `docker
+/// buildx …`. buildx also runs standalone (`docker-buildx build …`, the same flags, the same
+/// `DOCKER_HOST`, contexts and config), so where `docker` is the Docker CLI archway finds the
+/// plugin where that CLI would and runs it directly. Where `docker` is a script (a wrapper that
+/// may change what `docker buildx` means, or refuse it) or cannot be found, every call goes
+/// through `docker buildx …` as written. Messages always show the `docker buildx …` form, which
+/// a user can run to reproduce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildxProgram {
+    /// The `docker` executable (a path, or a name looked up on `PATH`).
+    pub docker: PathBuf,
+    /// The `docker-buildx` plugin run directly, when found for a Docker CLI.
+    pub plugin: Option<PathBuf>,
+}
+
+/// Where the Docker CLI looks for plugins after its config directory's `cli-plugins` and the
+/// config's `cliPluginsExtraDirs`, in its order (docker/cli's `defaultSystemPluginDirs` on
+/// Linux).
+pub const SYSTEM_PLUGIN_DIRS: [&str; 4] = [
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+];
+
+impl BuildxProgram {
+    /// Always through `docker buildx …`.
+    pub fn through(docker: impl Into<PathBuf>) -> BuildxProgram {
+        BuildxProgram { docker: docker.into(), plugin: None }
+    }
+
+    /// Finds the plugin for `docker` (looked up on `path` when it is a bare name) the way the
+    /// Docker CLI does with the config directory `docker_config`: `cli-plugins` there, then
+    /// `cliPluginsExtraDirs` from its `config.json`, then [`SYSTEM_PLUGIN_DIRS`]; the first
+    /// executable `docker-buildx` wins. Only when `docker` is an executable binary (not a
+    /// script).
+    pub fn find(docker: &Path, path: &str, docker_config: &Path) -> BuildxProgram {
+        Self::find_in(docker, path, docker_config, &SYSTEM_PLUGIN_DIRS.map(Path::new))
+    }
+
+    fn find_in(docker: &Path, path: &str, docker_config: &Path, system: &[&Path]) -> BuildxProgram {
+        let plugin = locate(docker, path).filter(|d| is_binary(d)).and_then(|_| {
+            plugin_dirs(docker_config, system).into_iter().map(|d| d.join("docker-buildx")).find(|p| is_executable(p))
+        });
+        BuildxProgram { docker: docker.to_path_buf(), plugin }
+    }
+
+    /// The program and its arguments for `docker ARGS`, where `args` starts with `buildx`: the
+    /// plugin with the rest, or `docker` with all of them.
+    pub fn program_and_args<'a, S: AsRef<std::ffi::OsStr>>(&'a self, args: &'a [S]) -> (&'a Path, &'a [S]) {
+        match (&self.plugin, args.split_first()) {
+            (Some(plugin), Some((first, rest))) if first.as_ref() == "buildx" => (plugin, rest),
+            _ => (&self.docker, args),
+        }
+    }
+
+    /// A child process for `docker ARGS` (`args` starting with `buildx`), nothing else set.
+    pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> tokio::process::Command {
+        let (program, args) = self.program_and_args(args);
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args);
+        // A plugin started by the CLI gets this; buildx standalone must not think it has one.
+        cmd.env_remove("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND");
+        cmd
+    }
+}
+
+/// The directories the Docker CLI searches for plugins, in its order.
+fn plugin_dirs(docker_config: &Path, system: &[&Path]) -> Vec<PathBuf> {
+    let mut dirs = vec![docker_config.join("cli-plugins")];
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(rename = "cliPluginsExtraDirs", default)]
+        extra: Vec<PathBuf>,
+    }
+    if let Ok(raw) = std::fs::read(docker_config.join("config.json"))
+        && let Ok(c) = serde_json::from_slice::<Config>(&raw)
+    {
+        dirs.extend(c.extra);
+    }
+    dirs.extend(system.iter().map(|d| d.to_path_buf()));
+    dirs
+}
+
+/// `program` as the system would run it: itself when it names a path, else the first
+/// executable of that name on `path`.
+fn locate(program: &Path, path: &str) -> Option<PathBuf> {
+    if program.components().count() > 1 || program.is_absolute() {
+        return is_executable(program).then(|| program.to_path_buf());
+    }
+    std::env::split_paths(path).map(|d| d.join(program)).find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Whether `p` is a compiled program (ELF), not a script a `#!` line runs.
+fn is_binary(p: &Path) -> bool {
+    use std::io::Read as _;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == *b"\x7fELF"
+}
+
 /// How long one `docker buildx …` may take; `inspect` asks the engine, which may be slow.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs buildx through `docker` (a path or a name on `PATH`). `Err` says why there is no
+/// Runs buildx (see [`BuildxProgram`]). `Err` says why there is no
 /// buildx (not installed, `docker` missing, …). A builder that cannot be reached is an `Ok`
 /// whose `refused` says why.
 /// With `default_builder` (see [`default_builder_selected`]) only the version is asked: the
 /// builder is buildx's `default`, the `docker` driver on the engine the engine probe reaches.
-pub async fn probe_buildx(docker: &Path, default_builder: bool) -> Result<BuildxInfo, ProbeError> {
-    // Both at once: they are independent, and each is a child process of ~50–150 ms.
-    let (version_args, inspect_args) = (["buildx", "version"], ["buildx", "inspect"]);
+pub async fn probe_buildx(buildx: &BuildxProgram, default_builder: bool) -> Result<BuildxInfo, ProbeError> {
+    let docker = &buildx.docker;
+    if let Some(plugin) = &buildx.plugin {
+        tracing::debug!("buildx runs as its plugin `{}`, not through `{}`", plugin.display(), docker.display());
+    }
+    // Both at once: they are independent, and each is a child process of ~20–150 ms.
+    const VERSION_ARGS: [&str; 2] = ["buildx", "version"];
+    const INSPECT_ARGS: [&str; 2] = ["buildx", "inspect"];
+    let (version_args, inspect_args) = (VERSION_ARGS, INSPECT_ARGS);
+    let run = |args: &'static [&'static str]| async move {
+        let (program, _) = buildx.program_and_args(args);
+        command::run_shown(&mut buildx.command(args), program, command::display(docker, args), TIMEOUT).await
+    };
     let inspect = async {
         match default_builder {
             true => None,
-            false => Some(command::run(docker, &inspect_args, TIMEOUT).await),
+            false => Some(run(&INSPECT_ARGS).await),
         }
     };
-    let (version, inspect) = tokio::join!(command::run(docker, &version_args, TIMEOUT), inspect);
+    let (version, inspect) = tokio::join!(run(&VERSION_ARGS), inspect);
     let out = version?;
     if !out.success {
         return Err(ProbeError::Failed { command: command::display(docker, &version_args), reason: out.reason() });
@@ -183,6 +302,64 @@ mod tests {
     /// A `docker-container` builder created but never started (`docker buildx create --driver
     /// docker-container --platform linux/arm64,linux/arm/v7`): no platforms until bootstrapped.
     const INSPECT_INACTIVE: &str = include_str!("testdata/buildx/inspect-container-inactive.txt");
+
+    /// Writes an executable file: a compiled program's first bytes, or a script.
+    fn executable(path: &Path, binary: bool) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            path,
+            if binary { &b"\x7fELF\x02\x01\x01"[..] } else { &b"#!/bin/sh\nexec docker \"$@\"\n"[..] },
+        )
+        .unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn the_plugin_is_found_where_the_docker_cli_looks_first() {
+        let t = tempfile::tempdir().unwrap();
+        let (bin, config, extra, system) =
+            (t.path().join("bin"), t.path().join("config"), t.path().join("extra"), t.path().join("system"));
+        executable(&bin.join("docker"), true);
+        let path = format!("/nonexistent:{}", bin.display());
+        let find = || BuildxProgram::find_in(Path::new("docker"), &path, &config, &[&system]);
+        assert_eq!(find(), BuildxProgram::through("docker"), "no plugin anywhere: through docker");
+
+        executable(&system.join("docker-buildx"), true);
+        assert_eq!(find().plugin, Some(system.join("docker-buildx")));
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(config.join("config.json"), format!(r#"{{"cliPluginsExtraDirs": ["{}"]}}"#, extra.display()))
+            .unwrap();
+        executable(&extra.join("docker-buildx"), true);
+        assert_eq!(find().plugin, Some(extra.join("docker-buildx")), "cliPluginsExtraDirs before the system's");
+        executable(&config.join("cli-plugins/docker-buildx"), true);
+        assert_eq!(find().plugin, Some(config.join("cli-plugins/docker-buildx")), "the config's own first");
+
+        // A file that is not executable is not a plugin.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(config.join("cli-plugins/docker-buildx"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        assert_eq!(find().plugin, Some(extra.join("docker-buildx")));
+
+        // `docker` by path works the same; a `docker` that is a script is run as given.
+        let by_path = BuildxProgram::find_in(&bin.join("docker"), "", &config, &[&system]);
+        assert_eq!(by_path.plugin, Some(extra.join("docker-buildx")));
+        executable(&bin.join("docker"), false);
+        assert_eq!(find().plugin, None, "a wrapper script decides what `docker buildx` does");
+        assert_eq!(BuildxProgram::find_in(Path::new("docker"), "", &config, &[&system]).plugin, None, "no docker");
+    }
+
+    #[test]
+    fn commands_drop_buildx_only_for_the_plugin() {
+        let through = BuildxProgram::through("/usr/bin/docker");
+        let args = ["buildx", "build", "."];
+        assert_eq!(through.program_and_args(&args), (Path::new("/usr/bin/docker"), &args[..]));
+        let direct = BuildxProgram { plugin: Some("/p/docker-buildx".into()), ..through };
+        assert_eq!(direct.program_and_args(&args), (Path::new("/p/docker-buildx"), &args[1..]));
+        // Anything else still goes through docker.
+        let save = ["save", "x"];
+        assert_eq!(direct.program_and_args(&save), (Path::new("/usr/bin/docker"), &save[..]));
+    }
 
     #[test]
     fn version_from_debian_and_upstream() {

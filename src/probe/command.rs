@@ -40,18 +40,26 @@ pub(crate) fn display(program: &Path, args: &[&str]) -> String {
 /// fill up). The child is killed when `timeout` passes. `Err` says why it could not run or
 /// finish, naming the command; a non-zero exit is an `Ok` with `success: false`.
 pub(crate) async fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<Finished, ProbeError> {
-    let shown = display(program, args);
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ProbeError::NotInstalled { program: program.display().to_string() },
-            _ => ProbeError::Spawn { command: shown.clone(), detail: e.to_string() },
-        })?;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    run_shown(&mut cmd, program, display(program, args), timeout).await
+}
+
+/// [`run`] for a prepared command, shown in messages as `shown` (`docker buildx version` while
+/// the plugin runs directly).
+pub(crate) async fn run_shown(
+    cmd: &mut Command,
+    program: &Path,
+    shown: String,
+    timeout: Duration,
+) -> Result<Finished, ProbeError> {
+    let child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn().map_err(
+            |e| match e.kind() {
+                std::io::ErrorKind::NotFound => ProbeError::NotInstalled { program: program.display().to_string() },
+                _ => ProbeError::Spawn { command: shown.clone(), detail: e.to_string() },
+            },
+        )?;
     // Dropping the future on timeout drops the child, which kill_on_drop kills.
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Err(_) => Err(ProbeError::Timeout { command: shown, secs: timeout.as_secs() }),

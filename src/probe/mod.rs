@@ -178,8 +178,10 @@ pub struct Node {
 /// What to probe besides this machine and the engine `DOCKER_HOST` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeOptions {
-    /// The `docker` executable, for `docker buildx` and for nodes reached over ssh.
+    /// The `docker` executable, for nodes reached over ssh.
     pub docker: PathBuf,
+    /// How buildx runs: the plugin directly, or through `docker`.
+    pub buildx: buildx::BuildxProgram,
     /// The remote nodes the user configured.
     pub nodes: Vec<NodeSpec>,
     /// The local engine (from `DOCKER_HOST` and friends, read by `inputs`).
@@ -229,7 +231,7 @@ pub async fn probe(opts: &ProbeOptions) -> Capabilities {
     };
     let buildx = async {
         let t = std::time::Instant::now();
-        let b = buildx::probe_buildx(&opts.docker, opts.default_builder)
+        let b = buildx::probe_buildx(&opts.buildx, opts.default_builder)
             .await
             .inspect_err(|why| tracing::info!("no buildx: {why}"))
             .ok();
