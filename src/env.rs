@@ -15,6 +15,8 @@ pub const LOG: &str = "ARCHWAY_LOG";
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// Non-empty: talk TLS to a `tcp://` engine, verifying it with the certificates below.
 pub const DOCKER_TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
+/// Non-empty: the Docker CLI talks TLS to the engine without verifying it.
+pub const DOCKER_TLS: &str = "DOCKER_TLS";
 /// Directory with `key.pem`, `cert.pem` and `ca.pem`; `~/.docker` when unset.
 pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
 /// The Docker CLI context; ignored for builds on remote nodes.

@@ -253,8 +253,13 @@ impl Buildx {
 
     /// [`Buildx::command`] for `docker ARGS` where `args` start with `buildx`: the plugin itself
     /// runs them where archway found it.
+    /// A node reached over TLS goes through `docker`, which turns `DOCKER_TLS_VERIFY` into the
+    /// plugin's TLS settings; buildx standalone ignores that variable.
     fn buildx_command(&self, args: &[String]) -> Command {
-        self.with_env(self.program.command(args))
+        match self.remote.as_ref().is_some_and(|r| r.cert_dir.is_some()) {
+            true => self.with_env(crate::probe::buildx::BuildxProgram::through(&self.program.docker).command(args)),
+            false => self.with_env(self.program.command(args)),
+        }
     }
 
     fn with_env(&self, mut cmd: Command) -> Command {

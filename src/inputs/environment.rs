@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ci::{self, Env};
 use crate::env::{
-    BUILDX_BUILDER, DOCKER_BIN, DOCKER_CERT_PATH, DOCKER_CONFIG, DOCKER_HOST, DOCKER_TLS_VERIFY, HOME, PATH,
+    BUILDX_BUILDER, DOCKER_BIN, DOCKER_CERT_PATH, DOCKER_CONFIG, DOCKER_HOST, DOCKER_TLS, DOCKER_TLS_VERIFY, HOME, PATH,
 };
 use crate::probe::engine::EngineEndpoint;
 
@@ -38,12 +38,22 @@ pub struct Runner {
     pub path: String,
     /// archway's own executable, which buildx runs as its credential helper.
     pub exe: Option<PathBuf>,
+    /// The Docker CLI is told to use TLS by the environment (`DOCKER_TLS`, `DOCKER_TLS_VERIFY`,
+    /// `DOCKER_CERT_PATH`), which buildx run standalone does not read: then buildx runs
+    /// through `docker`.
+    pub docker_tls: bool,
 }
 
 impl Runner {
     /// How buildx runs here (see [`BuildxProgram`]): looked up on each call, in microseconds.
+    /// Through `docker` when the environment asks for TLS: the CLI reads that into its flags and
+    /// hands them to the plugin, buildx standalone would speak plain HTTP.
     pub fn buildx(&self) -> crate::probe::buildx::BuildxProgram {
-        crate::probe::buildx::BuildxProgram::find(&self.docker, &self.path, &self.docker_config)
+        use crate::probe::buildx::BuildxProgram;
+        match self.docker_tls {
+            true => BuildxProgram::through(&self.docker),
+            false => BuildxProgram::find(&self.docker, &self.path, &self.docker_config),
+        }
     }
 
     /// The runner as `env` describes it; `exe` is archway's own path.
@@ -61,6 +71,9 @@ impl Runner {
             buildx_builder: get(BUILDX_BUILDER).filter(|b| !b.is_empty()).map(String::from),
             path: env.get(PATH).cloned().unwrap_or_default(),
             exe,
+            docker_tls: [DOCKER_TLS, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH]
+                .iter()
+                .any(|k| get(k).is_some_and(|v| !v.is_empty())),
         }
     }
 }
@@ -136,7 +149,10 @@ mod tests {
         assert_eq!(r.engine.host, "tcp://docker:2376");
         assert_eq!(r.engine.cert_dir, Some(PathBuf::from("/home/u/.docker")));
         assert_eq!(r.docker_config, PathBuf::from("/home/u/.docker"));
+        assert!(r.docker_tls);
+        assert_eq!(r.buildx(), crate::probe::buildx::BuildxProgram::through("/opt/docker"), "TLS: through docker");
         let r = Runner::from_env(&Env::new(), None);
+        assert!(!r.docker_tls);
         assert_eq!(r.docker, PathBuf::from("docker"));
         assert_eq!(r.engine.host, "unix:///var/run/docker.sock");
     }
