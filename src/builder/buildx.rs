@@ -145,12 +145,54 @@ impl Route {
     }
 }
 
-/// Forwards each line and keeps the last few for the error message.
+impl Route {
+    /// The platforms the lines are for, as the timing lines name them (`linux/amd64,linux/arm64`).
+    fn platforms(&self) -> String {
+        match self {
+            Route::One(p, _) => p.to_string(),
+            Route::Many { steps, .. } => {
+                steps.lock().unwrap().platforms.iter().map(Platform::to_string).collect::<Vec<_>>().join(",")
+            }
+        }
+    }
+}
+
+/// Forwards each line and keeps the last few for the error message; says how long buildx's
+/// export took (the `export` timing) when its step ends.
 async fn pump(reader: impl AsyncRead + Unpin, route: Route, tail: Tail) {
     let mut lines = BufReader::new(reader).lines();
+    let mut export = ExportStep::default();
     while let Ok(Some(line)) = lines.next_line().await {
         route.send(&line);
         tail.push(&line);
+        if let Some(secs) = export.see(&line) {
+            let platform = route.platforms();
+            tracing::debug!(target: super::schedule::TIMINGS, %platform, phase = "export", secs, "timing");
+        }
+    }
+}
+
+/// Finds buildx's export step in its plain progress (`#10 exporting to oci image format`, `…
+/// to image`, `… to client tarball`) and the time buildx gives it when it ends (`#10 DONE
+/// 0.3s`): the part of a build spent writing the result, not solving.
+#[derive(Debug, Default)]
+pub struct ExportStep {
+    number: Option<u64>,
+}
+
+impl ExportStep {
+    /// The export's seconds, on the line that ends it.
+    pub fn see(&mut self, line: &str) -> Option<f64> {
+        let (number, rest) = line.strip_prefix('#')?.split_once(' ')?;
+        let number: u64 = number.parse().ok()?;
+        if rest.starts_with("exporting to ") {
+            self.number = Some(number);
+            return None;
+        }
+        if self.number != Some(number) {
+            return None;
+        }
+        rest.strip_prefix("DONE ")?.strip_suffix('s')?.parse().ok()
     }
 }
 
@@ -637,6 +679,20 @@ mod tests {
         assert_eq!(route(&mut s, ""), None);
         assert_eq!(route(&mut s, "ERROR: failed to solve"), None);
         assert!(s.failed().is_empty());
+    }
+
+    #[test]
+    fn the_export_step_and_its_time() {
+        // Captured from buildx 0.13 (two platforms, OCI layout export).
+        let out = include_str!("testdata/buildx-plain-two-platforms.txt");
+        let mut e = ExportStep::default();
+        let seen: Vec<f64> = out.lines().filter_map(|l| e.see(l)).collect();
+        assert_eq!(seen, [0.1], "only the export step's DONE, not the other steps'");
+        let mut e = ExportStep::default();
+        assert_eq!(e.see("#12 exporting to image"), None);
+        assert_eq!(e.see("#11 DONE 2.5s"), None);
+        assert_eq!(e.see("#12 exporting layers 0.3s done"), None);
+        assert_eq!(e.see("#12 DONE 1.25s"), Some(1.25));
     }
 
     #[test]
