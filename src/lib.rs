@@ -11,6 +11,7 @@ pub mod copy;
 pub mod dockerfile;
 pub mod env;
 pub mod error;
+pub mod files;
 pub mod inputs;
 pub mod inspect;
 pub mod oci;

@@ -58,17 +58,16 @@ pub async fn after_publish(
             Exporter::Oci { dest, tar } => oci_export(&dir, index, dest, *tar),
             Exporter::Docker { dest } => {
                 let p = engine.cloned().unwrap_or_else(crate::probe::host::platform);
-                std::fs::File::create(dest)
-                    .map_err(|e| e.to_string())
-                    .and_then(|f| docker_archive(&dir, index, &p, &req.tags, f).map(drop))
+                crate::files::replace_file(dest, |f| docker_archive(&dir, index, &p, &req.tags, f).map(drop))
             }
             Exporter::Local { dest, split } => super::rootfs::platform_images(&dir, index)
                 .and_then(|images| super::rootfs::write_dir(&images, *split, dest).map_err(|e| e.to_string())),
             Exporter::Tar { dest, split } => super::rootfs::platform_images(&dir, index).and_then(|images| {
-                let f = std::fs::File::create(dest).map_err(|e| e.to_string())?;
-                super::rootfs::write_tar(&images, *split, std::io::BufWriter::new(f))
-                    .and_then(|mut w| w.flush())
-                    .map_err(|e| e.to_string())
+                crate::files::replace_file(dest, |f| {
+                    super::rootfs::write_tar(&images, *split, std::io::BufWriter::new(f))
+                        .and_then(|mut w| w.flush())
+                        .map_err(|e| e.to_string())
+                })
             }),
         }
         .map_err(|why| {
@@ -248,8 +247,7 @@ fn oci_export(dir: &Path, top: &Descriptor, dest: &Path, tar: bool) -> Result<()
         files.push((format!("blobs/sha256/{}", d.hex()), Member::Blob(dir.join("blobs/sha256").join(d.hex()))));
     }
     if tar {
-        let f = std::fs::File::create(dest).map_err(|e| e.to_string())?;
-        write_tar(f, &files).map(drop)
+        crate::files::replace_file(dest, |f| write_tar(f, &files).map(drop))
     } else {
         for (name, member) in files {
             let path = dest.join(name);

@@ -97,7 +97,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 out.extend(walk(&p));
-            } else if p.is_file() {
+            } else if p.is_file() && !crate::files::is_unfinished(&p) {
                 out.push(p);
             }
         }
@@ -195,5 +195,18 @@ mod tests {
         );
         assert!(parse_digest_text("", &repo).unwrap_err().contains("empty"));
         assert!(parse_digest_text("ghcr.io/x/y:1", &repo).is_err());
+    }
+
+    #[test]
+    fn a_directory_of_legs_skips_what_a_killed_leg_left_unfinished() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("sub")).unwrap();
+        for f in ["linux-amd64", "sub/linux-arm64", ".archway-linux-arm-v7-41-5.tmp", ".hidden"] {
+            std::fs::write(t.path().join(f), "x").unwrap();
+        }
+        let mut found: Vec<String> =
+            walk(t.path()).iter().map(|p| p.strip_prefix(t.path()).unwrap().display().to_string()).collect();
+        found.sort();
+        assert_eq!(found, [".hidden", "linux-amd64", "sub/linux-arm64"]);
     }
 }

@@ -161,9 +161,10 @@ fn tenths(d: std::time::Duration) -> f64 {
 }
 
 fn write_file(flag: &str, path: &std::path::Path, bytes: &[u8]) -> Result<(), UserError> {
-    std::fs::write(path, bytes).map_err(|e| {
+    use std::io::Write as _;
+    crate::files::replace_file(path, |mut f| f.write_all(bytes).map_err(|e| e.to_string())).map_err(|e| {
         UserError::failure(format!("cannot write `{flag} {}`", path.display()))
-            .caused_by(e)
+            .caused_by(anyhow::anyhow!(e))
             .hint("check that its directory exists and is writable; the image itself was published")
     })
 }
