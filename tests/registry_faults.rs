@@ -161,6 +161,44 @@ async fn a_burst_of_5xx_is_outlasted() {
 }
 
 #[tokio::test]
+async fn a_download_broken_halfway_is_started_again_after_a_pause() {
+    let proxy = Proxy::start(&lab().registry);
+    let (r, _) = repo(&proxy, "faults-cut-get");
+    let blob = noise("cut", 300_000);
+    let d = Digest::of(&blob);
+    assert!(client().blob_put(&r, &d, Body::Bytes(blob.clone())).await.unwrap());
+    proxy.fault("GET", Kind::Blob, 1, 1, Fault::CutAnswerBody);
+    let pausing =
+        client().with_retry(RetryPolicy { base: Duration::from_millis(400), cap: Duration::from_secs(1), ..quick() });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("layer");
+    let started = Instant::now();
+    let len = pausing.blob_get_to_file(&r, &d, blob.len() as u64, &dest).await.unwrap();
+    let took = started.elapsed();
+    report("blob GET cut halfway", took, &proxy);
+    assert_eq!(proxy.count("GET", Kind::Blob), 2, "started again once");
+    assert_eq!(len, blob.len() as u64);
+    assert_eq!(std::fs::read(&dest).unwrap(), blob);
+    assert!(took >= Duration::from_millis(200), "not at once (jittered 400 ms backoff): {took:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["layer"], "no partial file left");
+
+    // Cut every time: an error that says so, and nothing at the destination.
+    proxy.fault("GET", Kind::Blob, 3, 3, Fault::CutAnswerBody);
+    let again = dir.path().join("again");
+    let e = client().blob_get_to_file(&r, &d, blob.len() as u64, &again).await.unwrap_err();
+    assert_eq!(proxy.count("GET", Kind::Blob), 5);
+    let text = e.to_string();
+    assert!(
+        text.contains("after 3 attempts") && text.contains("a body broken off after 150000 of 300000 bytes"),
+        "{text}"
+    );
+    assert!(!again.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["layer"], "no partial file left");
+}
+
+#[tokio::test]
 async fn a_chunked_upload_resumes_after_a_dropped_patch() {
     let proxy = Proxy::start(&lab().registry);
     proxy.fault("PATCH", Kind::Upload, 3, 1, Fault::DropMidBody);

@@ -10,6 +10,10 @@ use super::upload::Opened;
 use super::{Body, Client, RegistryError};
 use crate::reference::{Digest, Reference};
 
+/// Downloads of one blob started before giving up when each breaks off halfway (a reset, a
+/// stall), with the retry policy's backoff between them.
+const BROKEN_DOWNLOAD_ATTEMPTS: u32 = 3;
+
 /// How `blob_put_from` got a blob into a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobPush {
@@ -65,7 +69,13 @@ impl Client {
         };
         let tmp = dest.with_extension(format!("partial-{}", std::process::id()));
         let mut last = None;
-        for _ in 0..3 {
+        for attempt in 0..BROKEN_DOWNLOAD_ATTEMPTS {
+            if attempt > 0 {
+                // Not at once: a registry that cut the body may be restarting or overloaded.
+                let wait = super::retry::pause(&self.retry, attempt);
+                tracing::debug!(%operation, attempt, wait_ms = wait.as_millis() as u64, "download broke; retrying");
+                tokio::time::sleep(wait).await;
+            }
             let target = format!("/v2/{}/blobs/{digest}", r.repository);
             let resp = self.send(Req::new(Method::GET, r, target, operation.clone()).streamed()).await?;
             let mut body = resp.stream.expect("a streamed request").bytes_stream();
@@ -119,7 +129,7 @@ impl Client {
             file.flush().await.map_err(io_err)?;
             drop(file);
             if let Some(why) = broken {
-                last = Some(why);
+                last = Some(format!("a body broken off after {size} of {expected} bytes ({why})"));
                 continue;
             }
             let got: Digest = format!("sha256:{}", hex::encode(hash.finalize())).parse().expect("a sha256 digest");
@@ -138,7 +148,7 @@ impl Client {
         Err(RegistryError::GaveUp {
             registry: r.registry.clone(),
             operation,
-            attempts: 3,
+            attempts: BROKEN_DOWNLOAD_ATTEMPTS,
             status: None,
             last: last.unwrap_or_default(),
         })

@@ -65,6 +65,12 @@ fn random_unit() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The pause before attempt `failures + 1` of something that failed `failures` times without a
+/// status to go by (a download broken halfway): the policy's backoff, jittered.
+pub(crate) fn pause(policy: &RetryPolicy, failures: u32) -> Duration {
+    jittered(policy.backoff(failures), random_unit())
+}
+
 /// `Retry-After` in seconds or as an HTTP date (any of the three forms RFC 9110 §5.6.7 says a
 /// recipient must accept); a date in the past means no wait.
 pub fn retry_after(h: &HeaderMap, now: SystemTime) -> Option<Duration> {

@@ -65,6 +65,9 @@ pub enum Fault {
     RateLimit { limit: u64, remaining: u64 },
     /// Wait this long, then forward.
     Delay(Duration),
+    /// Forward, then send the registry's headers (its `Content-Length` included) and half its
+    /// body, and close the connection: a download broken halfway.
+    CutAnswerBody,
 }
 
 struct Rule {
@@ -301,8 +304,15 @@ fn reason(status: u16) -> &'static str {
 /// What to do with one request.
 enum Plan {
     Answer(Response, &'static str),
-    Drop { forward_half: bool },
-    Forward { delay: Duration, extra: Vec<(String, String)> },
+    Drop {
+        forward_half: bool,
+    },
+    /// Forward; answer with the registry's headers and half its body, then close.
+    Cut,
+    Forward {
+        delay: Duration,
+        extra: Vec<(String, String)>,
+    },
 }
 
 fn serve(conn: TcpStream, state: &Mutex<State>, alt: bool) -> io::Result<()> {
@@ -355,6 +365,25 @@ fn serve(conn: TcpStream, state: &Mutex<State>, alt: bool) -> io::Result<()> {
                         let _ = forward(&upstream, &req, &half, true);
                     }
                     record(state, &mut logged, seen.clone());
+                    let _ = out.shutdown(Shutdown::Both);
+                    Ok(false)
+                }
+                Plan::Cut => {
+                    let body = read_body(&mut reader, &req)?;
+                    seen.body_bytes = body.len() as u64;
+                    seen.note = "answer cut";
+                    let upstream = state.lock().unwrap().upstream.clone();
+                    let resp = match forward(&upstream, &req, &body, false) {
+                        Ok(r) => r,
+                        Err(e) => Response::new(502, vec![], format!("proxy: upstream: {e}").as_bytes()),
+                    };
+                    seen.status = resp.status;
+                    record(state, &mut logged, seen.clone());
+                    let mut whole = Vec::new();
+                    let body_len = resp.body.len();
+                    write_response(&mut whole, &req, resp, &[], true)?;
+                    let _ = out.write_all(&whole[..whole.len() - body_len / 2 - body_len % 2]);
+                    let _ = out.flush();
                     let _ = out.shutdown(Shutdown::Both);
                     Ok(false)
                 }
@@ -469,6 +498,7 @@ fn plan(s: &mut State, req: &Request, alt: bool) -> Plan {
             ],
         },
         Fault::Delay(d) => Plan::Forward { delay: *d, extra: vec![] },
+        Fault::CutAnswerBody => Plan::Cut,
     }
 }
 
@@ -612,7 +642,7 @@ fn parse_response(raw: &[u8], head_request: bool) -> io::Result<Response> {
 }
 
 fn write_response(
-    out: &mut TcpStream,
+    out: &mut impl Write,
     req: &Request,
     resp: Response,
     extra: &[(String, String)],
