@@ -282,7 +282,16 @@ impl Client {
                         ),
                     }));
                 }
-                Err(e) => return Err(transport_failure(e, req.registry, &url)),
+                // The registry answered; its body broke off (a reset, a cut connection): say
+                // so, rather than "no answer", and try again.
+                Err(e) => {
+                    let mut failure = transport_failure(e, req.registry, &url);
+                    if let Failure::Transient(t) = &mut failure {
+                        t.status = Some(status);
+                        t.detail = format!("its body broke off: {}", t.detail);
+                    }
+                    return Err(failure);
+                }
             };
             drop(slot);
             let action = if req.push { "push" } else { "pull" };
