@@ -22,8 +22,10 @@ use crate::platform::Platform;
 /// `DOCKER_HOST`, contexts and config), so where `docker` is the Docker CLI archway finds the
 /// plugin where that CLI would and runs it directly. Where `docker` is a script (a wrapper that
 /// may change what `docker buildx` means, or refuse it) or cannot be found, every call goes
-/// through `docker buildx …` as written. Messages always show the `docker buildx …` form, which
-/// a user can run to reproduce.
+/// through `docker buildx …` as written; so does every call where TLS comes from the
+/// environment (`DOCKER_TLS_VERIFY`…), which the CLI turns into the plugin's flags and buildx
+/// standalone does not read (`Runner::buildx`, and a node's certificates in the builder).
+/// Messages always show the `docker buildx …` form, which a user can run to reproduce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildxProgram {
     /// The `docker` executable (a path, or a name looked up on `PATH`).
