@@ -204,6 +204,9 @@ fn without_buildx_the_engine_classic_builder_builds_its_own_platform() {
     let ctx = context(&run_dockerfile());
     std::fs::write(ctx.path().join(".dockerignore"), "secret.txt\n").unwrap();
     std::fs::write(ctx.path().join("secret.txt"), "do not send").unwrap();
+    // A sparse file in the context goes to the engine as a plain entry (it refuses GNU sparse
+    // headers: "unhandled tar header type 83").
+    std::fs::File::create(ctx.path().join("disk.img")).unwrap().set_len(8 << 20).unwrap();
     let env = [("ARCHWAY_DOCKER", "/nonexistent/docker")];
     let out = archway_env(
         ctx.path(),

@@ -6,7 +6,9 @@
 //! - 8 platforms built and pushed in parallel: < 300 MiB;
 //! - an image with a 2 GiB layer written as a `docker load` archive (`outputs`): < 100 MiB;
 //! - a `docker save` archive with a 2 GiB layer (the classic image store's output) converted to
-//!   an OCI layout: < 100 MiB.
+//!   an OCI layout: < 100 MiB;
+//! - a 1 GiB build context sent to the engine's classic builder (no buildx: Bitbucket's
+//!   default runtime), the image read back and pushed: < 100 MiB.
 //!
 //! The data is cheap to make and still measures what we want. Files are sparse (no disk
 //! space, read at memory speed). The pushed layers are gzip at level 0 (`--compression-level
@@ -173,6 +175,29 @@ fn pushing_and_promoting_a_2_gib_layer_stay_under_100_mib() {
     assert!(promoted.stderr.contains("2 uploaded (2.0 GiB at "), "{}", promoted.stderr);
     assert_eq!(tag_digest(&copy, "release"), tag_digest(&image, "1"), "the same index under the new tag");
     assert_eq!(blob_size(&copy, &layer), layers[0]["size"].as_u64().unwrap(), "the other registry holds the layer");
+}
+
+#[test]
+fn a_1_gib_context_through_the_classic_builder_stays_under_100_mib() {
+    let _alone = one_at_a_time();
+    let _machine = support::machine::lock();
+    // The context's tar in archway's scratch, the engine's copy of the context and its layer.
+    need_free_space(4);
+    // A RUN on the target: with no buildx, the engine's classic builder builds it (Engine API).
+    let ctx = context(&format!("FROM {}\nRUN true\nCOPY big /big\n", lab().base));
+    sparse(&ctx.path().join("big"), GIB);
+    let repo = unique_repo("memory-classic");
+    let m = measure(
+        ctx.path(),
+        Path::new(support::spawn::ARCHWAY),
+        &["build", ".", "--platform", "linux/amd64", "-t", &format!("{repo}:1"), "--push"],
+        &[("ARCHWAY_DOCKER", "/nonexistent/docker")],
+    );
+    report("`archway build --push` of a 1 GiB context through the classic builder", &m, 100 * MIB);
+    assert!(m.stderr.contains("classic builder"), "the engine's classic builder built it:\n{}", m.stderr);
+    let (_, bytes) = manifest(&repo, "1").unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(index["manifests"][0]["platform"]["architecture"], "amd64", "{index}");
 }
 
 #[test]

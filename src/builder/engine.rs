@@ -40,6 +40,9 @@ fn context_tar_with(spec: &BuildSpec, dockerfile: &[u8]) -> std::io::Result<std:
         .map_err(|e| std::io::Error::other(format!(".dockerignore: {e}")))?;
     let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(256 * 1024, tempfile::tempfile()?));
     tar.follow_symlinks(false);
+    // Plain entries for sparse files too: the engine's untar refuses GNU sparse headers
+    // ("unhandled tar header type 83"), which `tar` writes for them by default.
+    tar.sparse(false);
     let mut stack = vec![spec.context.clone()];
     while let Some(dir) = stack.pop() {
         let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
