@@ -47,7 +47,7 @@ struct Case {
     env: Vec<(String, String)>,
     /// A CI environment fixture (`tests/fixtures/ci/NAME.json`).
     ci: Option<String>,
-    files: Vec<(String, Vec<u8>)>,
+    files: Vec<(std::path::PathBuf, Vec<u8>)>,
     dirs: Vec<String>,
     /// `{registry}` in arguments: a scripted registry's `127.0.0.1:PORT`.
     registry: Option<String>,
@@ -72,6 +72,13 @@ impl Case {
 
     fn file(mut self, path: &str, contents: impl AsRef<[u8]>) -> Case {
         self.files.push((path.into(), contents.as_ref().to_vec()));
+        self
+    }
+
+    /// A file whose path is these bytes (a name that is not UTF-8).
+    fn file_with_raw_name(mut self, path: &[u8], contents: impl AsRef<[u8]>) -> Case {
+        use std::os::unix::ffi::OsStrExt as _;
+        self.files.push((std::ffi::OsStr::from_bytes(path).into(), contents.as_ref().to_vec()));
         self
     }
 
@@ -361,6 +368,9 @@ snapshots! {
     build_digest_file_without_push_by_digest: build(&[".", "--digest-file", "digest.txt"]);
     build_output_is_a_file: build(&[".", "--output", "app"]);
     build_output_is_not_a_layout: build(&[".", "--output", "out"]).file("out/notes.txt", "mine");
+    build_copies_a_name_that_is_not_utf8: Case::new(&["build", ".", "--platform", "linux/amd64", "--output", "out"])
+        .dockerfile("FROM scratch\nCOPY . /ctx/\n")
+        .file_with_raw_name(b"data/report-\xff.csv", "1,2");
     build_bad_provenance: build(&[".", "--provenance", "maybe"]);
     build_bad_progress: build(&[".", "--progress", "fancy"]);
     build_bad_sbom: build(&[".", "--sbom", "generator"]);

@@ -79,7 +79,14 @@ impl Walk {
         for name in names {
             let path = dir.join(&name);
             let Some(name) = name.to_str() else {
-                // Not UTF-8: BuildKit would send it, but no Dockerfile can name it.
+                // Not UTF-8: BuildKit sends it, and a COPY of its directory copies it, but the
+                // tree's paths are strings. Noted, unless ignored, so that COPY can refuse.
+                let readable = name.to_string_lossy().into_owned();
+                let excluded =
+                    !self.matcher.is_empty() && self.matcher.matches_with_parent(&join(rel, &readable), parent).0;
+                if !excluded {
+                    self.tree.note_unnamed(rel, readable);
+                }
                 continue;
             };
             let rel = join(rel, name);
@@ -164,6 +171,21 @@ impl Walk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_are_not_utf8_are_noted_unless_ignored() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("dir")).unwrap();
+        std::fs::write(d.path().join("dir").join(std::ffi::OsStr::from_bytes(b"bad\xffname")), "x").unwrap();
+        std::fs::write(d.path().join("ok.txt"), "x").unwrap();
+        let t = load(d.path(), "", &[]).unwrap();
+        assert_eq!(t.unnamed_in("dir"), Some("bad\u{FFFD}name"));
+        assert_eq!(t.unnamed_in(""), None);
+        assert!(t.get("ok.txt").is_some());
+        let t = load(d.path(), ".dockerignore", &["dir/bad*".to_string()]).unwrap();
+        assert_eq!(t.unnamed_in("dir"), None, "ignored: nothing to refuse");
+    }
 
     #[test]
     fn reads_the_context_with_exceptions() {

@@ -23,6 +23,11 @@ pub enum CopyError {
     ReplaceDir(String),
     #[error("invalid pattern: {0}")]
     Pattern(String),
+    #[error(
+        "the build context holds `{0}`, whose name is not UTF-8: BuildKit copies it, archway's assembler cannot \
+         write such a name; rename it, exclude it in `.dockerignore`, or build with buildx (`--prefer cross`)"
+    )]
+    NotUtf8(String),
 }
 
 /// How one COPY or ADD copies.
@@ -247,6 +252,9 @@ impl Copier<'_> {
                 self.pending.pop();
                 return Ok(());
             }
+            if include && let Some(name) = self.src.unnamed_in(src) {
+                return Err(CopyError::NotUtf8(join(src, name)));
+            }
             let children: Vec<String> = self.src.children(src).iter().map(|(n, _)| n.to_string()).collect();
             for name in children {
                 self.copy(
@@ -431,6 +439,22 @@ mod tests {
         assert_eq!((s.mode, s.uid), (0o640, 1000));
         let f = t.get("n/m/b.txt").unwrap();
         assert_eq!((f.mode, f.uid, f.gid, f.mtime), (0o640, 1000, 1001, 5));
+    }
+
+    #[test]
+    fn a_directory_holding_a_name_that_is_not_utf8_is_refused_not_copied_without_it() {
+        let mut ctx = context();
+        ctx.note_unnamed("dir/sub", "bad\u{FFFD}name".into());
+        let mut dest = base_image();
+        for (src, refused) in [("dir", true), ("dir/sub", true), ("a.txt", false)] {
+            let r = copy(&ctx, src, &mut dest, "/x/", &strict(), &mut Changes::new());
+            match refused {
+                true => assert_eq!(r, Err(CopyError::NotUtf8("dir/sub/bad\u{FFFD}name".into())), "{src}"),
+                false => assert_eq!(r, Ok(()), "{src}"),
+            }
+        }
+        let e = CopyError::NotUtf8("dir/sub/bad\u{FFFD}name".into()).to_string();
+        assert!(e.contains("`.dockerignore`") && e.contains("--prefer cross"), "the fixes: {e}");
     }
 
     #[test]

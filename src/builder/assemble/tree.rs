@@ -88,14 +88,28 @@ pub enum ResolveError {
 pub struct Tree {
     nodes: BTreeMap<String, Node>,
     next_inode: u64,
+    /// Names a build context holds that are not UTF-8 (the tree's paths are strings): the
+    /// directory each is in, and the name made readable (`bad\u{FFFD}name`). A COPY of that
+    /// directory would leave them out, so it is refused instead.
+    unnamed: Vec<(String, String)>,
 }
 
 impl Tree {
     /// An empty root directory (`scratch`).
     pub fn new() -> Tree {
-        let mut t = Tree { nodes: BTreeMap::new(), next_inode: 1 };
+        let mut t = Tree { nodes: BTreeMap::new(), next_inode: 1, unnamed: Vec::new() };
         t.nodes.insert(String::new(), Node::dir(0o755, 0, 0, 0));
         t
+    }
+
+    /// Records a name in directory `dir` that is not UTF-8 (shown as `readable`).
+    pub fn note_unnamed(&mut self, dir: &str, readable: String) {
+        self.unnamed.push((dir.to_string(), readable));
+    }
+
+    /// The first name directly in `dir` that is not UTF-8, made readable.
+    pub fn unnamed_in(&self, dir: &str) -> Option<&str> {
+        self.unnamed.iter().find(|(d, _)| d == dir).map(|(_, n)| n.as_str())
     }
 
     pub fn new_inode(&mut self) -> u64 {
