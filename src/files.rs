@@ -1,8 +1,8 @@
 //! files: writing a file a user named (`--metadata-file`, `--digest-file`, an exporter's
 //! `dest`) so that it holds the old contents or the whole new ones, never a part: written
 //! beside it under a temporary name, then renamed over it. A run killed half-way leaves the
-//! old file (and a `.archway-*.tmp` beside it, named after it), not an empty one that a later `merge` or script
-//! would read.
+//! old file, not an empty one that a later `merge` or script would read (and a
+//! `.archway-*.tmp` beside it, named after it, which the next write of that file removes).
 
 use std::fs::File;
 use std::path::Path;
@@ -18,6 +18,7 @@ pub fn replace_file<T>(dest: &Path, write: impl FnOnce(File) -> Result<T, String
     }
     let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    remove_abandoned(dir, &name);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let tmp = dir.join(format!(".archway-{name}-{}-{nanos}.tmp", std::process::id()));
     // Removes the temporary file unless it became `dest`.
@@ -38,6 +39,24 @@ pub fn replace_file<T>(dest: &Path, write: impl FnOnce(File) -> Result<T, String
     std::fs::rename(&tmp, dest).map_err(|e| e.to_string())?;
     pending.0 = None;
     Ok(out)
+}
+
+/// Removes what killed runs left beside `dir/name`: `.archway-NAME-PID-N.tmp` whose process
+/// is gone (a live one may be writing it).
+fn remove_abandoned(dir: &Path, name: &str) {
+    let prefix = format!(".archway-{name}-");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split_once('-').and_then(|(pid, _)| pid.parse::<u32>().ok()) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Whether `path` is the temporary file of a [`replace_file`] that never finished (its run was
@@ -89,6 +108,21 @@ mod tests {
         assert_eq!(names(t.path()), ["digest"]);
         let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o044, 0o044, "readable by others as a plain write makes it (umask 022): {mode:o}");
+    }
+
+    #[test]
+    fn what_a_killed_run_left_is_removed_by_the_next() {
+        let t = tempfile::tempdir().unwrap();
+        let dest = t.path().join("digest");
+        // No process has a pid above the kernel's limit (4194304); this one is alive.
+        let dead = format!(".archway-digest-{}-7.tmp", 4_194_305);
+        let alive = format!(".archway-digest-{}-7.tmp", std::process::id());
+        let other = format!(".archway-metadata.json-{}-7.tmp", 4_194_305);
+        for f in [&dead, &alive, &other] {
+            std::fs::write(t.path().join(f), "half").unwrap();
+        }
+        replace_file(&dest, |mut f| f.write_all(b"new\n").map_err(|e| e.to_string())).unwrap();
+        assert_eq!(names(t.path()), [alive.as_str(), other.as_str(), "digest"], "only this file's dead leftover goes");
     }
 
     #[test]

@@ -493,11 +493,19 @@ fn failure(req: &BuildRequest, failed: &[(Platform, &'static str, anyhow::Error)
         names.join(", "),
         details.join("\n\n")
     ))
-    .hint(if live {
-        format!("the builder's lines between the dividers above show the cause for {}", failed[0].0)
-    } else {
-        format!("the lines prefixed `[{}]` above show the cause", failed[0].0)
-    })
+    .hint(failure_hint(&failed[0], live))
+}
+
+/// Where to look for the first failure's cause: the builder's output, or — when archway's
+/// assembler failed, or a push did — the error itself.
+fn failure_hint((p, step, e): &(Platform, &'static str, anyhow::Error), live: bool) -> String {
+    let assembled = matches!(e.downcast_ref::<super::BuildError>(), Some(super::BuildError::Assemble { .. }));
+    match (*step, assembled, live) {
+        ("push", ..) => format!("the registry's answer for {p} is in the error above"),
+        (_, true, _) => format!("the error above names the Dockerfile line that failed for {p}"),
+        (_, false, true) => format!("the builder's lines between the dividers above show the cause for {p}"),
+        (_, false, false) => format!("the lines prefixed `[{p}]` above show the cause"),
+    }
 }
 
 /// Where platforms are exported before being pushed or merged; removed when dropped.
@@ -648,6 +656,34 @@ mod tests {
                 Unit::Together(ps, _) => ps.iter().map(|p| p.platform.to_string()).collect::<Vec<_>>().join("+"),
             })
             .collect()
+    }
+
+    #[test]
+    fn the_hint_points_where_the_cause_is() {
+        let p: Platform = "linux/arm64".parse().unwrap();
+        let assembled = super::super::BuildError::Assemble {
+            platform: p.clone(),
+            file: "Dockerfile".into(),
+            line: 3,
+            message: "`app` not found in the build context".into(),
+        };
+        let hint = |step, e: anyhow::Error, live| failure_hint(&(p.clone(), step, e), live);
+        assert_eq!(
+            hint("build", assembled.into(), false),
+            "the error above names the Dockerfile line that failed for linux/arm64"
+        );
+        assert_eq!(
+            hint("push", anyhow::anyhow!("401"), true),
+            "the registry's answer for linux/arm64 is in the error above"
+        );
+        assert_eq!(
+            hint("build", anyhow::anyhow!("exit 1"), false),
+            "the lines prefixed `[linux/arm64]` above show the cause"
+        );
+        assert_eq!(
+            hint("build", anyhow::anyhow!("exit 1"), true),
+            "the builder's lines between the dividers above show the cause for linux/arm64"
+        );
     }
 
     #[test]
