@@ -228,6 +228,7 @@ fn lab_engine() -> EngineEndpoint {
 
 #[tokio::test]
 async fn the_lab_engine() {
+    probe_log();
     let _engine = ENGINE_PROBES.lock().await;
     let endpoint = lab_engine();
     let before = our_probe_containers();
@@ -300,6 +301,12 @@ async fn the_lab_buildx() {
     assert_eq!(missing.plugin, None, "no Docker CLI, no plugin run behind its back");
     let e = buildx::probe_buildx(&missing, false).await.unwrap_err();
     assert_eq!(e.to_string(), "`/nonexistent/docker` is not installed (not found)");
+}
+
+/// The probe's debug lines in a failing test's output: why each image the privileged check
+/// tried was not usable (seen once: `accepts_privileged` None on a machine after five full runs).
+fn probe_log() {
+    let _ = tracing_subscriber::fmt().with_env_filter("archway::probe=debug").with_test_writer().try_init();
 }
 
 /// The Docker CLI's config directory here, as archway finds it.
@@ -377,6 +384,7 @@ async fn a_tls_node_without_certificates() {
 
 #[tokio::test]
 async fn everything_at_once_on_the_lab() {
+    probe_log();
     let _machine = support::machine::lock();
     let _engine = ENGINE_PROBES.lock().await;
     lab_engine();
