@@ -307,11 +307,12 @@ enum Plan {
     Drop {
         forward_half: bool,
     },
-    /// Forward; answer with the registry's headers and half its body, then close.
-    Cut,
+    /// Forward; with `cut`, answer with the registry's headers and half its body, then close
+    /// (a download broken halfway).
     Forward {
         delay: Duration,
         extra: Vec<(String, String)>,
+        cut: bool,
     },
 }
 
@@ -368,26 +369,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>, alt: bool) -> io::Result<()> {
                     let _ = out.shutdown(Shutdown::Both);
                     Ok(false)
                 }
-                Plan::Cut => {
-                    let body = read_body(&mut reader, &req)?;
-                    seen.body_bytes = body.len() as u64;
-                    seen.note = "answer cut";
-                    let upstream = state.lock().unwrap().upstream.clone();
-                    let resp = match forward(&upstream, &req, &body, false) {
-                        Ok(r) => r,
-                        Err(e) => Response::new(502, vec![], format!("proxy: upstream: {e}").as_bytes()),
-                    };
-                    seen.status = resp.status;
-                    record(state, &mut logged, seen.clone());
-                    let mut whole = Vec::new();
-                    let body_len = resp.body.len();
-                    write_response(&mut whole, &req, resp, &[], true)?;
-                    let _ = out.write_all(&whole[..whole.len() - body_len / 2 - body_len % 2]);
-                    let _ = out.flush();
-                    let _ = out.shutdown(Shutdown::Both);
-                    Ok(false)
-                }
-                Plan::Forward { delay, extra } => {
+                Plan::Forward { delay, extra, cut } => {
                     let body = read_body(&mut reader, &req)?;
                     seen.body_bytes = body.len() as u64;
                     if seen.kind == Kind::Manifest && req.method == "PUT" {
@@ -400,9 +382,21 @@ fn serve(conn: TcpStream, state: &Mutex<State>, alt: bool) -> io::Result<()> {
                         Err(e) => Response::new(502, vec![], format!("proxy: upstream: {e}").as_bytes()),
                     };
                     seen.status = resp.status;
+                    if cut {
+                        seen.note = "answer cut";
+                    }
                     record(state, &mut logged, seen.clone());
-                    write_response(&mut out, &req, resp, &extra, close)?;
-                    Ok(true)
+                    if !cut {
+                        write_response(&mut out, &req, resp, &extra, close)?;
+                        return Ok(true);
+                    }
+                    let mut whole = Vec::new();
+                    let body_len = resp.body.len();
+                    write_response(&mut whole, &req, resp, &extra, true)?;
+                    let _ = out.write_all(&whole[..whole.len() - body_len / 2 - body_len % 2]);
+                    let _ = out.flush();
+                    let _ = out.shutdown(Shutdown::Both);
+                    Ok(false)
                 }
             }
         })();
@@ -428,7 +422,7 @@ fn record(state: &Mutex<State>, logged: &mut bool, seen: Seen) {
 fn plan(s: &mut State, req: &Request, alt: bool) -> Plan {
     let kind = Kind::of(req.path());
     if alt {
-        return Plan::Forward { delay: Duration::ZERO, extra: vec![] };
+        return Plan::Forward { delay: Duration::ZERO, extra: vec![], cut: false };
     }
     if kind == Kind::Token {
         s.issued += 1;
@@ -475,7 +469,7 @@ fn plan(s: &mut State, req: &Request, alt: bool) -> Plan {
         .iter()
         .find(|r| r.method == req.method && r.kind == kind && n >= r.first && n < r.first.saturating_add(r.times));
     let Some(rule) = rule else {
-        return Plan::Forward { delay: Duration::ZERO, extra: vec![] };
+        return Plan::Forward { delay: Duration::ZERO, extra: vec![], cut: false };
     };
     let injected = br#"{"errors":[{"code":"UNAVAILABLE","message":"injected by the test proxy"}]}"#;
     match &rule.fault {
@@ -496,9 +490,10 @@ fn plan(s: &mut State, req: &Request, alt: bool) -> Plan {
                 ("RateLimit-Limit".into(), format!("{limit};w=21600")),
                 ("RateLimit-Remaining".into(), format!("{remaining};w=21600")),
             ],
+            cut: false,
         },
-        Fault::Delay(d) => Plan::Forward { delay: *d, extra: vec![] },
-        Fault::CutAnswerBody => Plan::Cut,
+        Fault::Delay(d) => Plan::Forward { delay: *d, extra: vec![], cut: false },
+        Fault::CutAnswerBody => Plan::Forward { delay: Duration::ZERO, extra: vec![], cut: true },
     }
 }
 
