@@ -140,7 +140,6 @@ pub async fn probe_buildx(buildx: &BuildxProgram, default_builder: bool) -> Resu
     // Both at once: they are independent, and each is a child process of ~20–150 ms.
     const VERSION_ARGS: [&str; 2] = ["buildx", "version"];
     const INSPECT_ARGS: [&str; 2] = ["buildx", "inspect"];
-    let (version_args, inspect_args) = (VERSION_ARGS, INSPECT_ARGS);
     let run = |args: &'static [&'static str]| async move {
         let (program, _) = buildx.program_and_args(args);
         command::run_shown(&mut buildx.command(args), program, command::display(docker, args), TIMEOUT).await
@@ -154,10 +153,10 @@ pub async fn probe_buildx(buildx: &BuildxProgram, default_builder: bool) -> Resu
     let (version, inspect) = tokio::join!(run(&VERSION_ARGS), inspect);
     let out = version?;
     if !out.success {
-        return Err(ProbeError::Failed { command: command::display(docker, &version_args), reason: out.reason() });
+        return Err(ProbeError::Failed { command: command::display(docker, &VERSION_ARGS), reason: out.reason() });
     }
     let version = parse_version(&out.stdout).ok_or_else(|| ProbeError::NoVersion {
-        command: command::display(docker, &version_args),
+        command: command::display(docker, &VERSION_ARGS),
         output: out.stdout.trim().to_string(),
     })?;
     let Some(inspect) = inspect else {
@@ -175,7 +174,7 @@ pub async fn probe_buildx(buildx: &BuildxProgram, default_builder: bool) -> Resu
         Ok(out) => (
             Inspect::default(),
             Some(
-                ProbeError::Failed { command: command::display(docker, &inspect_args), reason: out.reason() }
+                ProbeError::Failed { command: command::display(docker, &INSPECT_ARGS), reason: out.reason() }
                     .to_string(),
             ),
         ),
