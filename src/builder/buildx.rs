@@ -143,9 +143,7 @@ impl Route {
             }
         }
     }
-}
 
-impl Route {
     /// The platforms the lines are for, as the timing lines name them (`linux/amd64,linux/arm64`).
     fn platforms(&self) -> String {
         match self {
@@ -172,6 +170,13 @@ async fn pump(reader: impl AsyncRead + Unpin, route: Route, tail: Tail) {
     }
 }
 
+/// A line of buildx's plain progress that belongs to a step: its number and the rest
+/// (`#7 [linux/arm64 stage-1 2/3] RUN …` → `7`, `[linux/arm64 …`).
+fn step_line(line: &str) -> Option<(u64, &str)> {
+    let (number, rest) = line.strip_prefix('#')?.split_once(' ')?;
+    Some((number.parse().ok()?, rest))
+}
+
 /// Finds buildx's export step in its plain progress (`#10 exporting to oci image format`, `…
 /// to image`, `… to client tarball`) and the time buildx gives it when it ends (`#10 DONE
 /// 0.3s`): the part of a build spent writing the result, not solving.
@@ -183,8 +188,7 @@ pub struct ExportStep {
 impl ExportStep {
     /// The export's seconds, on the line that ends it.
     pub fn see(&mut self, line: &str) -> Option<f64> {
-        let (number, rest) = line.strip_prefix('#')?.split_once(' ')?;
-        let number: u64 = number.parse().ok()?;
+        let (number, rest) = step_line(line)?;
         if rest.starts_with("exporting to ") {
             self.number = Some(number);
             return None;
@@ -220,8 +224,7 @@ impl Steps {
             self.fail(&p);
             return Some(p);
         }
-        let (number, rest) = line.strip_prefix('#')?.split_once(' ')?;
-        let number: u64 = number.parse().ok()?;
+        let (number, rest) = step_line(line)?;
         if let Some(name) = rest.strip_prefix('[') {
             let p = self.ours(name)?;
             self.owner.insert(number, p.clone());
