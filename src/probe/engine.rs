@@ -81,13 +81,7 @@ pub async fn probe_engine_with(
     // looked as if it held no image to run a helper from.
     let images = async {
         match helpers {
-            true => match tokio::time::timeout(LIST_TIMEOUT, docker.list_images(None::<ListImagesOptions>)).await {
-                Err(_) => Err(engine_error(
-                    host,
-                    format!("no list of images within {} s from {host}", LIST_TIMEOUT.as_secs()),
-                )),
-                Ok(r) => r.map_err(|e| engine_error(host, describe(host, &e))),
-            },
+            true => call_within(host, LIST_TIMEOUT, docker.list_images(None::<ListImagesOptions>)).await,
             false => Ok(Vec::new()),
         }
     };
@@ -178,8 +172,17 @@ pub(crate) async fn call<T>(
     host: &str,
     fut: impl Future<Output = Result<T, bollard::errors::Error>>,
 ) -> Result<T, ProbeError> {
-    match tokio::time::timeout(TIMEOUT, fut).await {
-        Err(_) => Err(engine_error(host, no_answer(host))),
+    call_within(host, TIMEOUT, fut).await
+}
+
+/// [`call`] with another bound than [`TIMEOUT`].
+async fn call_within<T>(
+    host: &str,
+    bound: Duration,
+    fut: impl Future<Output = Result<T, bollard::errors::Error>>,
+) -> Result<T, ProbeError> {
+    match tokio::time::timeout(bound, fut).await {
+        Err(_) => Err(engine_error(host, no_answer_within(host, bound))),
         Ok(r) => r.map_err(|e| engine_error(host, describe(host, &e))),
     }
 }
@@ -195,7 +198,11 @@ pub(crate) fn unknown_platform(host: &str, os: Option<&str>, arch: Option<&str>)
 }
 
 fn no_answer(host: &str) -> String {
-    format!("no answer within {} s from {host}", TIMEOUT.as_secs())
+    no_answer_within(host, TIMEOUT)
+}
+
+fn no_answer_within(host: &str, bound: Duration) -> String {
+    format!("no answer within {} s from {host}", bound.as_secs())
 }
 
 /// A reason a user can act on: "connection refused at tcp://127.0.0.1:2376".
