@@ -79,9 +79,11 @@ pub async fn probe_engine_with(
     // store takes a few hundred ms for a few dozen images and 4–5 s for 700 (measured on the lab
     // after many test runs), so it gets a bound of its own; under `TIMEOUT` such an engine
     // looked as if it held no image to run a helper from.
+    // The client's own deadline (`TIMEOUT`, set in `connect`) would cut the list first.
+    let lister = docker.clone().with_timeout(LIST_TIMEOUT);
     let images = async {
         match helpers {
-            true => call_within(host, LIST_TIMEOUT, docker.list_images(None::<ListImagesOptions>)).await,
+            true => call_within(host, LIST_TIMEOUT, lister.list_images(None::<ListImagesOptions>)).await,
             false => Ok(Vec::new()),
         }
     };
