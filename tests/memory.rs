@@ -7,15 +7,17 @@
 //! - an image with a 2 GiB layer written as a `docker load` archive (`outputs`): < 100 MiB;
 //! - a `docker save` archive with a 2 GiB layer (the classic image store's output) converted to
 //!   an OCI layout: < 100 MiB;
-//! - a 1 GiB build context sent to the engine's classic builder (no buildx: Bitbucket's
+//! - a 512 MiB build context sent to the engine's classic builder (no buildx: Bitbucket's
 //!   default runtime), the image read back and pushed: < 100 MiB.
 //!
 //! The data is cheap to make and still measures what we want. Files are sparse (no disk
 //! space, read at memory speed). The pushed layers are gzip at level 0 (`--compression-level
 //! 0`: stored blocks), so the blob on the wire and in the registry is as large as the file
 //! (a gzip of zeros at any other level would be a few MiB and prove nothing). The registries
-//! are ones this test starts with their blobs on disk (`AuthRegistry::on_disk`), since the
-//! lab's registry keeps everything in memory. Each case prints its figure (`--nocapture`).
+//! are ones this test starts with their blobs in files (`AuthRegistry::on_disk`), since the
+//! lab's registry keeps everything in its own memory. A case's files (context, registries,
+//! archway's scratch) go to a tmpfs of its own where the machine has the memory ([`Space`]),
+//! so the GiBs need no free disk. Each case prints its figure (`--nocapture`).
 
 #![cfg(feature = "lab")]
 
@@ -80,11 +82,6 @@ fn measure(cwd: &Path, program: &Path, args: &[&str], env: &[(&str, &str)]) -> M
     Measured { success: out.status.success(), stdout, stderr, peak_rss: kib * 1024, wall }
 }
 
-/// archway under `/usr/bin/time -v`.
-fn archway_measured(cwd: &Path, args: &[&str]) -> Measured {
-    measure(cwd, Path::new(support::spawn::ARCHWAY), args, &[])
-}
-
 fn report(case: &str, m: &Measured, bound: u64) {
     eprintln!(
         "peak RSS of {case}: {:.1} MiB (bound {} MiB), wall {:.1}s",
@@ -102,20 +99,110 @@ fn report(case: &str, m: &Measured, bound: u64) {
     );
 }
 
-/// Fails (with the reason) unless the temporary directory, where the test's registries,
-/// archway's layouts and its spool files go, has `gib` GiB free: a registry out of space
-/// answers a bare 500 to the upload.
-fn need_free_space(gib: u64) {
-    let dir = std::ffi::CString::new(std::env::temp_dir().into_os_string().into_encoded_bytes()).unwrap();
+/// Where a case's files go — its context, its registries' blobs, archway's scratch (`TMPDIR`).
+/// A tmpfs mounted for the case when the machine has the memory to spare: the GiBs then cost
+/// no disk (a CI machine's disk may be nearly full by the time this binary runs: one had 3 GiB
+/// left) and move at memory speed. Otherwise a directory in the temp dir, whose disk must then
+/// have the space. Either way the measured process's RSS is the same: what it writes to files
+/// is the kernel's page cache, not the writer's memory.
+struct Space {
+    dir: tempfile::TempDir,
+    mounted: bool,
+}
+
+impl Space {
+    /// Room for `gib` GiB of files; fails with the reason when the machine has neither the
+    /// memory nor the disk.
+    fn new(gib: u64) -> Space {
+        let dir = tempfile::tempdir().unwrap();
+        // What stays for the engine, the registries and the processes measured.
+        const HEADROOM: u64 = 4;
+        let memory = mem_available();
+        if memory >= (gib + HEADROOM) * GIB {
+            let mounted = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={}G,mode=0700", gib + 1), "archway-memory-test"])
+                .arg(dir.path())
+                .output();
+            match mounted {
+                Ok(out) if out.status.success() => {
+                    eprintln!("this case's files go to a tmpfs of {} GiB at {}", gib + 1, dir.path().display());
+                    return Space { dir, mounted: true };
+                }
+                Ok(out) => eprintln!(
+                    "no tmpfs for this case ({}); its files go to {}",
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    dir.path().display()
+                ),
+                Err(e) => eprintln!("no tmpfs for this case (mount: {e}); its files go to {}", dir.path().display()),
+            }
+        }
+        let disk = free_space(dir.path());
+        assert!(
+            disk >= gib * GIB,
+            "this case writes about {gib} GiB of files: {} GiB of memory are available (a tmpfs needs {} GiB with \
+             what the lab uses) and {} GiB are free under {}; free some space (or set TMPDIR)",
+            memory / GIB,
+            gib + HEADROOM,
+            disk / GIB,
+            dir.path().display()
+        );
+        Space { dir, mounted: false }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A context (a Dockerfile in a directory of its own) in this space.
+    fn context(&self, dockerfile: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir_in(self.path()).unwrap();
+        std::fs::write(d.path().join("Dockerfile"), dockerfile).unwrap();
+        d
+    }
+
+    /// archway under `/usr/bin/time -v`, its scratch files in this space.
+    fn archway(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Measured {
+        let mut env = env.to_vec();
+        env.push(("TMPDIR", self.path().to_str().unwrap()));
+        measure(cwd, Path::new(support::spawn::ARCHWAY), args, &env)
+    }
+}
+
+impl Drop for Space {
+    fn drop(&mut self) {
+        if self.mounted {
+            // Lazily: a process of the case's that still holds a file there must not keep the
+            // mount (and its memory) for the rest of the run.
+            let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        }
+    }
+}
+
+/// The engine's data root (`docker info`), or its parent's when the engine has not made it.
+fn docker_root_dir() -> std::path::PathBuf {
+    let out = Command::new("docker").args(["info", "--format", "{{.DockerRootDir}}"]).output().unwrap();
+    assert!(out.status.success(), "docker info: {}", String::from_utf8_lossy(&out.stderr));
+    let root = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    root.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/")).to_path_buf()
+}
+
+/// `MemAvailable` from `/proc/meminfo`, in bytes.
+fn mem_available() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemAvailable in /proc/meminfo");
+    kib * 1024
+}
+
+/// Bytes free for an unprivileged writer on the filesystem holding `dir`.
+fn free_space(dir: &Path) -> u64 {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(dir.as_ptr(), &mut st) }, 0, "statvfs of the temporary directory");
-    let free = st.f_bavail as u64 * st.f_frsize as u64;
-    assert!(
-        free >= gib * GIB,
-        "this case writes about {gib} GiB under {} and only {} GiB are free; free some space (or set TMPDIR)",
-        std::env::temp_dir().display(),
-        free / GIB
-    );
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0, "statvfs of {}", dir.display());
+    st.f_bavail as u64 * st.f_frsize as u64
 }
 
 /// A sparse file of `len` zero bytes.
@@ -150,17 +237,18 @@ fn blob_size(name: &str, digest: &str) -> u64 {
 fn pushing_and_promoting_a_2_gib_layer_stay_under_100_mib() {
     let _alone = one_at_a_time();
     // The output layout, both registries' copies and the promote's spool file: 2 GiB each.
-    need_free_space(9);
-    let (source, target) = (AuthRegistry::on_disk(), AuthRegistry::on_disk());
-    let ctx = context("FROM scratch\nCOPY big /big\n");
+    let space = Space::new(9);
+    let (source, target) = (AuthRegistry::on_disk(space.path()), AuthRegistry::on_disk(space.path()));
+    let ctx = space.context("FROM scratch\nCOPY big /big\n");
     sparse(&ctx.path().join("big"), 2 * GIB);
     let image = format!("{}/memory/big", source.host);
 
     // (a) Built by the assembler (no engine) and pushed: the layer is hashed, "compressed" and
     // written to the output layout, then uploaded in chunks from that file.
-    let pushed = archway_measured(
+    let pushed = space.archway(
         ctx.path(),
         &["build", ".", "--platform", "linux/amd64", "--compression-level", "0", "-t", &format!("{image}:1"), "--push"],
+        &[],
     );
     report("`archway build --push` of a 2 GiB layer", &pushed, 100 * MIB);
     let layers = image_manifest(&image, "1")["layers"].clone();
@@ -170,7 +258,7 @@ fn pushing_and_promoting_a_2_gib_layer_stay_under_100_mib() {
 
     // (b) Promoted to another registry: downloaded to a temporary file, uploaded from it.
     let copy = format!("{}/memory/copy", target.host);
-    let promoted = archway_measured(ctx.path(), &["promote", &format!("{image}:1"), &format!("{copy}:release")]);
+    let promoted = space.archway(ctx.path(), &["promote", &format!("{image}:1"), &format!("{copy}:release")], &[]);
     report("`archway promote` of a 2 GiB layer to another registry", &promoted, 100 * MIB);
     assert!(promoted.stderr.contains("2 uploaded (2.0 GiB at "), "{}", promoted.stderr);
     assert_eq!(tag_digest(&copy, "release"), tag_digest(&image, "1"), "the same index under the new tag");
@@ -178,22 +266,30 @@ fn pushing_and_promoting_a_2_gib_layer_stay_under_100_mib() {
 }
 
 #[test]
-fn a_1_gib_context_through_the_classic_builder_stays_under_100_mib() {
+fn a_512_mib_context_through_the_classic_builder_stays_under_100_mib() {
     let _alone = one_at_a_time();
     let _machine = support::machine::lock();
-    // The context's tar in archway's scratch, the engine's copy of the context and its layer.
-    need_free_space(4);
+    // The context's tar and the image read back, in archway's scratch.
+    let space = Space::new(2);
+    // The engine's copy of the context and its layer, on the engine's disk: ~1 GiB.
+    let root = docker_root_dir();
+    let free = free_space(&root);
+    assert!(
+        free >= 2 * GIB,
+        "the engine's data root {} has {} MiB free; this case needs 2 GiB",
+        root.display(),
+        free / MIB
+    );
     // A RUN on the target: with no buildx, the engine's classic builder builds it (Engine API).
-    let ctx = context(&format!("FROM {}\nRUN true\nCOPY big /big\n", lab().base));
-    sparse(&ctx.path().join("big"), GIB);
+    let ctx = space.context(&format!("FROM {}\nRUN true\nCOPY big /big\n", lab().base));
+    sparse(&ctx.path().join("big"), 512 * MIB);
     let repo = unique_repo("memory-classic");
-    let m = measure(
+    let m = space.archway(
         ctx.path(),
-        Path::new(support::spawn::ARCHWAY),
         &["build", ".", "--platform", "linux/amd64", "-t", &format!("{repo}:1"), "--push"],
         &[("ARCHWAY_DOCKER", "/nonexistent/docker")],
     );
-    report("`archway build --push` of a 1 GiB context through the classic builder", &m, 100 * MIB);
+    report("`archway build --push` of a 512 MiB context through the classic builder", &m, 100 * MIB);
     assert!(m.stderr.contains("classic builder"), "the engine's classic builder built it:\n{}", m.stderr);
     let (_, bytes) = manifest(&repo, "1").unwrap();
     let index: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
@@ -203,12 +299,12 @@ fn a_1_gib_context_through_the_classic_builder_stays_under_100_mib() {
 #[test]
 fn eight_platforms_in_parallel_stay_under_300_mib() {
     let _alone = one_at_a_time();
-    need_free_space(5);
-    let registry = AuthRegistry::on_disk();
+    let space = Space::new(5);
+    let registry = AuthRegistry::on_disk(space.path());
     // Each platform copies a file of its own (different sizes, so 8 different layers of
     // 256 MiB each), all built and pushed at once (`--jobs` defaults to all).
-    let ctx =
-        context("FROM scratch\nARG TARGETARCH\nARG TARGETVARIANT\nCOPY part-${TARGETARCH}${TARGETVARIANT} /part\n");
+    let ctx = space
+        .context("FROM scratch\nARG TARGETARCH\nARG TARGETVARIANT\nCOPY part-${TARGETARCH}${TARGETVARIANT} /part\n");
     let platforms = [
         "linux/amd64",
         "linux/arm64",
@@ -224,7 +320,7 @@ fn eight_platforms_in_parallel_stay_under_300_mib() {
         sparse(&ctx.path().join(format!("part-{name}")), 256 * MIB + i as u64 * 4096);
     }
     let image = format!("{}/memory/eight", registry.host);
-    let pushed = archway_measured(
+    let pushed = space.archway(
         ctx.path(),
         &[
             "build",
@@ -237,6 +333,7 @@ fn eight_platforms_in_parallel_stay_under_300_mib() {
             &format!("{image}:1"),
             "--push",
         ],
+        &[],
     );
     report("`archway build --push` of 8 platforms with a 256 MiB layer each", &pushed, 300 * MIB);
     let (_, index) = manifest(&image, "1").unwrap();
@@ -262,16 +359,17 @@ fn eight_platforms_in_parallel_stay_under_300_mib() {
 #[test]
 fn exporting_a_2_gib_image_as_a_docker_archive_stays_under_100_mib() {
     let _alone = one_at_a_time();
-    need_free_space(5);
-    let ctx = context("FROM scratch\nCOPY big /big\n");
+    let space = Space::new(5);
+    let ctx = space.context("FROM scratch\nCOPY big /big\n");
     sparse(&ctx.path().join("big"), 2 * GIB);
     // `outputs: type=docker,dest=…` (also what `load` sends the engine when nothing is pushed):
     // the layout's blobs streamed into the tar.
     let tar = ctx.path().join("image.tar");
     let dest = format!("type=docker,dest={}", tar.display());
-    let m = archway_measured(
+    let m = space.archway(
         ctx.path(),
         &["build", ".", "--platform", "linux/amd64", "--compression-level", "0", "--output", &dest],
+        &[],
     );
     report("`archway build --output type=docker` of a 2 GiB layer", &m, 100 * MIB);
     // What `docker load` reads: manifest.json, and each layer it names at its full size.

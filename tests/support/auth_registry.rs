@@ -1,6 +1,6 @@
 //! A second real registry (Debian's `docker-registry`), started by the test itself: one that
 //! demands a username and password (htpasswd, bcrypt), kept in memory ([`AuthRegistry::start`]),
-//! or an open one that keeps its blobs on disk under a temporary directory
+//! or an open one that keeps its blobs in files under a directory of the test's
 //! ([`AuthRegistry::on_disk`]), for blobs of gigabytes that the lab's in-memory registry should
 //! not hold. Stopped (by its pid) when dropped; the directory goes with it.
 
@@ -28,10 +28,10 @@ impl AuthRegistry {
         Self::serve(dir, &config, "401")
     }
 
-    /// Without authentication, blobs on disk (the filesystem driver) under a temporary
-    /// directory in `TMPDIR`.
-    pub fn on_disk() -> AuthRegistry {
-        let dir = tempfile::tempdir().unwrap();
+    /// Without authentication, blobs in files (the filesystem driver) under a temporary
+    /// directory in `under`.
+    pub fn on_disk(under: &std::path::Path) -> AuthRegistry {
+        let dir = tempfile::tempdir_in(under).unwrap();
         let config = format!("storage:\n  filesystem:\n    rootdirectory: {}\n", dir.path().join("data").display());
         Self::serve(dir, &config, "200")
     }
