@@ -230,6 +230,8 @@ fn github_container_action_publishes_a_release_tag() {
         ("GITHUB_REF_NAME", "v1.2.3"),
         ("GITHUB_SHA", sha),
         ("GITHUB_ACTOR", "octocat"),
+        // The probe says which image it runs helpers from (checked below).
+        ("ARCHWAY_LOG", "archway::probe::engine=debug"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -284,6 +286,13 @@ fn github_container_action_publishes_a_release_tag() {
     assert!(summary.contains(&format!("| {} | native |", host_platform())), "{summary}");
     assert!(summary.contains(&format!("| {} | emulated |", foreign_platform())), "{summary}");
     assert!(summary.contains("`1.2.3`") || summary.contains(&format!("`{repo}:1.2.3`")), "{summary}");
+
+    // The step knows its own image from the engine (its container), so it neither lists the
+    // engine's images (seconds on an engine with hundreds) nor runs a helper from another.
+    assert!(
+        stderr.contains(&format!("archway runs in a container of `{image}`")),
+        "the step did not find its own image:\n{stderr}"
+    );
 
     // QEMU: the step is an unprivileged container, which sees no binfmt_misc (it is not
     // mounted in containers), but the kernel's handlers are global and the lab's have the F

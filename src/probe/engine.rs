@@ -65,8 +65,9 @@ pub async fn probe_engine(endpoint: &EngineEndpoint, in_container: bool) -> Resu
     probe_engine_with(endpoint, in_container, true).await
 }
 
-/// [`probe_engine`], finding out what a privileged helper container needs (the local images,
-/// listed, and a privileged container, created and removed: the slowest questions) only when
+/// [`probe_engine`], finding out what a privileged helper container needs (an image to run it
+/// from: archway's own when it runs in a container of this engine, else the local images,
+/// listed; and a privileged container, created and removed: the slowest questions) only when
 /// `helpers`; else `accepts_privileged` is `None` and `local_images` empty.
 pub async fn probe_engine_with(
     endpoint: &EngineEndpoint,
@@ -81,13 +82,19 @@ pub async fn probe_engine_with(
     // looked as if it held no image to run a helper from.
     // The client's own deadline (`TIMEOUT`, set in `connect`) would cut the list first.
     let lister = docker.clone().with_timeout(LIST_TIMEOUT);
-    let images = async {
-        match helpers {
-            true => call_within(host, LIST_TIMEOUT, lister.list_images(None::<ListImagesOptions>)).await,
-            false => Ok(Vec::new()),
+    let helper = async {
+        if !helpers {
+            return (None, Ok(Vec::new()));
         }
+        // Running as a container step of this engine (a GitHub action, a Bitbucket pipe):
+        // archway's own image is the one to run privileged helpers from, and the one to try
+        // the privileged check with, so the images need no listing.
+        if let Some(own) = own_image(&docker, in_container).await {
+            return (Some(own), Ok(Vec::new()));
+        }
+        (None, call_within(host, LIST_TIMEOUT, lister.list_images(None::<ListImagesOptions>)).await)
     };
-    let (version, info, images) = tokio::join!(call(host, docker.version()), call(host, docker.info()), images);
+    let (version, info, (own, images)) = tokio::join!(call(host, docker.version()), call(host, docker.info()), helper);
     let (version, info) = (version?, info?);
     let platform = platform_of(version.os.as_deref(), version.arch.as_deref())
         .ok_or_else(|| unknown_platform(host, version.os.as_deref(), version.arch.as_deref()))?;
@@ -95,16 +102,14 @@ pub async fn probe_engine_with(
         tracing::info!("cannot list the images at {host}: {why}");
         Vec::new()
     });
-    let candidates = privileged_candidates(&images);
-    let (accepts_privileged, own) =
-        tokio::join!(accepts_privileged(&docker, host, &candidates), own_image(&docker, in_container && helpers));
-    // Running as a container step of this engine (a GitHub action, a Bitbucket pipe): archway's
-    // own image is the one to run privileged helpers from, ahead of any other archway image.
-    let mut local_images = helper_images(&images);
-    if let Some(own) = own {
-        local_images.retain(|i| *i != own);
-        local_images.insert(0, own);
-    }
+    let (candidates, local_images) = match own {
+        Some(own) => {
+            tracing::debug!("archway runs in a container of `{own}` on {host}: its helpers run from that image");
+            (vec![own.clone()], vec![own])
+        }
+        None => (privileged_candidates(&images), helper_images(&images)),
+    };
+    let accepts_privileged = accepts_privileged(&docker, host, &candidates).await;
     Ok(Engine {
         endpoint: host.to_string(),
         version: version.version.unwrap_or_default(),
@@ -116,8 +121,6 @@ pub async fn probe_engine_with(
     })
 }
 
-/// The image of the container this process runs in, when the engine runs that container: the
-/// container is found by the hostname Docker gives it (its short ID).
 /// The 64-hex container ID in a `/containers/<id>/` path of mountinfo.
 pub fn container_id(mountinfo: &str) -> Option<String> {
     mountinfo.split("/containers/").skip(1).find_map(|rest| {
@@ -126,6 +129,8 @@ pub fn container_id(mountinfo: &str) -> Option<String> {
     })
 }
 
+/// The image of the container this process runs in, when `docker`'s engine runs that
+/// container.
 async fn own_image(docker: &Docker, in_container: bool) -> Option<String> {
     if !in_container {
         return None;
