@@ -241,13 +241,52 @@ async fn the_lab_engine() {
     assert!(e.containerd_store);
     assert!(e.authorization_plugins.is_empty(), "{:?}", e.authorization_plugins);
     assert_eq!(e.accepts_privileged, Some(true));
-    assert!(e.local_images.iter().all(|i| ["archway", "qemu", "binfmt"].iter().any(|h| i.contains(h))), "{e:?}");
+    // The helper images, as the engine's own full list (the Docker CLI's) has them: archway
+    // asks the engine for those only (a `reference` filter), and must miss none.
+    let listed = std::process::Command::new("docker")
+        .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "docker image ls: {}", String::from_utf8_lossy(&listed.stderr));
+    let mut helpers: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|l| !l.contains("<none>"))
+        .filter(|l| {
+            let repo = l.rsplit_once(':').map_or(*l, |(r, _)| r);
+            ["archway", "qemu", "binfmt"].iter().any(|h| repo.contains(h))
+        })
+        .map(String::from)
+        .collect();
+    helpers.sort();
+    helpers.dedup();
+    assert!(helpers.iter().any(|i| i.contains("archway")), "the lab has archway's image (scripts/build-image)");
+    assert_eq!(e.local_images, helpers);
 
     let until = now();
     assert_eq!(before, Vec::<String>::new());
     assert_eq!(our_probe_containers(), Vec::<String>::new(), "the probe container was left behind");
     // Created, never started, removed.
     assert_eq!(probe_container_events(&since, &until), ["create", "destroy"]);
+}
+
+/// An engine holding no helper image (a node of its own): the engine's filtered list finds
+/// none, so the privileged check takes any image there is, and says `None` only when there is
+/// none at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_without_helper_images_is_still_asked_about_privileged_containers() {
+    probe_log();
+    let base = support::lab::lab().base.clone();
+    let node = tokio::task::spawn_blocking(support::node::Node::start).await.unwrap();
+    let endpoint = EngineEndpoint { host: node.endpoint.clone(), cert_dir: Some(node.certs.clone()) };
+
+    let empty = engine::probe_engine(&endpoint, false).await.unwrap();
+    assert_eq!((empty.accepts_privileged, empty.local_images.len()), (None, 0), "no image at all: {empty:?}");
+
+    let pulled = node.docker(&["pull", "-q", &base]);
+    assert!(pulled.status.success(), "docker pull {base} on the node: {}", String::from_utf8_lossy(&pulled.stderr));
+    let e = engine::probe_engine(&endpoint, false).await.unwrap();
+    assert_eq!(e.local_images, Vec::<String>::new(), "{base} is no helper image");
+    assert_eq!(e.accepts_privileged, Some(true), "the privileged check ran with {base}: {e:?}");
 }
 
 #[tokio::test]

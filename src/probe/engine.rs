@@ -78,38 +78,54 @@ pub async fn probe_engine_with(
     let docker = connect(host, endpoint.cert_dir.as_deref()).await?;
     // Independent questions, asked at once. Listing the images is the slowest: the containerd
     // store takes a few hundred ms for a few dozen images and 4–5 s for 700 (measured on the lab
-    // after many test runs), so it gets a bound of its own; under `TIMEOUT` such an engine
-    // looked as if it held no image to run a helper from.
-    // The client's own deadline (`TIMEOUT`, set in `connect`) would cut the list first.
+    // after many test runs). So archway asks for helper images only (a `reference` filter:
+    // 0.25 s on that engine), and each list gets a bound of its own: the client's own deadline
+    // (`TIMEOUT`, set in `connect`) would cut it.
     let lister = docker.clone().with_timeout(LIST_TIMEOUT);
+    let list = |filters: Option<std::collections::HashMap<String, Vec<String>>>| {
+        let options = ListImagesOptions { filters, ..Default::default() };
+        let lister = lister.clone();
+        async move {
+            call_within(host, LIST_TIMEOUT, lister.list_images(Some(options))).await.unwrap_or_else(|why| {
+                tracing::info!("cannot list the images at {host}: {why}");
+                Vec::new()
+            })
+        }
+    };
     let helper = async {
         if !helpers {
-            return (None, Ok(Vec::new()));
+            return (None, Vec::new());
         }
         // Running as a container step of this engine (a GitHub action, a Bitbucket pipe):
         // archway's own image is the one to run privileged helpers from, and the one to try
         // the privileged check with, so the images need no listing.
         if let Some(own) = own_image(&docker, in_container).await {
-            return (Some(own), Ok(Vec::new()));
+            return (Some(own), Vec::new());
         }
-        (None, call_within(host, LIST_TIMEOUT, lister.list_images(None::<ListImagesOptions>)).await)
+        (None, list(Some([("reference".to_string(), helper_reference_patterns())].into())).await)
     };
     let (version, info, (own, images)) = tokio::join!(call(host, docker.version()), call(host, docker.info()), helper);
     let (version, info) = (version?, info?);
     let platform = platform_of(version.os.as_deref(), version.arch.as_deref())
         .ok_or_else(|| unknown_platform(host, version.os.as_deref(), version.arch.as_deref()))?;
-    let images = images.unwrap_or_else(|why| {
-        tracing::info!("cannot list the images at {host}: {why}");
-        Vec::new()
-    });
-    let (candidates, local_images) = match own {
+    let (accepts_privileged, local_images) = match own {
         Some(own) => {
             tracing::debug!("archway runs in a container of `{own}` on {host}: its helpers run from that image");
-            (vec![own.clone()], vec![own])
+            (accepts_privileged(&docker, host, std::slice::from_ref(&own)).await, vec![own])
         }
-        None => (privileged_candidates(&images), helper_images(&images)),
+        None => {
+            let tried = privileged_candidates(&images);
+            let mut accepts = accepts_privileged(&docker, host, &tried).await;
+            if helpers && accepts.is_none() {
+                // No helper image could be tried: any image tells whether the engine accepts
+                // privileged containers (what the plan says when it cannot register QEMU).
+                let mut others = privileged_candidates(&list(None).await);
+                others.retain(|i| !tried.contains(i));
+                accepts = accepts_privileged(&docker, host, &others).await;
+            }
+            (accepts, helper_images(&images))
+        }
     };
-    let accepts_privileged = accepts_privileged(&docker, host, &candidates).await;
     Ok(Engine {
         endpoint: host.to_string(),
         version: version.version.unwrap_or_default(),
@@ -293,6 +309,24 @@ fn repository(tag: &str) -> &str {
     }
 }
 
+/// The engine's `reference` filter (Go's `path.Match` on each image's name, `*` within one
+/// path component) for every name [`helper_images`] keeps: a hint anywhere in one of a name's
+/// first four components. A superset (a tag holding a hint matches too); `helper_images`
+/// decides.
+pub fn helper_reference_patterns() -> Vec<String> {
+    let mut out = Vec::new();
+    for hint in HELPER_IMAGE_HINTS {
+        for components in 1..=4 {
+            for at in 0..components {
+                let parts: Vec<String> =
+                    (0..components).map(|i| if i == at { format!("*{hint}*") } else { "*".to_string() }).collect();
+                out.push(parts.join("/"));
+            }
+        }
+    }
+    out
+}
+
 /// Local images archway may run without pulling: its own, and QEMU installers. Sorted.
 pub fn helper_images(images: &[ImageSummary]) -> Vec<String> {
     let mut out: Vec<String> = images
@@ -469,6 +503,36 @@ mod tests {
             ]
         );
         assert_eq!(repository("127.0.0.1:5000/lab/busybox"), "127.0.0.1:5000/lab/busybox");
+    }
+
+    /// The engine's `reference` filter lets through every name `helper_images` keeps (matched
+    /// as the engine does: Go's `path.Match` on the familiar name), and not the others.
+    #[test]
+    fn the_reference_filter_lets_every_helper_image_through() {
+        let patterns = helper_reference_patterns();
+        let passes = |name: &str| {
+            patterns.iter().any(|p| crate::builder::assemble::glob::matches(p, name).expect("a valid pattern"))
+        };
+        let names = [
+            "archway:dev",
+            "127.0.0.1:5000/archway/archway:test-1",
+            "ghcr.io/archway-build/archway:1",
+            "ghcr.io/acme/archway:1.2",
+            "registry.gitlab.com/group/sub/archway:1",
+            "tonistiigi/binfmt:qemu-v8",
+            "multiarch/qemu-user-static:latest",
+            "busybox:latest",
+            "127.0.0.1:5000/lab/busybox:latest",
+            "ghcr.io/acme/tools/builder:2",
+        ];
+        let images: Vec<ImageSummary> = names.iter().map(|n| image("sha256:1", &[n])).collect();
+        let kept = helper_images(&images);
+        for name in names {
+            assert_eq!(passes(name), kept.iter().any(|k| k == name), "{name}");
+        }
+        assert_eq!(kept.len(), 7);
+        // A tag that says qemu passes the filter (a superset); `helper_images` decides.
+        assert!(passes("registry:5000/tools:qemu"));
     }
 
     #[test]
