@@ -264,20 +264,22 @@ impl Log {
         }
     }
 
-    pub fn finished(&self, b: &Built) {
+    /// `b` is built (and pushed); `image` is its image manifest's digest, which the summary
+    /// and the index show for it.
+    pub fn finished(&self, b: &Built, image: &crate::reference::Digest) {
         match self.view.get() {
             None => {}
             Some(View::Tty(t)) => {
-                return t.finished(&*self.reporter, &b.platform, b.duration, &b.descriptor.digest.to_string());
+                return t.finished(&*self.reporter, &b.platform, b.duration, &image.to_string());
             }
             Some(View::Quiet) => return,
             Some(View::Json(j)) => {
-                let fields = serde_json::json!({ "digest": b.descriptor.digest, "seconds": b.duration.as_secs_f64() });
+                let fields = serde_json::json!({ "digest": image, "seconds": b.duration.as_secs_f64() });
                 return j.event(&*self.reporter, &b.platform.to_string(), "done", fields);
             }
         }
         self.close(&b.platform);
-        self.reporter.info(&format!("==> {}: done in {} → {}", b.platform, secs(b.duration), b.descriptor.digest));
+        self.reporter.info(&format!("==> {}: done in {} → {image}", b.platform, secs(b.duration)));
     }
 
     pub fn failed(&self, platform: &Platform, took: Duration) {

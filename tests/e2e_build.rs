@@ -94,10 +94,16 @@ fn pushes_a_multi_platform_index_that_runs_on_each_platform() {
     assert_eq!(docker_run("linux/arm/v7", &tag), "armv7l");
     assert_eq!(docker_run("linux/amd64", &tag), "x86_64");
 
-    // The log names each platform's start and end, and the summary the index and tags.
-    for p in ["linux/amd64", "linux/arm64", "linux/arm/v7"] {
+    // The log names each platform's start and end, and the summary the index and tags. The
+    // digest a platform's end names, and its summary row, are its image's in the index (not
+    // that of the index around the image and its attestation that buildx exported).
+    for (p, digest) in platform_manifests(&index) {
         assert!(stderr.contains(&format!("==> {p}: building ")), "{stderr}");
         assert!(stderr.contains(&format!("[{p}] ")), "buildx output is prefixed with {p}");
+        let end = stderr.lines().find(|l| l.starts_with(&format!("==> {p}: done in "))).expect("an end line");
+        assert!(end.ends_with(&format!(" → {digest}")), "{end}\nthe index has {digest} for {p}");
+        let row = stderr.lines().find(|l| l.starts_with(&format!("{p} ")) && l.contains("sha256:")).expect("a row");
+        assert!(row.contains(&digest), "{row}\nthe index has {digest} for {p}");
     }
     assert!(stderr.contains(&format!("tagged {tag}")), "{stderr}");
 

@@ -474,7 +474,13 @@ async fn push(
         tracing::debug!(target: TIMINGS, platform = %p, phase = "push", secs = pushing.elapsed().as_secs_f64(), "timing");
     }
     let b = Built { duration: t.elapsed(), ..b };
-    log.finished(&b);
+    // The platform's image manifest, as the summary and the index show it: a build with
+    // attestations produced an index around it, whose digest is nowhere else in the log.
+    let image = match publish::entries_for(&publish::ImageSource::Layout(&b.layout), &b).await {
+        Ok(e) => e.descriptors[0].digest.clone(),
+        Err(_) => b.descriptor.digest.clone(),
+    };
+    log.finished(&b, &image);
     Ok(b)
 }
 
