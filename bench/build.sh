@@ -14,21 +14,23 @@
 #          buildx (`--prefer cross`; the hybrid strategy would otherwise assemble it)
 #
 # Every run passes a fresh NONCE build arg, so the RUN really executes for both tools; the
-# base image layers are cached for both.
+# base image layers are cached for both. Both push to a fresh registry of the benchmark's own
+# (`bench_registry` in lib.sh), not the lab's, whose state after a day of test runs decides
+# the figures otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 pairs=${1:-9}
 scenario=${2:-qemu}
 platforms=${BENCH_PLATFORMS:-linux/amd64,linux/arm64}
-registry=$(scripts/lab-env ARCHWAY_LAB_REGISTRY)
 base=$(scripts/lab-env ARCHWAY_LAB_BASE)
 
 cargo build --release --quiet
 archway=target/release/archway
 
 ctx=$(mktemp -d)
-trap 'rm -rf "$ctx"' EXIT
+trap 'rm -rf "$ctx"; stop_bench_registry' EXIT
+bench_registry
 work='echo "$NONCE" > /nonce && dd if=/dev/urandom of=/blob bs=1M count=8 2>/dev/null && sha256sum /blob > /blob.sum'
 case "$scenario" in
 qemu)
