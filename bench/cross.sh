@@ -3,7 +3,7 @@
 # does real work for each `TARGETARCH` (hashes 64 MiB, then writes a 20 MB "binary", half
 # random and half text like a real one, that differs per platform and per run), a final stage
 # that copies the result onto the lab base —
-# for linux/amd64 and linux/arm64, pushed to the lab registry: archway (the hybrid
+# for linux/amd64 and linux/arm64, pushed to a fresh registry of its own: archway (the hybrid
 # `assembled` strategy: the engine builds the build stage natively, archway assembles the
 # rest) against plain `docker buildx build --platform linux/amd64,linux/arm64 --push`.
 #
@@ -15,14 +15,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 pairs=${1:-7}
-registry=$(scripts/lab-env ARCHWAY_LAB_REGISTRY)
 base=$(scripts/lab-env ARCHWAY_LAB_BASE)
 
 cargo build --release --quiet
 archway=$PWD/target/release/archway
 
 ctx=$(mktemp -d)
-trap 'rm -rf "$ctx"' EXIT
+trap 'rm -rf "$ctx"; stop_bench_registry' EXIT
+bench_registry
 write_dockerfile() { # NONCE: a new value makes every RUN really execute
     cat > "$ctx/Dockerfile" <<DOCKERFILE
 FROM --platform=\$BUILDPLATFORM $base AS build

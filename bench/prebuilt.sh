@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/prebuilt.sh: the "prebuilt binary" job — lab busybox base, `COPY bin/$TARGETARCH/app`
-# of a 20 MB file that differs per platform and per run, two platforms, pushed to the lab
-# registry — built by archway (the `assembled` strategy: no engine) and by plain
+# of a 20 MB file that differs per platform and per run, two platforms, pushed to a fresh
+# registry of its own (`bench_registry` in lib.sh) — built by archway (the `assembled` strategy: no engine) and by plain
 # `docker buildx build --platform linux/amd64,linux/arm64 --push`.
 #
 #   bench/prebuilt.sh [PAIRS]     (default 7; needs scripts/lab-up)
@@ -15,14 +15,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 pairs=${1:-7}
-registry=$(scripts/lab-env ARCHWAY_LAB_REGISTRY)
 base=$(scripts/lab-env ARCHWAY_LAB_BASE)
 
 cargo build --release --quiet
 archway=$PWD/target/release/archway
 
 ctx=$(mktemp -d)
-trap 'rm -rf "$ctx"' EXIT
+trap 'rm -rf "$ctx"; stop_bench_registry' EXIT
+bench_registry
 cat > "$ctx/Dockerfile" <<DOCKERFILE
 FROM $base
 ARG TARGETARCH
