@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/prebuilt.sh: the "prebuilt binary" job — lab busybox base, `COPY bin/$TARGETARCH/app`
 # of a 20 MB file that differs per platform and per run, two platforms, pushed to a fresh
-# registry of its own (`bench_registry` in lib.sh) — built by archway (the `assembled` strategy: no engine) and by plain
-# `docker buildx build --platform linux/amd64,linux/arm64 --push`.
+# registry of its own (`bench_registry` in lib.sh) — built by archway (the `assembled`
+# strategy: no engine) and by plain `docker buildx build --platform linux/amd64,linux/arm64
+# --push`.
 #
 #   bench/prebuilt.sh [PAIRS]     (default 7; needs scripts/lab-up)
 #
