@@ -16,12 +16,6 @@ use serde_json::json;
 use support::authz::{self, BitbucketEngine, Policy, Verdict, decide};
 use support::lab::*;
 
-fn context(dockerfile: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-    dir
-}
-
 fn show(o: &Output) -> String {
     let (out, err) = text(o);
     format!("exit {:?}\n--- stdout\n{out}\n--- stderr\n{err}", o.status.code())

@@ -155,9 +155,7 @@ impl Space {
 
     /// A context (a Dockerfile in a directory of its own) in this space.
     fn context(&self, dockerfile: &str) -> tempfile::TempDir {
-        let d = tempfile::tempdir_in(self.path()).unwrap();
-        std::fs::write(d.path().join("Dockerfile"), dockerfile).unwrap();
-        d
+        context_in(self.path(), dockerfile)
     }
 
     /// archway under `/usr/bin/time -v`, its scratch files in this space.

@@ -147,7 +147,12 @@ pub fn catalog() -> Vec<String> {
 
 /// Writes a build context with this Dockerfile into a fresh temp dir.
 pub fn context(dockerfile: &str) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
+    context_in(&std::env::temp_dir(), dockerfile)
+}
+
+/// [`context`] in a fresh directory under `parent`.
+pub fn context_in(parent: &std::path::Path, dockerfile: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir_in(parent).unwrap();
     std::fs::write(d.path().join("Dockerfile"), dockerfile).unwrap();
     d
 }
